@@ -1,0 +1,66 @@
+//! Server discovery and feature advertisement: `/versions`, `/.well-known/matrix/client`,
+//! `/capabilities` (spec: Client-Server API › Server Discovery, Capabilities negotiation).
+
+use std::collections::BTreeMap;
+
+use hearth_core::Homeserver;
+use ruma::{
+    RoomVersionId,
+    api::client::discovery::{
+        discover_homeserver::{self, HomeserverInfo},
+        get_capabilities::{self, v3::{Capabilities, ChangePasswordCapability, RoomVersionStability, RoomVersionsCapability}},
+        get_supported_versions,
+    },
+};
+
+use crate::{error::Result, ruma_wrapper::Ruma};
+
+/// Spec versions whose endpoints Hearth serves. Clients switch to authenticated media from
+/// v1.11 on, so versions are only added once what they require is served.
+const VERSIONS: &[&str] = &["r0.5.0", "r0.6.0", "r0.6.1", "v1.1", "v1.2", "v1.3", "v1.4", "v1.5"];
+
+/// Room versions accepted for new rooms and from federation.
+pub const ROOM_VERSIONS: &[RoomVersionId] = &[
+    RoomVersionId::V6,
+    RoomVersionId::V7,
+    RoomVersionId::V8,
+    RoomVersionId::V9,
+    RoomVersionId::V10,
+    RoomVersionId::V11,
+    RoomVersionId::V12,
+];
+
+/// `GET /_matrix/client/versions`
+/// <https://spec.matrix.org/latest/client-server-api/#get_matrixclientversions>
+pub async fn versions(
+    _hs: Homeserver,
+    _req: Ruma<get_supported_versions::Request>,
+) -> Result<get_supported_versions::Response> {
+    let mut response =
+        get_supported_versions::Response::new(VERSIONS.iter().map(|v| (*v).to_owned()).collect());
+    response.unstable_features = BTreeMap::new();
+    Ok(response)
+}
+
+/// `GET /.well-known/matrix/client`
+/// <https://spec.matrix.org/latest/client-server-api/#getwell-knownmatrixclient>
+pub async fn well_known_client(
+    hs: Homeserver,
+    _req: Ruma<discover_homeserver::Request>,
+) -> Result<discover_homeserver::Response> {
+    Ok(discover_homeserver::Response::new(HomeserverInfo::new(hs.config().public_baseurl.clone())))
+}
+
+/// `GET /_matrix/client/v3/capabilities`
+/// <https://spec.matrix.org/latest/client-server-api/#get_matrixclientv3capabilities>
+pub async fn capabilities(
+    hs: Homeserver,
+    _req: Ruma<get_capabilities::v3::Request>,
+) -> Result<get_capabilities::v3::Response> {
+    let available = ROOM_VERSIONS.iter().map(|v| (v.clone(), RoomVersionStability::Stable)).collect();
+    let mut capabilities = Capabilities::new();
+    capabilities.room_versions =
+        RoomVersionsCapability::new(hs.config().rooms.default_version.clone(), available);
+    capabilities.change_password = ChangePasswordCapability::new(true);
+    Ok(get_capabilities::v3::Response::new(capabilities))
+}

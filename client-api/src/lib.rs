@@ -1,0 +1,66 @@
+//! Hearth's Client-Server API: `/_matrix/client/**`, `/_matrix/media/**`,
+//! `/.well-known/matrix/client` and the Synapse-compatible admin endpoints. Handlers are thin:
+//! typed ruma request in, one call into `hearth_core`, typed response out.
+
+pub mod account;
+pub mod admin;
+pub mod backup;
+pub mod device;
+pub mod discovery;
+pub mod error;
+pub mod filter;
+pub mod json;
+pub mod media;
+pub mod metrics;
+pub mod observe;
+pub mod profile;
+pub mod push;
+pub mod ruma_wrapper;
+pub mod session;
+pub mod voip;
+
+use axum::{Router, routing::get};
+use hearth_core::Homeserver;
+
+use crate::ruma_wrapper::RouterExt;
+
+/// Every client API route, without middleware (the composition root adds that).
+pub fn router(hs: &Homeserver) -> Router<Homeserver> {
+    let router = Router::new()
+        .ruma(discovery::versions)
+        .ruma(discovery::well_known_client)
+        .ruma(discovery::capabilities)
+        .ruma(account::register)
+        .ruma(account::username_available)
+        .ruma(account::registration_token_validity)
+        .ruma(account::whoami)
+        .ruma(account::change_password)
+        .ruma(account::deactivate)
+        .ruma(session::login_types)
+        .ruma(session::login)
+        .ruma(session::logout)
+        .ruma(session::logout_all)
+        .ruma(device::list)
+        .ruma(device::get)
+        .ruma(device::update)
+        .ruma(device::delete)
+        .ruma(device::delete_many)
+        .ruma(profile::get)
+        .ruma(profile::get_displayname)
+        .ruma(profile::set_displayname)
+        .ruma(profile::get_avatar)
+        .ruma(profile::set_avatar)
+        .ruma(filter::create)
+        .ruma(filter::get)
+        .ruma(push::get_all)
+        .ruma(voip::turn_server)
+        .ruma(media::config)
+        .ruma(media::legacy_config)
+        .ruma(backup::latest_version)
+        .route("/_synapse/admin/v1/register", get(admin::register_nonce).post(admin::register));
+    if hs.config().metrics.enabled {
+        router.route("/metrics", get(metrics::render))
+    } else {
+        router
+    }
+}

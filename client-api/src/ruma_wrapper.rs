@@ -1,0 +1,236 @@
+//! The bridge between axum and ruma: [`Ruma<T>`] extracts a typed ruma request (authenticating
+//! it according to the endpoint's metadata), [`RumaResponse`] sends a typed response, and
+//! [`RouterExt::ruma`] registers a handler under every path version ruma knows for its endpoint.
+
+use std::{future::Future, net::SocketAddr};
+
+use axum::{
+    Router,
+    body::{Body, Bytes},
+    extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request, State},
+    http::{StatusCode, request::Parts},
+    response::{IntoResponse, Response},
+    routing::{MethodFilter, on},
+};
+use bytes::BytesMut;
+use hearth_core::{Homeserver, accounts::{User, sessions}};
+use ruma::api::{
+    IncomingRequest, IncomingRequestExt, OutgoingResponse, OutgoingResponseExt,
+    auth_scheme::{AccessToken, AccessTokenOptional, AppserviceToken, AppserviceTokenOptional, NoAccessToken, NoAuthentication},
+    error::ErrorKind,
+    path_builder::PathBuilder,
+};
+
+use crate::error::{ApiError, Result};
+
+/// A ruma request, parsed and authenticated.
+pub struct Ruma<T: IncomingRequest>
+where
+    T::Authentication: Authenticate,
+{
+    /// The typed request.
+    pub body: T,
+    /// Who sent it: a [`User`] for access-token endpoints, `()` for open ones.
+    pub auth: <T::Authentication as Authenticate>::Identity,
+}
+
+/// What an authentication scheme proves about the caller.
+pub trait Authenticate {
+    /// The proven identity handed to the handler.
+    type Identity: Send;
+
+    /// Checks the request's credentials.
+    fn authenticate(
+        hs: &Homeserver,
+        parts: &Parts,
+    ) -> impl Future<Output = Result<Self::Identity>> + Send;
+
+    /// The user the identity proves, which rate limits are keyed by.
+    fn user(_identity: &Self::Identity) -> Option<&User> {
+        None
+    }
+}
+
+impl Authenticate for AccessToken {
+    type Identity = User;
+
+    async fn authenticate(hs: &Homeserver, parts: &Parts) -> Result<User> {
+        let token = access_token(parts)?.ok_or_else(|| {
+            ApiError::new(StatusCode::UNAUTHORIZED, ErrorKind::MissingToken, "Missing access token")
+        })?;
+        let user = sessions::authenticate(hs, token).await?;
+        tracing::Span::current().record("user", user.user_id.as_str());
+        Ok(user)
+    }
+
+    fn user(identity: &User) -> Option<&User> {
+        Some(identity)
+    }
+}
+
+impl Authenticate for AccessTokenOptional {
+    type Identity = Option<User>;
+
+    async fn authenticate(hs: &Homeserver, parts: &Parts) -> Result<Option<User>> {
+        match access_token(parts)? {
+            Some(_) => AccessToken::authenticate(hs, parts).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn user(identity: &Option<User>) -> Option<&User> {
+        identity.as_ref()
+    }
+}
+
+/// For endpoints where the spec makes the token optional but Hearth needs it: the user, or
+/// 401 `M_MISSING_TOKEN`.
+pub fn require_user(user: Option<User>) -> Result<User> {
+    user.ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, ErrorKind::MissingToken, "Missing access token"))
+}
+
+/// Endpoints that take no credentials at all (or ignore the ones sent).
+macro_rules! open_endpoint {
+    ($($scheme:ty),*) => {$(
+        impl Authenticate for $scheme {
+            type Identity = ();
+
+            async fn authenticate(_: &Homeserver, _: &Parts) -> Result<()> {
+                Ok(())
+            }
+        }
+    )*};
+}
+// `/register` and `/login` accept an optional application-service token; application services
+// are not supported yet, so such a token is ignored and the request treated as a user's own.
+open_endpoint!(NoAuthentication, NoAccessToken, AppserviceTokenOptional);
+
+/// Application services are not supported yet: endpoints only they may call are refused.
+impl Authenticate for AppserviceToken {
+    type Identity = ();
+
+    async fn authenticate(_: &Homeserver, _: &Parts) -> Result<()> {
+        Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorKind::UnknownToken(Default::default()),
+            "Application services are not supported",
+        ))
+    }
+}
+
+/// The bearer token from the `Authorization` header, else the deprecated `access_token` query
+/// parameter.
+fn access_token(parts: &Parts) -> Result<Option<&str>> {
+    if let Some(header) = parts.headers.get(axum::http::header::AUTHORIZATION) {
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, ErrorKind::MissingToken, "Malformed Authorization header"))?;
+        return Ok(Some(token.trim()));
+    }
+    Ok(parts.uri.query().and_then(|q| {
+        q.split('&').find_map(|pair| pair.strip_prefix("access_token="))
+    }))
+}
+
+/// The client's IP address, if the server was started with connection info.
+pub fn client_ip(parts: &Parts) -> Option<String> {
+    parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip().to_string())
+}
+
+impl<T> FromRequest<Homeserver> for Ruma<T>
+where
+    T: IncomingRequest + Send,
+    T::Authentication: Authenticate,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, hs: &Homeserver) -> Result<Self> {
+        let (mut parts, body) = request.into_parts();
+        let Path(path_args): Path<Vec<String>> = Path::from_request_parts(&mut parts, hs)
+            .await
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, ErrorKind::InvalidParam, e.body_text()))?;
+        let limit = hs.config().limits.max_request_bytes;
+        let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, ErrorKind::TooLarge, format!("Request bodies are limited to {limit} bytes"))
+        })?;
+
+        let auth = T::Authentication::authenticate(hs, &parts).await?;
+        if T::RATE_LIMITED {
+            let key = match T::Authentication::user(&auth) {
+                Some(user) => user.user_id.to_string(),
+                None => client_ip(&parts).unwrap_or_default(),
+            };
+            hs.rate_limiter().check(&key)?;
+        }
+        let path_refs: Vec<&str> = path_args.iter().map(String::as_str).collect();
+        let request = axum::http::Request::from_parts(parts, &bytes[..]);
+        let body = T::try_from_http_request(request, &path_refs).map_err(|e| {
+            // Only bodies ruma could not use are looked at twice: not JSON at all, or JSON of
+            // the wrong shape. (Raw-body endpoints such as media upload never fail here.)
+            if serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_err() && !bytes.is_empty() {
+                ApiError::new(StatusCode::BAD_REQUEST, ErrorKind::NotJson, "The body is not valid JSON")
+            } else {
+                ApiError::new(StatusCode::BAD_REQUEST, ErrorKind::BadJson, e.to_string())
+            }
+        })?;
+        Ok(Ruma { body, auth })
+    }
+}
+
+/// A ruma response on its way out.
+pub struct RumaResponse<T>(pub T);
+
+impl<T: OutgoingResponse> IntoResponse for RumaResponse<T> {
+    fn into_response(self) -> Response {
+        match self.0.try_into_http_response::<BytesMut>() {
+            Ok(response) => response.map(|body| Body::from(Bytes::from(body))).into_response(),
+            Err(e) => ApiError(hearth_core::Error::Internal(anyhow::anyhow!("serialising response: {e}"))).into_response(),
+        }
+    }
+}
+
+/// A function that can serve a ruma endpoint: `async fn(Homeserver, Ruma<Req>) -> Result<Resp>`.
+pub trait RumaHandler<Req>: Clone + Send + Sync + 'static {
+    /// Adds this handler to `router` under every path of the endpoint.
+    fn register(self, router: Router<Homeserver>) -> Router<Homeserver>;
+}
+
+impl<Req, F, Fut> RumaHandler<Req> for F
+where
+    Req: IncomingRequest + Send + 'static,
+    Req::Authentication: Authenticate,
+    Req::OutgoingResponse: Send,
+    F: Fn(Homeserver, Ruma<Req>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<Req::OutgoingResponse>> + Send,
+{
+    fn register(self, mut router: Router<Homeserver>) -> Router<Homeserver> {
+        let filter = MethodFilter::try_from(Req::METHOD).expect("ruma endpoints use standard methods");
+        let mut paths: Vec<&'static str> = Req::PATH_BUILDER.all_paths().collect();
+        paths.sort_unstable();
+        paths.dedup();
+        for path in paths {
+            let handler = self.clone();
+            router = router.route(
+                path,
+                on(filter, move |State(hs): State<Homeserver>, request: Ruma<Req>| async move {
+                    handler(hs, request).await.map(RumaResponse)
+                }),
+            );
+        }
+        router
+    }
+}
+
+/// One-line registration of ruma handlers.
+pub trait RouterExt {
+    /// Serves `handler` at every path (r0, v3, unstable…) of its endpoint.
+    fn ruma<Req, H: RumaHandler<Req>>(self, handler: H) -> Self;
+}
+
+impl RouterExt for Router<Homeserver> {
+    fn ruma<Req, H: RumaHandler<Req>>(self, handler: H) -> Self {
+        handler.register(self)
+    }
+}

@@ -1,0 +1,207 @@
+//! Hearth's configuration: `config.toml` overlaid with `HEARTH__SECTION__KEY` environment
+//! variables. Every field is documented in the example `config.toml` at the repository root.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use figment::{
+    Figment,
+    providers::{Env, Format, Serialized, Toml},
+};
+use ruma::{OwnedServerName, RoomVersionId};
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration of one homeserver.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The domain in user IDs and room aliases (`@alice:example.org`). Never change it once users
+    /// exist.
+    pub server_name: OwnedServerName,
+    /// The URL clients reach this server at, advertised in `/.well-known/matrix/client`.
+    pub public_baseurl: String,
+    /// Where the client API listens.
+    pub listen: ListenConfig,
+    /// The database (SQLite file or PostgreSQL server).
+    pub database: DatabaseConfig,
+    /// Where files (signing key, media) live.
+    pub storage: StorageConfig,
+    /// Who may create accounts and how.
+    pub registration: RegistrationConfig,
+    /// Request size limits.
+    pub limits: LimitsConfig,
+    /// Per-user and per-IP rate limits.
+    pub rate_limits: RateLimitConfig,
+    /// Log format and level.
+    pub logging: LoggingConfig,
+    /// Room defaults.
+    pub rooms: RoomsConfig,
+    /// Prometheus metrics.
+    pub metrics: MetricsConfig,
+}
+
+/// Metrics exposition.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Serve Prometheus metrics at `/metrics` on the client listener. Keep it off when that
+    /// listener is public, or restrict `/metrics` at the reverse proxy.
+    pub enabled: bool,
+}
+
+/// Listener addresses.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenConfig {
+    /// Client-Server API address, e.g. `127.0.0.1:8008`. Port 0 picks a free port.
+    pub client: SocketAddr,
+}
+
+/// Database connection settings.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://path/to/file.db` or `postgres://user@host:port/dbname`.
+    pub url: String,
+    /// Upper bound on pooled connections.
+    pub max_connections: u32,
+}
+
+/// File storage settings.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Directory for the signing key and media; created on start.
+    pub data_dir: PathBuf,
+}
+
+/// Registration policy.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrationConfig {
+    /// Whether `POST /register` accepts new accounts at all.
+    pub enabled: bool,
+    /// When non-empty, registration requires one of these tokens
+    /// (`m.login.registration_token`).
+    pub tokens: Vec<String>,
+    /// Shared secret for `/_synapse/admin/v1/register`; empty disables that endpoint.
+    pub shared_secret: String,
+    /// Minimum password length accepted at registration and password change.
+    pub min_password_length: usize,
+}
+
+/// Size limits.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest JSON request body accepted, in bytes; larger gets 413 `M_TOO_LARGE`.
+    pub max_request_bytes: usize,
+    /// Largest media upload accepted, in bytes (advertised as `m.upload.size`).
+    pub max_upload_bytes: u64,
+}
+
+/// Token-bucket rate limits, keyed by user (or by IP for unauthenticated requests).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Whether rate-limited endpoints are limited at all.
+    pub enabled: bool,
+    /// Sustained requests per second per user or IP.
+    pub per_second: u32,
+    /// Requests that may arrive at once before the limit bites.
+    pub burst: u32,
+}
+
+/// Logging settings.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoggingConfig {
+    /// `pretty` (human) or `json` (one object per line).
+    pub format: LogFormat,
+    /// A tracing filter, e.g. `info` or `hearth=debug,sqlx=warn`. `RUST_LOG` overrides it.
+    pub level: String,
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Room settings.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoomsConfig {
+    /// The version new rooms are created in unless the client asks for another.
+    pub default_version: RoomVersionId,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server_name: ruma::server_name!("localhost").to_owned(),
+            public_baseurl: "http://127.0.0.1:8008".to_owned(),
+            listen: ListenConfig { client: SocketAddr::from(([127, 0, 0, 1], 8008)) },
+            database: DatabaseConfig {
+                url: "sqlite://data/hearth.db".to_owned(),
+                max_connections: 16,
+            },
+            storage: StorageConfig { data_dir: PathBuf::from("data") },
+            registration: RegistrationConfig {
+                enabled: false,
+                tokens: Vec::new(),
+                shared_secret: String::new(),
+                min_password_length: 8,
+            },
+            limits: LimitsConfig { max_request_bytes: 1 << 20, max_upload_bytes: 50 << 20 },
+            rate_limits: RateLimitConfig { enabled: true, per_second: 10, burst: 50 },
+            logging: LoggingConfig { format: LogFormat::Pretty, level: "info".to_owned() },
+            rooms: RoomsConfig { default_version: RoomVersionId::V12 },
+            metrics: MetricsConfig { enabled: false },
+        }
+    }
+}
+
+impl Config {
+    /// Loads the configuration: built-in defaults, then the TOML file (if it exists), then
+    /// `HEARTH__SECTION__KEY` environment variables. The error names the offending key.
+    pub fn load(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = path {
+            anyhow::ensure!(path.exists(), "config file {} does not exist", path.display());
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        let config: Config = figment
+            .merge(Env::prefixed("HEARTH__").split("__").lowercase(true))
+            .extract()
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what serde cannot: cross-field and value constraints.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let url = &self.database.url;
+        anyhow::ensure!(
+            url.starts_with("sqlite:") || url.starts_with("postgres:") || url.starts_with("postgresql:"),
+            "invalid configuration: database.url must start with sqlite: or postgres:, got {url:?}"
+        );
+        anyhow::ensure!(
+            self.database.max_connections > 0,
+            "invalid configuration: database.max_connections must be at least 1"
+        );
+        anyhow::ensure!(
+            !self.rate_limits.enabled || (self.rate_limits.per_second > 0 && self.rate_limits.burst > 0),
+            "invalid configuration: rate_limits.per_second and rate_limits.burst must be positive"
+        );
+        anyhow::ensure!(
+            self.rooms.default_version.rules().is_some(),
+            "invalid configuration: rooms.default_version {} is not a supported room version",
+            self.rooms.default_version
+        );
+        Ok(())
+    }
+}

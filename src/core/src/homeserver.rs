@@ -1,0 +1,66 @@
+//! The [`Homeserver`] handle: everything one server instance shares, cheap to clone and passed
+//! explicitly (no globals), so several homeservers can run in one test process.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use ruma::{ServerName, signatures::Ed25519KeyPair};
+
+use crate::{Config, metrics::Metrics, rate_limit::RateLimiter, signing_key, storage::Db};
+
+/// One homeserver instance: configuration, database pool, signing key and metrics.
+#[derive(Clone)]
+pub struct Homeserver(Arc<Inner>);
+
+struct Inner {
+    config: Config,
+    db: Db,
+    signing_key: Ed25519KeyPair,
+    metrics: Metrics,
+    rate_limiter: RateLimiter,
+}
+
+impl Homeserver {
+    /// Opens the database (applying migrations) and loads or creates the signing key.
+    pub async fn open(config: Config) -> anyhow::Result<Homeserver> {
+        std::fs::create_dir_all(&config.storage.data_dir).with_context(|| {
+            format!("creating data directory {}", config.storage.data_dir.display())
+        })?;
+        let signing_key = signing_key::load_or_generate(&config.storage.data_dir)?;
+        let db = Db::connect(&config.database).await?;
+        db.migrate().await?;
+        let metrics = Metrics::new();
+        let rate_limiter = RateLimiter::new(&config.rate_limits);
+        Ok(Homeserver(Arc::new(Inner { config, db, signing_key, metrics, rate_limiter })))
+    }
+
+    /// The configuration this server was started with.
+    pub fn config(&self) -> &Config {
+        &self.0.config
+    }
+
+    /// The server name that appears in user IDs and room aliases.
+    pub fn server_name(&self) -> &ServerName {
+        &self.0.config.server_name
+    }
+
+    /// The database.
+    pub fn db(&self) -> &Db {
+        &self.0.db
+    }
+
+    /// The server's ed25519 signing key.
+    pub fn signing_key(&self) -> &Ed25519KeyPair {
+        &self.0.signing_key
+    }
+
+    /// Prometheus metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.0.metrics
+    }
+
+    /// The per-user / per-IP request limiter.
+    pub fn rate_limiter(&self) -> &RateLimiter {
+        &self.0.rate_limiter
+    }
+}

@@ -1,0 +1,18 @@
+//! Hearth's core: configuration, errors, the [`Homeserver`] handle, storage (the only SQL in
+//! Hearth), accounts and devices. No routes and no outbound HTTP live here: the client API and
+//! federation crates are thin layers over these functions.
+
+pub mod accounts;
+pub mod config;
+pub mod error;
+pub mod filters;
+pub mod homeserver;
+pub mod metrics;
+pub mod rate_limit;
+pub mod signing_key;
+pub mod storage;
+pub mod time;
+
+pub use config::Config;
+pub use error::{Error, Result};
+pub use homeserver::Homeserver;
