@@ -6,7 +6,10 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use hearth::{Config, Homeserver, Server};
 use hearth_core::{
-    accounts::{devices, registration::{self, NewAccount}},
+    accounts::{
+        devices,
+        registration::{self, NewAccount},
+    },
     config::LogFormat,
 };
 use ruma::UserId;

@@ -3,16 +3,23 @@
 
 use hearth_core::{
     Error, Homeserver,
-    accounts::{devices, registration::{self, NewAccount}, uia},
-};
-use ruma::api::client::{
-    account::{
-        ThirdPartyIdRemovalStatus, change_password, check_registration_token_validity, deactivate,
-        get_username_availability, register::{self, RegistrationKind}, whoami,
+    accounts::{
+        devices,
+        registration::{self, NewAccount},
+        uia,
     },
 };
+use ruma::api::client::account::{
+    ThirdPartyIdRemovalStatus, change_password, check_registration_token_validity, deactivate,
+    get_username_availability,
+    register::{self, RegistrationKind},
+    whoami,
+};
 
-use crate::{error::Result, ruma_wrapper::{Ruma, require_user}};
+use crate::{
+    error::Result,
+    ruma_wrapper::{Ruma, require_user},
+};
 
 /// `POST /_matrix/client/v3/register`
 /// <https://spec.matrix.org/latest/client-server-api/#post_matrixclientv3register>
@@ -91,7 +98,10 @@ pub async fn change_password(
 
 /// `POST /_matrix/client/v3/account/deactivate`
 /// <https://spec.matrix.org/latest/client-server-api/#post_matrixclientv3accountdeactivate>
-pub async fn deactivate(hs: Homeserver, req: Ruma<deactivate::v3::Request>) -> Result<deactivate::v3::Response> {
+pub async fn deactivate(
+    hs: Homeserver,
+    req: Ruma<deactivate::v3::Request>,
+) -> Result<deactivate::v3::Response> {
     let user = require_user(req.auth)?;
     uia::check(&hs, req.body.auth.as_ref(), &uia::password_flows(), Some(&user.user_id)).await?;
     devices::deactivate(&hs, &user.user_id).await?;

@@ -1,7 +1,10 @@
 //! Synapse-compatible admin endpoints that operator tools and test suites rely on.
 
 use axum::{Json, body::Bytes, extract::State};
-use hearth_core::{Homeserver, accounts::admin_register::{self, AdminRegistration}};
+use hearth_core::{
+    Homeserver,
+    accounts::admin_register::{self, AdminRegistration},
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 

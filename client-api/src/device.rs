@@ -16,10 +16,8 @@ fn to_device(row: DeviceRow) -> Device {
     let mut device = Device::new(row.device_id);
     device.display_name = row.display_name;
     device.last_seen_ip = row.last_seen_ip;
-    device.last_seen_ts = row
-        .last_seen_ts
-        .and_then(|ts| UInt::try_from(ts).ok())
-        .map(MilliSecondsSinceUnixEpoch);
+    device.last_seen_ts =
+        row.last_seen_ts.and_then(|ts| UInt::try_from(ts).ok()).map(MilliSecondsSinceUnixEpoch);
     device
 }
 
@@ -39,7 +37,10 @@ pub async fn get(hs: Homeserver, req: Ruma<get_device::v3::Request>) -> Result<g
 
 /// `PUT /_matrix/client/v3/devices/{deviceId}`
 /// <https://spec.matrix.org/latest/client-server-api/#put_matrixclientv3devicesdeviceid>
-pub async fn update(hs: Homeserver, req: Ruma<update_device::v3::Request>) -> Result<update_device::v3::Response> {
+pub async fn update(
+    hs: Homeserver,
+    req: Ruma<update_device::v3::Request>,
+) -> Result<update_device::v3::Response> {
     let body = req.body;
     devices::rename(&hs, &req.auth.user_id, &body.device_id, body.display_name.as_deref()).await?;
     Ok(update_device::v3::Response::new())
@@ -47,7 +48,10 @@ pub async fn update(hs: Homeserver, req: Ruma<update_device::v3::Request>) -> Re
 
 /// `DELETE /_matrix/client/v3/devices/{deviceId}`
 /// <https://spec.matrix.org/latest/client-server-api/#delete_matrixclientv3devicesdeviceid>
-pub async fn delete(hs: Homeserver, req: Ruma<delete_device::v3::Request>) -> Result<delete_device::v3::Response> {
+pub async fn delete(
+    hs: Homeserver,
+    req: Ruma<delete_device::v3::Request>,
+) -> Result<delete_device::v3::Response> {
     let (body, user) = (req.body, req.auth);
     uia::check(&hs, body.auth.as_ref(), &uia::password_flows(), Some(&user.user_id)).await?;
     devices::delete(&hs, &user.user_id, &[&body.device_id]).await?;

@@ -8,7 +8,10 @@ use ruma::{
     RoomVersionId,
     api::client::discovery::{
         discover_homeserver::{self, HomeserverInfo},
-        get_capabilities::{self, v3::{Capabilities, ChangePasswordCapability, RoomVersionStability, RoomVersionsCapability}},
+        get_capabilities::{
+            self,
+            v3::{Capabilities, ChangePasswordCapability, RoomVersionStability, RoomVersionsCapability},
+        },
         get_supported_versions,
     },
 };

@@ -53,7 +53,8 @@ impl IntoResponse for ApiError {
                 (StatusCode::INTERNAL_SERVER_ERROR, ErrorKind::Unknown, "Internal server error".to_owned())
             }
         };
-        let error = ruma::api::error::Error::new(status, ErrorBody::Standard(StandardErrorBody::new(kind, message)));
+        let error =
+            ruma::api::error::Error::new(status, ErrorBody::Standard(StandardErrorBody::new(kind, message)));
         match error.try_into_http_response::<BytesMut>() {
             Ok(response) => response.map(|body| Body::from(body.freeze())).into_response(),
             Err(e) => {

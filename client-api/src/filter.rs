@@ -7,7 +7,10 @@ use crate::{error::Result, ruma_wrapper::Ruma};
 
 /// `POST /_matrix/client/v3/user/{userId}/filter`
 /// <https://spec.matrix.org/latest/client-server-api/#post_matrixclientv3useruseridfilter>
-pub async fn create(hs: Homeserver, req: Ruma<create_filter::v3::Request>) -> Result<create_filter::v3::Response> {
+pub async fn create(
+    hs: Homeserver,
+    req: Ruma<create_filter::v3::Request>,
+) -> Result<create_filter::v3::Response> {
     if req.body.user_id != req.auth.user_id {
         return Err(Error::forbidden("Cannot create filters for other users").into());
     }

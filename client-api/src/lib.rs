@@ -58,9 +58,5 @@ pub fn router(hs: &Homeserver) -> Router<Homeserver> {
         .ruma(media::legacy_config)
         .ruma(backup::latest_version)
         .route("/_synapse/admin/v1/register", get(admin::register_nonce).post(admin::register));
-    if hs.config().metrics.enabled {
-        router.route("/metrics", get(metrics::render))
-    } else {
-        router
-    }
+    if hs.config().metrics.enabled { router.route("/metrics", get(metrics::render)) } else { router }
 }

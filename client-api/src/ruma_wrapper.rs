@@ -13,10 +13,16 @@ use axum::{
     routing::{MethodFilter, on},
 };
 use bytes::BytesMut;
-use hearth_core::{Homeserver, accounts::{User, sessions}};
+use hearth_core::{
+    Homeserver,
+    accounts::{User, sessions},
+};
 use ruma::api::{
     IncomingRequest, IncomingRequestExt, OutgoingResponse, OutgoingResponseExt,
-    auth_scheme::{AccessToken, AccessTokenOptional, AppserviceToken, AppserviceTokenOptional, NoAccessToken, NoAuthentication},
+    auth_scheme::{
+        AccessToken, AccessTokenOptional, AppserviceToken, AppserviceTokenOptional, NoAccessToken,
+        NoAuthentication,
+    },
     error::ErrorKind,
     path_builder::PathBuilder,
 };
@@ -40,10 +46,7 @@ pub trait Authenticate {
     type Identity: Send;
 
     /// Checks the request's credentials.
-    fn authenticate(
-        hs: &Homeserver,
-        parts: &Parts,
-    ) -> impl Future<Output = Result<Self::Identity>> + Send;
+    fn authenticate(hs: &Homeserver, parts: &Parts) -> impl Future<Output = Result<Self::Identity>> + Send;
 
     /// The user the identity proves, which rate limits are keyed by.
     fn user(_identity: &Self::Identity) -> Option<&User> {
@@ -86,7 +89,9 @@ impl Authenticate for AccessTokenOptional {
 /// For endpoints where the spec makes the token optional but Hearth needs it: the user, or
 /// 401 `M_MISSING_TOKEN`.
 pub fn require_user(user: Option<User>) -> Result<User> {
-    user.ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, ErrorKind::MissingToken, "Missing access token"))
+    user.ok_or_else(|| {
+        ApiError::new(StatusCode::UNAUTHORIZED, ErrorKind::MissingToken, "Missing access token")
+    })
 }
 
 /// Endpoints that take no credentials at all (or ignore the ones sent).
@@ -122,16 +127,12 @@ impl Authenticate for AppserviceToken {
 /// parameter.
 fn access_token(parts: &Parts) -> Result<Option<&str>> {
     if let Some(header) = parts.headers.get(axum::http::header::AUTHORIZATION) {
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, ErrorKind::MissingToken, "Malformed Authorization header"))?;
+        let token = header.to_str().ok().and_then(|h| h.strip_prefix("Bearer ")).ok_or_else(|| {
+            ApiError::new(StatusCode::UNAUTHORIZED, ErrorKind::MissingToken, "Malformed Authorization header")
+        })?;
         return Ok(Some(token.trim()));
     }
-    Ok(parts.uri.query().and_then(|q| {
-        q.split('&').find_map(|pair| pair.strip_prefix("access_token="))
-    }))
+    Ok(parts.uri.query().and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("access_token="))))
 }
 
 /// The client's IP address, if the server was started with connection info.
@@ -153,7 +154,11 @@ where
             .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, ErrorKind::InvalidParam, e.body_text()))?;
         let limit = hs.config().limits.max_request_bytes;
         let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, ErrorKind::TooLarge, format!("Request bodies are limited to {limit} bytes"))
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorKind::TooLarge,
+                format!("Request bodies are limited to {limit} bytes"),
+            )
         })?;
 
         let auth = T::Authentication::authenticate(hs, &parts).await?;
@@ -186,7 +191,8 @@ impl<T: OutgoingResponse> IntoResponse for RumaResponse<T> {
     fn into_response(self) -> Response {
         match self.0.try_into_http_response::<BytesMut>() {
             Ok(response) => response.map(|body| Body::from(Bytes::from(body))).into_response(),
-            Err(e) => ApiError(hearth_core::Error::Internal(anyhow::anyhow!("serialising response: {e}"))).into_response(),
+            Err(e) => ApiError(hearth_core::Error::Internal(anyhow::anyhow!("serialising response: {e}")))
+                .into_response(),
         }
     }
 }

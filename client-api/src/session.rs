@@ -3,7 +3,10 @@
 use hearth_core::{Error, Homeserver, accounts::sessions};
 use ruma::api::client::{
     session::{
-        get_login_types::{self, v3::{LoginType, PasswordLoginType}},
+        get_login_types::{
+            self,
+            v3::{LoginType, PasswordLoginType},
+        },
         login::{self, v3::LoginInfo},
         logout, logout_all,
     },
@@ -59,7 +62,10 @@ pub async fn logout(hs: Homeserver, req: Ruma<logout::v3::Request>) -> Result<lo
 
 /// `POST /_matrix/client/v3/logout/all`
 /// <https://spec.matrix.org/latest/client-server-api/#post_matrixclientv3logoutall>
-pub async fn logout_all(hs: Homeserver, req: Ruma<logout_all::v3::Request>) -> Result<logout_all::v3::Response> {
+pub async fn logout_all(
+    hs: Homeserver,
+    req: Ruma<logout_all::v3::Request>,
+) -> Result<logout_all::v3::Response> {
     sessions::logout_all(&hs, &req.auth).await?;
     Ok(logout_all::v3::Response::new())
 }

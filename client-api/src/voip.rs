@@ -14,5 +14,10 @@ pub async fn turn_server(
     _hs: Homeserver,
     _req: Ruma<get_turn_server_info::v3::Request>,
 ) -> Result<get_turn_server_info::v3::Response> {
-    Ok(get_turn_server_info::v3::Response::new(String::new(), String::new(), Vec::new(), Duration::from_secs(86_400)))
+    Ok(get_turn_server_info::v3::Response::new(
+        String::new(),
+        String::new(),
+        Vec::new(),
+        Duration::from_secs(86_400),
+    ))
 }

@@ -53,7 +53,13 @@ impl Response {
 impl Client {
     /// A client for the server at `base_url`, not logged in.
     pub fn new(base_url: &str) -> Client {
-        Client { http: reqwest::Client::new(), base_url: base_url.to_owned(), token: None, user_id: None, device_id: None }
+        Client {
+            http: reqwest::Client::new(),
+            base_url: base_url.to_owned(),
+            token: None,
+            user_id: None,
+            device_id: None,
+        }
     }
 
     /// A copy of this client that sends `token`.
@@ -68,7 +74,13 @@ impl Client {
     }
 
     /// Sends raw bytes with the given content type.
-    pub async fn raw(&self, method: Method, path: &str, body: Option<Vec<u8>>, content_type: Option<&str>) -> Response {
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        content_type: Option<&str>,
+    ) -> Response {
         let mut request = self.http.request(method, format!("{}{path}", self.base_url));
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
@@ -129,7 +141,8 @@ impl Client {
         let nonce = self.get("/_synapse/admin/v1/register").await;
         let nonce = nonce.expect_status(200)["nonce"].as_str().expect("nonce").to_owned();
         let mac = admin_mac(SHARED_SECRET, &nonce, username, password, admin);
-        let body = json!({ "nonce": nonce, "username": username, "password": password, "admin": admin, "mac": mac });
+        let body =
+            json!({ "nonce": nonce, "username": username, "password": password, "admin": admin, "mac": mac });
         self.post("/_synapse/admin/v1/register", body).await
     }
 
@@ -173,7 +186,8 @@ pub fn password_auth(user: &str, password: &str, session: Option<&str>) -> Value
 /// The HMAC-SHA1 of Synapse-compatible shared-secret registration, hex-encoded.
 pub fn admin_mac(secret: &str, nonce: &str, username: &str, password: &str, admin: bool) -> String {
     let mut mac = Hmac::<Sha1>::new_from_slice(secret.as_bytes()).expect("any key length");
-    for (i, part) in [nonce, username, password, if admin { "admin" } else { "notadmin" }].iter().enumerate() {
+    for (i, part) in [nonce, username, password, if admin { "admin" } else { "notadmin" }].iter().enumerate()
+    {
         if i > 0 {
             mac.update(b"\0");
         }

@@ -49,11 +49,16 @@ impl TestServer {
     /// Starts a server after `tweak` has adjusted the test defaults.
     pub async fn start_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> TestServer {
         let dir = tempfile::tempdir().expect("creating a temporary directory");
-        let suffix: String =
-            rand::thread_rng().sample_iter(&Alphanumeric).take(10).map(|c| char::from(c).to_ascii_lowercase()).collect();
+        let suffix: String = rand::thread_rng()
+            .sample_iter(&Alphanumeric)
+            .take(10)
+            .map(|c| char::from(c).to_ascii_lowercase())
+            .collect();
         let server_name = format!("hs-{suffix}.test");
-        let mut config = Config::default();
-        config.server_name = server_name.as_str().try_into().expect("valid server name");
+        let mut config = Config {
+            server_name: server_name.as_str().try_into().expect("valid server name"),
+            ..Config::default()
+        };
         config.listen.client = "127.0.0.1:0".parse().expect("valid address");
         config.storage.data_dir = dir.path().to_owned();
         config.registration.enabled = true;
@@ -167,6 +172,9 @@ mod tests {
     fn the_database_name_is_swapped_and_the_rest_kept() {
         assert_eq!(replace_database("postgres://p@h:5432/postgres", "x"), "postgres://p@h:5432/x");
         assert_eq!(replace_database("postgres://p@h:5432", "x"), "postgres://p@h:5432/x");
-        assert_eq!(replace_database("postgres://p@h/postgres?sslmode=disable", "x"), "postgres://p@h/x?sslmode=disable");
+        assert_eq!(
+            replace_database("postgres://p@h/postgres?sslmode=disable", "x"),
+            "postgres://p@h/x?sslmode=disable"
+        );
     }
 }

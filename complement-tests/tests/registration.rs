@@ -38,13 +38,17 @@ scenario!(reg_3_taken_names_are_refused_and_availability_reported, |backend| {
     client.get("/_matrix/client/v3/register/available?username=BOB").await.expect_error(400, "M_USER_IN_USE");
     let free = client.get("/_matrix/client/v3/register/available?username=carol").await;
     assert_eq!(free.expect_status(200)["available"], true);
-    client.get("/_matrix/client/v3/register/available?username=c%40rol").await.expect_error(400, "M_INVALID_USERNAME");
+    client
+        .get("/_matrix/client/v3/register/available?username=c%40rol")
+        .await
+        .expect_error(400, "M_INVALID_USERNAME");
 });
 
 scenario!(reg_4_invalid_localparts_are_refused_and_odd_valid_ones_accepted, |backend| {
     let hs = TestServer::start(backend).await;
     let client = hs.client();
-    for bad in ["a!", "a\"", "a:", "a?", "a\\", "a@", "a[", "a]", "a{", "a|", "a}", "a£", "aé", "a\n", "a'"] {
+    for bad in ["a!", "a\"", "a:", "a?", "a\\", "a@", "a[", "a]", "a{", "a|", "a}", "a£", "aé", "a\n", "a'"]
+    {
         let body = json!({ "username": bad, "password": "passw0rd!", "auth": { "type": "m.login.dummy" } });
         let response = client.post("/_matrix/client/v3/register", body).await;
         assert_eq!(response.status, 400, "{bad:?}: {}", response.body);
@@ -66,12 +70,15 @@ scenario!(reg_5_shared_secret_registration_checks_the_mac_and_burns_nonces, |bac
     let token = body["access_token"].as_str().expect("access token");
     client.with_token(token).get("/_matrix/client/v3/account/whoami").await.expect_status(200);
 
-    let nonce = client.get("/_synapse/admin/v1/register").await.body["nonce"].as_str().expect("nonce").to_owned();
-    let wrong = json!({ "nonce": nonce, "username": "eve", "password": "passw0rd!", "admin": false, "mac": "00ff" });
+    let nonce =
+        client.get("/_synapse/admin/v1/register").await.body["nonce"].as_str().expect("nonce").to_owned();
+    let wrong =
+        json!({ "nonce": nonce, "username": "eve", "password": "passw0rd!", "admin": false, "mac": "00ff" });
     client.post("/_synapse/admin/v1/register", wrong).await.expect_error(403, "M_FORBIDDEN");
 
     let mac = admin_mac(SHARED_SECRET, &nonce, "eve", "passw0rd!", false);
-    let reused = json!({ "nonce": nonce, "username": "eve", "password": "passw0rd!", "admin": false, "mac": mac });
+    let reused =
+        json!({ "nonce": nonce, "username": "eve", "password": "passw0rd!", "admin": false, "mac": mac });
     let response = client.post("/_synapse/admin/v1/register", reused).await;
     assert_eq!(response.status, 400, "a used nonce is refused: {}", response.body);
     client.get("/_matrix/client/v3/register/available?username=eve").await.expect_status(200);
@@ -86,7 +93,8 @@ scenario!(registration_can_be_closed_by_configuration, |backend| {
 scenario!(registration_tokens_gate_registration_when_configured, |backend| {
     let hs = TestServer::start_with(backend, |c| c.registration.tokens = vec!["letmein".to_owned()]).await;
     let client: Client = hs.client();
-    let first = client.post("/_matrix/client/v3/register", json!({ "username": "t", "password": "passw0rd!" })).await;
+    let first =
+        client.post("/_matrix/client/v3/register", json!({ "username": "t", "password": "passw0rd!" })).await;
     let body = first.expect_status(401);
     assert_eq!(body["flows"], json!([{ "stages": ["m.login.registration_token"] }]));
     let session = body["session"].as_str().expect("session");
@@ -95,6 +103,7 @@ scenario!(registration_tokens_gate_registration_when_configured, |backend| {
     let token = json!({ "username": "t", "password": "passw0rd!",
         "auth": { "type": "m.login.registration_token", "token": "letmein", "session": session } });
     client.post("/_matrix/client/v3/register", token).await.expect_status(200);
-    let validity = client.get("/_matrix/client/v1/register/m.login.registration_token/validity?token=nope").await;
+    let validity =
+        client.get("/_matrix/client/v1/register/m.login.registration_token/validity?token=nope").await;
     assert_eq!(validity.expect_status(200)["valid"], false);
 });

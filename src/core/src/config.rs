@@ -145,10 +145,7 @@ impl Default for Config {
             server_name: ruma::server_name!("localhost").to_owned(),
             public_baseurl: "http://127.0.0.1:8008".to_owned(),
             listen: ListenConfig { client: SocketAddr::from(([127, 0, 0, 1], 8008)) },
-            database: DatabaseConfig {
-                url: "sqlite://data/hearth.db".to_owned(),
-                max_connections: 16,
-            },
+            database: DatabaseConfig { url: "sqlite://data/hearth.db".to_owned(), max_connections: 16 },
             storage: StorageConfig { data_dir: PathBuf::from("data") },
             registration: RegistrationConfig {
                 enabled: false,

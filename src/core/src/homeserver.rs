@@ -23,9 +23,8 @@ struct Inner {
 impl Homeserver {
     /// Opens the database (applying migrations) and loads or creates the signing key.
     pub async fn open(config: Config) -> anyhow::Result<Homeserver> {
-        std::fs::create_dir_all(&config.storage.data_dir).with_context(|| {
-            format!("creating data directory {}", config.storage.data_dir.display())
-        })?;
+        std::fs::create_dir_all(&config.storage.data_dir)
+            .with_context(|| format!("creating data directory {}", config.storage.data_dir.display()))?;
         let signing_key = signing_key::load_or_generate(&config.storage.data_dir)?;
         let db = Db::connect(&config.database).await?;
         db.migrate().await?;

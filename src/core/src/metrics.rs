@@ -65,7 +65,9 @@ impl Metrics {
     /// Records one answered request.
     pub fn observe_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
         let (method, route) = (method.to_owned(), route.to_owned());
-        self.latency.get_or_create(&RouteLabels { method: method.clone(), route: route.clone() }).observe(seconds);
+        self.latency
+            .get_or_create(&RouteLabels { method: method.clone(), route: route.clone() })
+            .observe(seconds);
         self.requests.get_or_create(&RequestLabels { method, route, status }).inc();
     }
 

@@ -15,10 +15,13 @@ pub struct RateLimiter(Option<DefaultKeyedRateLimiter<String>>);
 impl RateLimiter {
     /// Builds the limiter from configuration.
     pub fn new(config: &RateLimitConfig) -> Self {
-        let limiter = match (config.enabled, NonZeroU32::new(config.per_second), NonZeroU32::new(config.burst)) {
-            (true, Some(rate), Some(burst)) => Some(Governor::keyed(Quota::per_second(rate).allow_burst(burst))),
-            _ => None,
-        };
+        let limiter =
+            match (config.enabled, NonZeroU32::new(config.per_second), NonZeroU32::new(config.burst)) {
+                (true, Some(rate), Some(burst)) => {
+                    Some(Governor::keyed(Quota::per_second(rate).allow_burst(burst)))
+                }
+                _ => None,
+            };
         RateLimiter(limiter)
     }
 

@@ -14,16 +14,14 @@ const FILE_NAME: &str = "signing.key";
 pub fn load_or_generate(data_dir: &Path) -> anyhow::Result<Ed25519KeyPair> {
     let path = data_dir.join(FILE_NAME);
     if !path.exists() {
-        let version: String =
-            rand::thread_rng().sample_iter(&Alphanumeric).take(6).map(char::from).collect();
+        let version: String = rand::thread_rng().sample_iter(&Alphanumeric).take(6).map(char::from).collect();
         let der = Ed25519KeyPair::generate();
         let line = format!("ed25519 a_{version} {}\n", STANDARD_NO_PAD.encode(der.as_slice()));
-        write_private(&path, &line)
-            .with_context(|| format!("writing signing key {}", path.display()))?;
+        write_private(&path, &line).with_context(|| format!("writing signing key {}", path.display()))?;
         tracing::info!(path = %path.display(), "generated a new signing key");
     }
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("reading signing key {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading signing key {}", path.display()))?;
     parse(&text).with_context(|| format!("parsing signing key {}", path.display()))
 }
 

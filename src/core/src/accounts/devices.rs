@@ -5,7 +5,10 @@ use ruma::{DeviceId, UserId};
 use super::{User, password, registration};
 use crate::{
     Error, Homeserver, Result,
-    storage::{devices::{self, DeviceRow}, users},
+    storage::{
+        devices::{self, DeviceRow},
+        users,
+    },
 };
 
 /// Every device of the user.
@@ -19,7 +22,12 @@ pub async fn get(hs: &Homeserver, user_id: &UserId, device_id: &DeviceId) -> Res
 }
 
 /// Renames a device, or 404.
-pub async fn rename(hs: &Homeserver, user_id: &UserId, device_id: &DeviceId, name: Option<&str>) -> Result<()> {
+pub async fn rename(
+    hs: &Homeserver,
+    user_id: &UserId,
+    device_id: &DeviceId,
+    name: Option<&str>,
+) -> Result<()> {
     if devices::set_display_name(hs.db().pool(), user_id, device_id, name).await? {
         Ok(())
     } else {
@@ -38,7 +46,12 @@ pub async fn delete(hs: &Homeserver, user_id: &UserId, device_ids: &[&DeviceId])
 }
 
 /// Changes the user's password; with `logout_devices`, every other device is deleted.
-pub async fn change_password(hs: &Homeserver, user: &User, new_password: &str, logout_devices: bool) -> Result<()> {
+pub async fn change_password(
+    hs: &Homeserver,
+    user: &User,
+    new_password: &str,
+    logout_devices: bool,
+) -> Result<()> {
     registration::check_password_policy(hs, new_password)?;
     let hash = password::hash(new_password).await?;
     let mut tx = hs.db().begin().await?;
@@ -54,7 +67,7 @@ pub async fn change_password(hs: &Homeserver, user: &User, new_password: &str, l
 pub async fn reset_password(hs: &Homeserver, user_id: &UserId, new_password: &str) -> Result<()> {
     registration::check_password_policy(hs, new_password)?;
     let user = users::get(hs.db().pool(), user_id).await?;
-    if !user.is_some_and(|u| !u.deactivated) {
+    if user.is_none_or(|u| u.deactivated) {
         return Err(Error::not_found("No such active user"));
     }
     let hash = password::hash(new_password).await?;

@@ -66,7 +66,10 @@ mod tests {
 
     #[test]
     fn forbidden_characters_are_rejected() {
-        for bad in ["a!", "a\"", "a:", "a?", "a\\", "a@", "a[", "a]", "a{", "a|", "a}", "a£", "aé", "a\n", "a'", "", "a b"] {
+        for bad in [
+            "a!", "a\"", "a:", "a?", "a\\", "a@", "a[", "a]", "a{", "a|", "a}", "a£", "aé", "a\n", "a'", "",
+            "a b",
+        ] {
             assert!(user_id_for_new_account(bad, server()).is_err(), "{bad:?} should be rejected");
         }
     }

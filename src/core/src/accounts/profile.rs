@@ -25,14 +25,24 @@ pub async fn get(hs: &Homeserver, user_id: &UserId) -> Result<Profile> {
 }
 
 /// Sets the display name of `target` on behalf of `actor`.
-pub async fn set_displayname(hs: &Homeserver, actor: &UserId, target: &UserId, value: Option<&str>) -> Result<()> {
+pub async fn set_displayname(
+    hs: &Homeserver,
+    actor: &UserId,
+    target: &UserId,
+    value: Option<&str>,
+) -> Result<()> {
     check_own_and_size(actor, target, value)?;
     users::set_displayname(hs.db().pool(), target, value).await?;
     Ok(())
 }
 
 /// Sets the avatar URL of `target` on behalf of `actor`.
-pub async fn set_avatar_url(hs: &Homeserver, actor: &UserId, target: &UserId, value: Option<&str>) -> Result<()> {
+pub async fn set_avatar_url(
+    hs: &Homeserver,
+    actor: &UserId,
+    target: &UserId,
+    value: Option<&str>,
+) -> Result<()> {
     check_own_and_size(actor, target, value)?;
     users::set_avatar_url(hs.db().pool(), target, value).await?;
     Ok(())

@@ -3,10 +3,16 @@
 use http::StatusCode;
 use ruma::{
     OwnedDeviceId, OwnedUserId,
-    api::{client::uiaa::{AuthFlow, AuthType}, error::ErrorKind},
+    api::{
+        client::uiaa::{AuthFlow, AuthType},
+        error::ErrorKind,
+    },
 };
 
-use super::{localpart, password, sessions::{self, Session}};
+use super::{
+    localpart, password,
+    sessions::{self, Session},
+};
 use crate::{Error, Homeserver, Result, storage::users, time::now_ms};
 
 /// What a new account is made of.

@@ -31,7 +31,7 @@ pub async fn start(
     device_id: Option<OwnedDeviceId>,
     display_name: Option<&str>,
 ) -> Result<Session> {
-    let device_id = device_id.unwrap_or_else(|| DeviceId::new());
+    let device_id = device_id.unwrap_or_else(DeviceId::new);
     let access_token = new_token();
     let now = now_ms();
     let mut tx = hs.db().begin().await?;
@@ -53,7 +53,11 @@ pub async fn check_password(hs: &Homeserver, identifier: &str, password: &str) -
         return Err(forbidden());
     }
     if user.deactivated {
-        return Err(Error::matrix(StatusCode::FORBIDDEN, ErrorKind::UserDeactivated, "This account has been deactivated"));
+        return Err(Error::matrix(
+            StatusCode::FORBIDDEN,
+            ErrorKind::UserDeactivated,
+            "This account has been deactivated",
+        ));
     }
     Ok(user.user_id)
 }

@@ -87,7 +87,11 @@ async fn complete_stage(hs: &Homeserver, auth: &AuthData, user: Option<&UserId>)
             if hs.config().registration.tokens.iter().any(|valid| valid == &t.token) {
                 Ok(())
             } else {
-                Err(Error::matrix(http::StatusCode::UNAUTHORIZED, ErrorKind::Forbidden, "Invalid registration token"))
+                Err(Error::matrix(
+                    http::StatusCode::UNAUTHORIZED,
+                    ErrorKind::Forbidden,
+                    "Invalid registration token",
+                ))
             }
         }
         _ => Err(Error::forbidden("Unsupported authentication stage")),

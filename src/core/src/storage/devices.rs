@@ -69,11 +69,8 @@ pub async fn get<'c>(
     device_id: &DeviceId,
 ) -> sqlx::Result<Option<DeviceRow>> {
     let sql = format!("SELECT {COLUMNS} FROM devices WHERE user_id = $1 AND device_id = $2");
-    let row = sqlx::query(&sql)
-        .bind(user_id.as_str())
-        .bind(device_id.as_str())
-        .fetch_optional(executor)
-        .await?;
+    let row =
+        sqlx::query(&sql).bind(user_id.as_str()).bind(device_id.as_str()).fetch_optional(executor).await?;
     row.map(from_row).transpose()
 }
 
@@ -84,13 +81,12 @@ pub async fn set_display_name<'c>(
     device_id: &DeviceId,
     display_name: Option<&str>,
 ) -> sqlx::Result<bool> {
-    let result =
-        sqlx::query("UPDATE devices SET display_name = $1 WHERE user_id = $2 AND device_id = $3")
-            .bind(display_name)
-            .bind(user_id.as_str())
-            .bind(device_id.as_str())
-            .execute(executor)
-            .await?;
+    let result = sqlx::query("UPDATE devices SET display_name = $1 WHERE user_id = $2 AND device_id = $3")
+        .bind(display_name)
+        .bind(user_id.as_str())
+        .bind(device_id.as_str())
+        .execute(executor)
+        .await?;
     Ok(result.rows_affected() > 0)
 }
 

@@ -63,12 +63,14 @@ pub async fn update<'c>(
     completed: &[String],
 ) -> sqlx::Result<()> {
     let completed = serde_json::to_string(completed).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-    sqlx::query("UPDATE uia_sessions SET completed = $1, user_id = COALESCE($2, user_id) WHERE session_id = $3")
-        .bind(completed)
-        .bind(user_id.map(UserId::as_str))
-        .bind(session_id)
-        .execute(executor)
-        .await?;
+    sqlx::query(
+        "UPDATE uia_sessions SET completed = $1, user_id = COALESCE($2, user_id) WHERE session_id = $3",
+    )
+    .bind(completed)
+    .bind(user_id.map(UserId::as_str))
+    .bind(session_id)
+    .execute(executor)
+    .await?;
     Ok(())
 }
 
