@@ -5,18 +5,23 @@
 pub mod account;
 pub mod admin;
 pub mod backup;
+pub mod convert;
 pub mod device;
 pub mod discovery;
 pub mod error;
 pub mod filter;
 pub mod json;
 pub mod media;
+pub mod membership;
+pub mod message;
 pub mod metrics;
 pub mod observe;
 pub mod profile;
 pub mod push;
+pub mod room;
 pub mod ruma_wrapper;
 pub mod session;
+pub mod state;
 pub mod voip;
 
 use axum::{Router, routing::get};
@@ -57,6 +62,24 @@ pub fn router(hs: &Homeserver) -> Router<Homeserver> {
         .ruma(media::config)
         .ruma(media::legacy_config)
         .ruma(backup::latest_version)
+        .ruma(room::create_room)
+        .ruma(room::get_event)
+        .ruma(membership::join_by_id)
+        .ruma(membership::join_by_id_or_alias)
+        .ruma(membership::invite)
+        .ruma(membership::leave)
+        .ruma(membership::kick)
+        .ruma(membership::ban)
+        .ruma(membership::unban)
+        .ruma(membership::forget)
+        .ruma(membership::joined_rooms)
+        .ruma(membership::joined_members)
+        .ruma(membership::members)
+        .ruma(message::send)
+        .ruma(message::messages)
+        .ruma(state::get_all)
+        .ruma(state::get_one)
+        .ruma(state::put)
         .route("/_synapse/admin/v1/register", get(admin::register_nonce).post(admin::register));
     if hs.config().metrics.enabled { router.route("/metrics", get(metrics::render)) } else { router }
 }

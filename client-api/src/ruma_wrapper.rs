@@ -38,6 +38,8 @@ where
     pub body: T,
     /// Who sent it: a [`User`] for access-token endpoints, `()` for open ones.
     pub auth: <T::Authentication as Authenticate>::Identity,
+    /// The body as received, for the few endpoints that keep fields ruma does not model.
+    pub raw_body: Bytes,
 }
 
 /// What an authentication scheme proves about the caller.
@@ -169,7 +171,10 @@ where
             };
             hs.rate_limiter().check(&key)?;
         }
-        let path_refs: Vec<&str> = path_args.iter().map(String::as_str).collect();
+        let mut path_refs: Vec<&str> = path_args.iter().map(String::as_str).collect();
+        // A trailing `{state_key}` may be empty (`/state/m.room.name/`); see `register`.
+        let expected = T::PATH_BUILDER._path_parameters().len();
+        path_refs.resize(expected.max(path_refs.len()), "");
         let request = axum::http::Request::from_parts(parts, &bytes[..]);
         let body = T::try_from_http_request(request, &path_refs).map_err(|e| {
             // Only bodies ruma could not use are looked at twice: not JSON at all, or JSON of
@@ -180,7 +185,7 @@ where
                 ApiError::new(StatusCode::BAD_REQUEST, ErrorKind::BadJson, e.to_string())
             }
         })?;
-        Ok(Ruma { body, auth })
+        Ok(Ruma { body, auth, raw_body: bytes })
     }
 }
 
@@ -216,10 +221,18 @@ where
         let mut paths: Vec<&'static str> = Req::PATH_BUILDER.all_paths().collect();
         paths.sort_unstable();
         paths.dedup();
+        // The spec lets a trailing state key be empty, which a path parameter cannot match:
+        // serve those paths with the parameter left out as well.
+        let empty_key: Vec<String> = paths
+            .iter()
+            .filter_map(|p| p.strip_suffix("/{state_key}"))
+            .flat_map(|base| [base.to_owned(), format!("{base}/")])
+            .collect();
+        let paths = paths.into_iter().map(str::to_owned).chain(empty_key);
         for path in paths {
             let handler = self.clone();
             router = router.route(
-                path,
+                &path,
                 on(filter, move |State(hs): State<Homeserver>, request: Ruma<Req>| async move {
                     handler(hs, request).await.map(RumaResponse)
                 }),

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use anyhow::Context;
 use ruma::{ServerName, signatures::Ed25519KeyPair};
 
-use crate::{Config, metrics::Metrics, rate_limit::RateLimiter, signing_key, storage::Db};
+use crate::{
+    Config, metrics::Metrics, rate_limit::RateLimiter, room_locks::RoomLocks, signing_key, storage::Db,
+};
 
 /// One homeserver instance: configuration, database pool, signing key and metrics.
 #[derive(Clone)]
@@ -18,6 +20,7 @@ struct Inner {
     signing_key: Ed25519KeyPair,
     metrics: Metrics,
     rate_limiter: RateLimiter,
+    room_locks: RoomLocks,
 }
 
 impl Homeserver {
@@ -30,7 +33,14 @@ impl Homeserver {
         db.migrate().await?;
         let metrics = Metrics::new();
         let rate_limiter = RateLimiter::new(&config.rate_limits);
-        Ok(Homeserver(Arc::new(Inner { config, db, signing_key, metrics, rate_limiter })))
+        Ok(Homeserver(Arc::new(Inner {
+            config,
+            db,
+            signing_key,
+            metrics,
+            rate_limiter,
+            room_locks: RoomLocks::default(),
+        })))
     }
 
     /// The configuration this server was started with.
@@ -56,6 +66,11 @@ impl Homeserver {
     /// Prometheus metrics.
     pub fn metrics(&self) -> &Metrics {
         &self.0.metrics
+    }
+
+    /// Per-room write locks.
+    pub fn room_locks(&self) -> &RoomLocks {
+        &self.0.room_locks
     }
 
     /// The per-user / per-IP request limiter.

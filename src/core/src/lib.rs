@@ -9,6 +9,8 @@ pub mod filters;
 pub mod homeserver;
 pub mod metrics;
 pub mod rate_limit;
+pub mod room_locks;
+pub mod rooms;
 pub mod signing_key;
 pub mod storage;
 pub mod time;

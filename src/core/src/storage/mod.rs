@@ -4,10 +4,15 @@
 //!
 //! Callers own transactions: `let mut tx = hs.db().begin().await?; users::insert(&mut tx, ..)`.
 
+pub mod aliases;
 pub mod devices;
+pub mod events;
 pub mod filters;
 pub mod nonces;
+pub mod rooms;
+pub mod state;
 pub mod tokens;
+pub mod txns;
 pub mod uia;
 pub mod users;
 

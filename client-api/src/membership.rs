@@ -1,0 +1,189 @@
+//! Room membership (spec: Client-Server API › Room membership).
+
+use std::collections::BTreeMap;
+
+use hearth_core::{
+    Error, Homeserver,
+    accounts::User,
+    rooms::{aliases, membership, timeline},
+    storage::rooms as room_store,
+};
+use ruma::{
+    OwnedMxcUri, OwnedRoomId, OwnedUserId, RoomId,
+    api::client::membership::{
+        ban_user, forget_room, get_member_events,
+        invite_user::{self, v3::InvitationRecipient},
+        join_room_by_id, join_room_by_id_or_alias,
+        joined_members::{self, v3::RoomMember},
+        joined_rooms, kick_user, leave_room, unban_user,
+    },
+};
+use serde_json::{Map, Value};
+
+use crate::{convert::client_event, error::Result, ruma_wrapper::Ruma};
+
+/// Extra member-event content from the raw body (ruma models only `reason`).
+fn extra_content(raw_body: &[u8]) -> Map<String, Value> {
+    let mut extra: Map<String, Value> = serde_json::from_slice(raw_body).unwrap_or_default();
+    for reserved in ["membership", "third_party_signed", "via", "server_name"] {
+        extra.remove(reserved);
+    }
+    extra
+}
+
+/// `POST /_matrix/client/v3/rooms/{roomId}/join`
+/// <https://spec.matrix.org/latest/client-server-api/#post_matrixclientv3roomsroomidjoin>
+pub async fn join_by_id(
+    hs: Homeserver,
+    req: Ruma<join_room_by_id::v3::Request>,
+) -> Result<join_room_by_id::v3::Response> {
+    let room_id = req.body.room_id;
+    membership::join(&hs, &req.auth.user_id, &room_id, extra_content(&req.raw_body)).await?;
+    Ok(join_room_by_id::v3::Response::new(room_id))
+}
+
+/// `POST /_matrix/client/v3/join/{roomIdOrAlias}`
+/// <https://spec.matrix.org/latest/client-server-api/#post_matrixclientv3joinroomidoralias>
+pub async fn join_by_id_or_alias(
+    hs: Homeserver,
+    req: Ruma<join_room_by_id_or_alias::v3::Request>,
+) -> Result<join_room_by_id_or_alias::v3::Response> {
+    let room_id: OwnedRoomId = match RoomId::parse(req.body.room_id_or_alias.as_str()) {
+        Ok(room_id) => room_id,
+        Err(_) => {
+            let alias = ruma::RoomAliasId::parse(req.body.room_id_or_alias.as_str())
+                .map_err(|_| Error::invalid_param("Not a room ID or alias"))?;
+            aliases::resolve(&hs, &alias).await?
+        }
+    };
+    membership::join(&hs, &req.auth.user_id, &room_id, extra_content(&req.raw_body)).await?;
+    Ok(join_room_by_id_or_alias::v3::Response::new(room_id))
+}
+
+/// `POST /_matrix/client/v3/rooms/{roomId}/invite`
+/// <https://spec.matrix.org/latest/client-server-api/#post_matrixclientv3roomsroomidinvite>
+pub async fn invite(
+    hs: Homeserver,
+    req: Ruma<invite_user::v3::Request>,
+) -> Result<invite_user::v3::Response> {
+    let InvitationRecipient::UserId(recipient) = &req.body.recipient else {
+        return Err(Error::forbidden("Third-party invites are not supported").into());
+    };
+    membership::invite(
+        &hs,
+        &req.auth.user_id,
+        &req.body.room_id,
+        &recipient.user_id,
+        recipient.reason.as_deref(),
+    )
+    .await?;
+    Ok(invite_user::v3::Response::new())
+}
+
+/// `POST /_matrix/client/v3/rooms/{roomId}/leave`
+/// <https://spec.matrix.org/latest/client-server-api/#post_matrixclientv3roomsroomidleave>
+pub async fn leave(hs: Homeserver, req: Ruma<leave_room::v3::Request>) -> Result<leave_room::v3::Response> {
+    membership::leave(&hs, &req.auth.user_id, &req.body.room_id, req.body.reason.as_deref()).await?;
+    Ok(leave_room::v3::Response::new())
+}
+
+/// `POST /_matrix/client/v3/rooms/{roomId}/kick`
+/// <https://spec.matrix.org/latest/client-server-api/#post_matrixclientv3roomsroomidkick>
+pub async fn kick(hs: Homeserver, req: Ruma<kick_user::v3::Request>) -> Result<kick_user::v3::Response> {
+    let b = req.body;
+    membership::moderate(&hs, &req.auth.user_id, &b.room_id, &b.user_id, "leave", b.reason.as_deref())
+        .await?;
+    Ok(kick_user::v3::Response::new())
+}
+
+/// `POST /_matrix/client/v3/rooms/{roomId}/ban`
+/// <https://spec.matrix.org/latest/client-server-api/#post_matrixclientv3roomsroomidban>
+pub async fn ban(hs: Homeserver, req: Ruma<ban_user::v3::Request>) -> Result<ban_user::v3::Response> {
+    let b = req.body;
+    membership::moderate(&hs, &req.auth.user_id, &b.room_id, &b.user_id, "ban", b.reason.as_deref()).await?;
+    Ok(ban_user::v3::Response::new())
+}
+
+/// `POST /_matrix/client/v3/rooms/{roomId}/unban`
+/// <https://spec.matrix.org/latest/client-server-api/#post_matrixclientv3roomsroomidunban>
+pub async fn unban(hs: Homeserver, req: Ruma<unban_user::v3::Request>) -> Result<unban_user::v3::Response> {
+    let b = req.body;
+    if membership::membership_of(&hs, &b.room_id, &b.user_id).await?.as_deref() != Some("ban") {
+        return Err(Error::forbidden("The user is not banned").into());
+    }
+    membership::moderate(&hs, &req.auth.user_id, &b.room_id, &b.user_id, "leave", b.reason.as_deref())
+        .await?;
+    Ok(unban_user::v3::Response::new())
+}
+
+/// `POST /_matrix/client/v3/rooms/{roomId}/forget`
+/// <https://spec.matrix.org/latest/client-server-api/#post_matrixclientv3roomsroomidforget>
+pub async fn forget(
+    hs: Homeserver,
+    req: Ruma<forget_room::v3::Request>,
+) -> Result<forget_room::v3::Response> {
+    membership::forget(&hs, &req.auth.user_id, &req.body.room_id).await?;
+    Ok(forget_room::v3::Response::new())
+}
+
+/// `GET /_matrix/client/v3/joined_rooms`
+/// <https://spec.matrix.org/latest/client-server-api/#get_matrixclientv3joined_rooms>
+pub async fn joined_rooms(
+    hs: Homeserver,
+    req: Ruma<joined_rooms::v3::Request>,
+) -> Result<joined_rooms::v3::Response> {
+    let rooms = room_store::rooms_with_membership(hs.db().pool(), &req.auth.user_id, "join").await?;
+    Ok(joined_rooms::v3::Response::new(rooms))
+}
+
+/// `GET /_matrix/client/v3/rooms/{roomId}/joined_members`
+/// <https://spec.matrix.org/latest/client-server-api/#get_matrixclientv3roomsroomidjoined_members>
+pub async fn joined_members(
+    hs: Homeserver,
+    req: Ruma<joined_members::v3::Request>,
+) -> Result<joined_members::v3::Response> {
+    let room_id = &req.body.room_id;
+    require_member(&hs, &req.auth, room_id).await?;
+    let mut joined = BTreeMap::new();
+    for pdu in timeline::members(&hs, room_id).await? {
+        let content = pdu.content_value();
+        if content.get("membership").and_then(Value::as_str) != Some("join") {
+            continue;
+        }
+        let Some(user_id) = pdu.state_key.as_deref().and_then(|k| OwnedUserId::try_from(k).ok()) else {
+            continue;
+        };
+        let mut member = RoomMember::new();
+        member.display_name = content.get("displayname").and_then(Value::as_str).map(str::to_owned);
+        member.avatar_url = content.get("avatar_url").and_then(Value::as_str).map(OwnedMxcUri::from);
+        joined.insert(user_id, member);
+    }
+    Ok(joined_members::v3::Response::new(joined))
+}
+
+/// `GET /_matrix/client/v3/rooms/{roomId}/members`
+/// <https://spec.matrix.org/latest/client-server-api/#get_matrixclientv3roomsroomidmembers>
+pub async fn members(
+    hs: Homeserver,
+    req: Ruma<get_member_events::v3::Request>,
+) -> Result<get_member_events::v3::Response> {
+    let body = req.body;
+    timeline::ensure_can_read(&hs, &req.auth.user_id, &body.room_id).await?;
+    let wanted = body.membership.map(|m| m.to_string());
+    let unwanted = body.not_membership.map(|m| m.to_string());
+    let chunk = timeline::members(&hs, &body.room_id)
+        .await?
+        .iter()
+        .filter(|pdu| {
+            let content = pdu.content_value();
+            let membership = content.get("membership").and_then(Value::as_str).unwrap_or_default();
+            wanted.as_deref().is_none_or(|w| w == membership) && unwanted.as_deref() != Some(membership)
+        })
+        .map(client_event)
+        .collect();
+    Ok(get_member_events::v3::Response::new(chunk))
+}
+
+async fn require_member(hs: &Homeserver, user: &User, room_id: &RoomId) -> Result<()> {
+    timeline::ensure_can_read(hs, &user.user_id, room_id).await.map_err(Into::into)
+}

@@ -1,0 +1,62 @@
+//! Sending events and paging through history (spec: Client-Server API › Sending events,
+//! Getting events for a room).
+
+use hearth_core::{
+    Error, Homeserver,
+    rooms::{
+        NewEvent,
+        timeline::{self, StreamToken},
+    },
+};
+use ruma::api::{
+    Direction,
+    client::message::{get_message_events, send_message_event},
+};
+use serde_json::Value;
+
+use crate::{convert::client_event, error::Result, ruma_wrapper::Ruma};
+
+/// `PUT /_matrix/client/v3/rooms/{roomId}/send/{eventType}/{txnId}`
+/// <https://spec.matrix.org/latest/client-server-api/#put_matrixclientv3roomsroomidsendeventtypetxnid>
+pub async fn send(
+    hs: Homeserver,
+    req: Ruma<send_message_event::v3::Request>,
+) -> Result<send_message_event::v3::Response> {
+    let (body, user) = (req.body, req.auth);
+    let content: Value =
+        serde_json::from_str(body.body.json().get()).map_err(|e| Error::bad_json(e.to_string()))?;
+    if !content.is_object() {
+        return Err(Error::bad_json("Event content must be a JSON object").into());
+    }
+    let event = NewEvent::message(body.event_type.to_string(), content);
+    let event_id = timeline::send_with_txn(
+        &hs,
+        &user.user_id,
+        &user.device_id,
+        &body.room_id,
+        body.txn_id.as_str(),
+        &event,
+    )
+    .await?;
+    Ok(send_message_event::v3::Response::new(event_id))
+}
+
+/// `GET /_matrix/client/v3/rooms/{roomId}/messages`
+/// <https://spec.matrix.org/latest/client-server-api/#get_matrixclientv3roomsroomidmessages>
+pub async fn messages(
+    hs: Homeserver,
+    req: Ruma<get_message_events::v3::Request>,
+) -> Result<get_message_events::v3::Response> {
+    let body = req.body;
+    timeline::ensure_can_read(&hs, &req.auth.user_id, &body.room_id).await?;
+    let from = body.from.as_deref().map(StreamToken::parse).transpose()?;
+    let to = body.to.as_deref().map(StreamToken::parse).transpose()?;
+    let limit = usize::try_from(u64::from(body.limit)).unwrap_or(usize::MAX);
+    let backwards = body.dir == Direction::Backward;
+    let page = timeline::messages(&hs, &body.room_id, from, to, backwards, limit).await?;
+    let mut response = get_message_events::v3::Response::new();
+    response.start = page.start.to_string();
+    response.end = page.end.map(|t| t.to_string());
+    response.chunk = page.events.iter().map(client_event).collect();
+    Ok(response)
+}

@@ -1,0 +1,129 @@
+//! Appending a local event: build, authorise, then persist the event, its state group, the
+//! room's current state and forward extremities in the caller's transaction.
+
+use ruma::{OwnedEventId, UserId, events::TimelineEventType};
+use serde_json::Value;
+
+use super::{Pdu, RoomHead, auth, build};
+use crate::{
+    Homeserver, Result,
+    storage::{Conn, events, rooms, state},
+};
+
+/// An event a local user wants to send.
+#[derive(Clone, Debug)]
+pub struct NewEvent {
+    /// Event type.
+    pub kind: TimelineEventType,
+    /// State key, for state events.
+    pub state_key: Option<String>,
+    /// Content.
+    pub content: Value,
+    /// For redactions: the redacted event.
+    pub redacts: Option<OwnedEventId>,
+}
+
+impl NewEvent {
+    /// A state event.
+    pub fn state(
+        kind: impl Into<TimelineEventType>,
+        state_key: impl Into<String>,
+        content: Value,
+    ) -> NewEvent {
+        NewEvent { kind: kind.into(), state_key: Some(state_key.into()), content, redacts: None }
+    }
+
+    /// A message-like event.
+    pub fn message(kind: impl Into<TimelineEventType>, content: Value) -> NewEvent {
+        NewEvent { kind: kind.into(), state_key: None, content, redacts: None }
+    }
+}
+
+/// Builds, authorises and stores `event` on top of `head`, then advances `head` past it. The
+/// caller holds the room's write lock and commits the transaction.
+pub async fn append(
+    hs: &Homeserver,
+    conn: &mut Conn,
+    head: &mut RoomHead,
+    sender: &UserId,
+    event: &NewEvent,
+) -> Result<Pdu> {
+    let pdu = build::build(hs, head, sender, event)?;
+    auth::check_local(conn, head, &pdu).await?;
+    persist(hs, conn, head, &pdu).await?;
+    Ok(pdu)
+}
+
+async fn persist(hs: &Homeserver, conn: &mut Conn, head: &mut RoomHead, pdu: &Pdu) -> Result<()> {
+    let json = serde_json::to_string(&pdu.json).map_err(|e| crate::Error::Internal(e.into()))?;
+    let stream_ordering = events::next_stream_ordering(conn, hs.db().backend()).await?;
+    let depth = head.depth + 1;
+
+    // A state event starts a new state group: a delta on the head's group, or a full snapshot
+    // when the chain has grown long (or there is no group yet).
+    let state_key_nid = match &pdu.state_key {
+        Some(key) => Some(state::intern_key(conn, &pdu.kind.to_string(), key).await?),
+        None => None,
+    };
+    // The event row needs its state group and the group entry needs the event's nid: insert the
+    // event first with the head's group, then point it at the new group.
+    let row = events::NewEvent {
+        event_id: pdu.event_id.as_str(),
+        room_id: &pdu.room_id,
+        kind: &pdu.kind.to_string(),
+        state_key: pdu.state_key.as_deref(),
+        sender: pdu.sender.as_str(),
+        depth,
+        origin_server_ts: i64::from(pdu.origin_server_ts.get()),
+        stream_ordering,
+        state_group: head.state_group.unwrap_or(0),
+        json: &json,
+    };
+    let event_nid = events::insert(conn, &row).await?;
+
+    if let (Some(key_nid), Some(state_key)) = (state_key_nid, &pdu.state_key) {
+        let kind = pdu.kind.to_string();
+        let (group, chain_len) = match head.state_group.filter(|_| head.chain_len < state::MAX_CHAIN) {
+            Some(parent) => {
+                let delta = [(key_nid, event_nid)];
+                (
+                    state::insert_group(conn, &pdu.room_id, Some((parent, head.chain_len)), &delta).await?,
+                    head.chain_len + 1,
+                )
+            }
+            None => {
+                let mut entries = Vec::with_capacity(head.state.len() + 1);
+                for ((k, s), (nid, _)) in &head.state {
+                    if (k, s) != (&kind, state_key) {
+                        entries.push((state::intern_key(conn, k, s).await?, *nid));
+                    }
+                }
+                entries.push((key_nid, event_nid));
+                (state::insert_group(conn, &pdu.room_id, None, &entries).await?, 0)
+            }
+        };
+        events::set_state_group(conn, event_nid, group).await?;
+        let membership = (pdu.kind == TimelineEventType::RoomMember)
+            .then(|| pdu.content_value().get("membership").and_then(Value::as_str).map(str::to_owned))
+            .flatten();
+        state::set_current(conn, &pdu.room_id, &kind, state_key, event_nid, membership.as_deref()).await?;
+        head.chain_len = chain_len;
+        head.state_group = Some(group);
+        head.state.insert((kind, state_key.clone()), (event_nid, pdu.event_id.to_string()));
+    }
+    rooms::set_extremities(conn, &pdu.room_id, &[event_nid]).await?;
+    head.prev_events = vec![(event_nid, pdu.event_id.to_string())];
+    head.depth = depth;
+    head.room_id = pdu.room_id.clone();
+    Ok(())
+}
+
+/// Sends one event into an existing room: takes the room's write lock, appends, commits.
+pub async fn send(hs: &Homeserver, room_id: &ruma::RoomId, sender: &UserId, event: &NewEvent) -> Result<Pdu> {
+    let _lock = hs.room_locks().lock(room_id).await;
+    let mut tx = hs.db().begin().await?;
+    let mut head = RoomHead::load(&mut tx, room_id).await?;
+    let pdu = append(hs, &mut tx, &mut head, sender, event).await?;
+    tx.commit().await?;
+    Ok(pdu)
+}

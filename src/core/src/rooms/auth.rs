@@ -1,0 +1,48 @@
+//! Authorising events against the auth rules of their room version (ruma-state-res).
+
+use std::collections::HashMap;
+
+use ruma::{OwnedEventId, events::StateEventType, state_res};
+
+use super::{Pdu, RoomHead};
+use crate::{
+    Error, Result,
+    storage::{Conn, events},
+};
+
+/// Checks a locally built event against the state in `head` (the state before it).
+/// Failure is 403 `M_FORBIDDEN` naming the rule that failed.
+pub async fn check_local(conn: &mut Conn, head: &RoomHead, pdu: &Pdu) -> Result<()> {
+    let mut wanted: Vec<&str> = pdu.auth_events.iter().map(|id| id.as_str()).collect();
+    if let Some(create) = head.state_event_id("m.room.create", "") {
+        wanted.push(create);
+    }
+    let auth_events = load(conn, head, &wanted).await?;
+    let by_key: HashMap<(StateEventType, String), &Pdu> = auth_events
+        .values()
+        .filter_map(|e| Some(((e.kind.to_string().into(), e.state_key.clone()?), e)))
+        .collect();
+
+    let rules = &head.rules.authorization;
+    state_res::check_state_independent_auth_rules(rules, pdu, |id| auth_events.get(id))
+        .and_then(|()| {
+            state_res::check_state_dependent_auth_rules(rules, pdu, |kind, key| {
+                by_key.get(&(kind.clone(), key.to_owned())).copied()
+            })
+        })
+        .map_err(|reason| Error::forbidden(format!("Event not authorised: {reason}")))
+}
+
+/// Loads events of the room by ID.
+pub async fn load(conn: &mut Conn, head: &RoomHead, ids: &[&str]) -> Result<HashMap<OwnedEventId, Pdu>> {
+    let mut found = HashMap::with_capacity(ids.len());
+    for id in ids {
+        let Some(row) = events::get(&mut *conn, id).await? else { continue };
+        let event_id = OwnedEventId::try_from(row.event_id.as_str())
+            .map_err(|e| Error::Internal(anyhow::anyhow!("stored event ID: {e}")))?;
+        let pdu = Pdu::from_stored(event_id.clone(), &row.json, &head.room_id)
+            .map_err(|e| Error::Internal(anyhow::anyhow!("stored event {id}: {e}")))?;
+        found.insert(event_id, pdu);
+    }
+    Ok(found)
+}

@@ -1,0 +1,94 @@
+//! Building a local PDU: prev_events from the room's extremities, auth_events selected per the
+//! spec, depth, content hash, our ed25519 signature and the reference-hash event ID.
+
+use http::StatusCode;
+use ruma::{
+    CanonicalJsonObject, CanonicalJsonValue, OwnedEventId, UserId, api::error::ErrorKind,
+    events::TimelineEventType, signatures,
+};
+use serde_json::{Value, value::to_raw_value};
+
+use super::{NewEvent, Pdu, RoomHead};
+use crate::{Error, Homeserver, Result, time::now_ms};
+
+/// Largest PDU the spec allows, in bytes of canonical JSON.
+pub const MAX_PDU_BYTES: usize = 65_536;
+
+/// Builds and signs a PDU from `sender` on top of `head`.
+pub fn build(hs: &Homeserver, head: &RoomHead, sender: &UserId, event: &NewEvent) -> Result<Pdu> {
+    let content = to_canonical(&event.content)?;
+    let raw_content = to_raw_value(&event.content).map_err(|e| Error::bad_json(e.to_string()))?;
+    let auth_types = ruma::state_res::auth_types_for_event(
+        &event.kind,
+        sender,
+        event.state_key.as_deref(),
+        &raw_content,
+        &head.rules.authorization,
+    )
+    .map_err(Error::bad_json)?;
+    let auth_events: Vec<CanonicalJsonValue> = auth_types
+        .iter()
+        .filter_map(|(kind, key)| head.state_event_id(&kind.to_string(), key))
+        .map(|id| CanonicalJsonValue::String(id.to_owned()))
+        .collect();
+
+    let is_create = event.kind == TimelineEventType::RoomCreate;
+    let mut object = CanonicalJsonObject::new();
+    if !(is_create && head.rules.authorization.room_create_event_id_as_room_id) {
+        object.insert("room_id".to_owned(), CanonicalJsonValue::String(head.room_id.to_string()));
+    }
+    object.insert("sender".to_owned(), CanonicalJsonValue::String(sender.to_string()));
+    object.insert(
+        "origin_server_ts".to_owned(),
+        CanonicalJsonValue::Integer(ruma::Int::new_saturating(now_ms())),
+    );
+    object.insert("type".to_owned(), CanonicalJsonValue::String(event.kind.to_string()));
+    object.insert("content".to_owned(), content);
+    if let Some(state_key) = &event.state_key {
+        object.insert("state_key".to_owned(), CanonicalJsonValue::String(state_key.clone()));
+    }
+    if let Some(redacts) = &event.redacts
+        && !head.rules.redaction.content_field_redacts
+    {
+        object.insert("redacts".to_owned(), CanonicalJsonValue::String(redacts.to_string()));
+    }
+    let prev: Vec<CanonicalJsonValue> =
+        head.prev_events.iter().map(|(_, id)| CanonicalJsonValue::String(id.clone())).collect();
+    object.insert("prev_events".to_owned(), CanonicalJsonValue::Array(prev));
+    object.insert("auth_events".to_owned(), CanonicalJsonValue::Array(auth_events));
+    object.insert("depth".to_owned(), CanonicalJsonValue::Integer(ruma::Int::new_saturating(head.depth + 1)));
+
+    signatures::hash_and_sign_event(
+        hs.server_name().as_str(),
+        hs.signing_key(),
+        &mut object,
+        &head.rules.redaction,
+    )
+    .map_err(|e| Error::Internal(anyhow::anyhow!("signing event: {e}")))?;
+    let size = serde_json::to_vec(&object).map_or(usize::MAX, |bytes| bytes.len());
+    if size > MAX_PDU_BYTES {
+        return Err(Error::matrix(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorKind::TooLarge,
+            format!("Events are limited to {MAX_PDU_BYTES} bytes"),
+        ));
+    }
+    let hash = signatures::reference_hash(&object, &head.rules)
+        .map_err(|e| Error::Internal(anyhow::anyhow!("hashing event: {e}")))?;
+    let event_id = OwnedEventId::try_from(format!("${hash}"))
+        .map_err(|e| Error::Internal(anyhow::anyhow!("event ID from hash: {e}")))?;
+    let room_id = if is_create && head.rules.authorization.room_create_event_id_as_room_id {
+        ruma::OwnedRoomId::try_from(format!("!{hash}"))
+            .map_err(|e| Error::Internal(anyhow::anyhow!("room ID from hash: {e}")))?
+    } else {
+        head.room_id.clone()
+    };
+    Pdu::from_canonical(event_id, object, Some(&room_id)).map_err(|e| Error::Internal(anyhow::anyhow!(e)))
+}
+
+/// Converts client JSON to canonical JSON: floats and integers beyond ±(2^53−1) are refused
+/// with `M_BAD_JSON`, as every room version from 6 on requires.
+pub fn to_canonical(value: &Value) -> Result<CanonicalJsonValue> {
+    CanonicalJsonValue::try_from(value.clone())
+        .map_err(|e| Error::bad_json(format!("Event content is not canonical JSON: {e}")))
+}

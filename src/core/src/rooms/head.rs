@@ -1,0 +1,96 @@
+//! The head of a room: what the next local event builds on (version, forward extremities,
+//! depth, and the state after the extremities).
+
+use std::collections::HashMap;
+
+use anyhow::Context;
+use ruma::{OwnedRoomId, RoomId, RoomVersionId, room_version_rules::RoomVersionRules};
+
+use crate::{
+    Error, Result,
+    storage::{Conn, rooms, state},
+};
+
+/// `(type, state_key) → (event_nid, event_id)`.
+pub type StateMap = HashMap<(String, String), (i64, String)>;
+
+/// The head of one room.
+#[derive(Clone, Debug)]
+pub struct RoomHead {
+    /// The room.
+    pub room_id: OwnedRoomId,
+    /// Its version.
+    pub version: RoomVersionId,
+    /// The rules of that version.
+    pub rules: RoomVersionRules,
+    /// Forward extremities: `(event_nid, event_id)`.
+    pub prev_events: Vec<(i64, String)>,
+    /// Highest depth among the extremities.
+    pub depth: i64,
+    /// The state group after the extremities (`None` before the create event).
+    pub state_group: Option<i64>,
+    /// How many deltas that group is from a full snapshot.
+    pub chain_len: i64,
+    /// The state after the extremities.
+    pub state: StateMap,
+}
+
+impl RoomHead {
+    /// The head of a room about to be created: nothing before its create event.
+    pub fn empty(room_id: OwnedRoomId, version: RoomVersionId) -> Result<RoomHead> {
+        let rules = rules_for(&version)?;
+        Ok(RoomHead {
+            room_id,
+            version,
+            rules,
+            prev_events: Vec::new(),
+            depth: 0,
+            state_group: None,
+            chain_len: 0,
+            state: StateMap::new(),
+        })
+    }
+
+    /// Loads the head of a room this server knows; 404 for unknown rooms.
+    pub async fn load(conn: &mut Conn, room_id: &RoomId) -> Result<RoomHead> {
+        let version =
+            rooms::version(&mut *conn, room_id).await?.ok_or_else(|| Error::not_found("Unknown room"))?;
+        let rules = rules_for(&version)?;
+        let extremities = rooms::extremities(conn, room_id).await?;
+        // Local-only rooms never fork: one extremity. Forks arrive with federation, which
+        // resolves them (see `resolve`) into a single state group before the next send.
+        let first = extremities.first().context("room without forward extremities")?;
+        let group = first.state_group.context("extremity without state")?;
+        let state = state::load_group(&mut *conn, group)
+            .await?
+            .into_iter()
+            .map(|e| ((e.kind, e.state_key), (e.event_nid, e.event_id)))
+            .collect();
+        Ok(RoomHead {
+            room_id: room_id.to_owned(),
+            version,
+            rules,
+            prev_events: extremities.iter().map(|e| (e.event_nid, e.event_id.clone())).collect(),
+            depth: extremities.iter().map(|e| e.depth).max().unwrap_or(0),
+            state_group: Some(group),
+            chain_len: state::chain_len(conn, group).await?,
+            state,
+        })
+    }
+
+    /// The event ID at `(type, state_key)` in the head's state.
+    pub fn state_event_id(&self, kind: &str, state_key: &str) -> Option<&str> {
+        self.state.get(&(kind.to_owned(), state_key.to_owned())).map(|(_, id)| id.as_str())
+    }
+}
+
+/// The rules of a supported room version, or `M_UNSUPPORTED_ROOM_VERSION`.
+pub fn rules_for(version: &RoomVersionId) -> Result<RoomVersionRules> {
+    version.rules().ok_or_else(|| {
+        Error::matrix(
+            http::StatusCode::BAD_REQUEST,
+            ruma::api::error::ErrorKind::UnsupportedRoomVersion,
+            format!("Room version {version} is not supported"),
+        )
+    })
+}

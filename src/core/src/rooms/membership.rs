@@ -1,0 +1,118 @@
+//! Membership changes (spec: Client-Server API › Room membership): join, invite, leave, kick,
+//! ban, unban, forget. Each is an `m.room.member` event the auth rules decide on.
+
+use ruma::{OwnedEventId, RoomId, UserId, events::TimelineEventType};
+use serde_json::{Map, Value, json};
+
+use super::{NewEvent, append::send};
+use crate::{
+    Error, Homeserver, Result,
+    accounts::profile,
+    storage::{rooms, state},
+};
+
+/// The target's current membership in the room, if any.
+pub async fn membership_of(hs: &Homeserver, room_id: &RoomId, user_id: &UserId) -> Result<Option<String>> {
+    Ok(state::membership(hs.db().pool(), room_id, user_id.as_str()).await?)
+}
+
+/// Joins `user` to a room this server knows. Extra content (e.g. `reason`) is kept; display
+/// name and avatar come from the profile unless given. Joining again without changes is a no-op.
+pub async fn join(
+    hs: &Homeserver,
+    user: &UserId,
+    room_id: &RoomId,
+    extra: Map<String, Value>,
+) -> Result<OwnedEventId> {
+    if extra.is_empty() && membership_of(hs, room_id, user).await?.as_deref() == Some("join") {
+        let current =
+            state::current_event_id(hs.db().pool(), room_id, "m.room.member", user.as_str()).await?;
+        if let Some(id) = current.and_then(|id| OwnedEventId::try_from(id).ok()) {
+            return Ok(id);
+        }
+    }
+    let mut content = extra;
+    content.insert("membership".to_owned(), json!("join"));
+    let me = profile::get(hs, user).await.unwrap_or_default();
+    if let Some(name) = me.displayname {
+        content.entry("displayname").or_insert(json!(name));
+    }
+    if let Some(url) = me.avatar_url {
+        content.entry("avatar_url").or_insert(json!(url));
+    }
+    member_event(hs, user, room_id, user, Value::Object(content)).await
+}
+
+/// Invites `target`.
+pub async fn invite(
+    hs: &Homeserver,
+    sender: &UserId,
+    room_id: &RoomId,
+    target: &UserId,
+    reason: Option<&str>,
+) -> Result<OwnedEventId> {
+    if sender == target {
+        return Err(Error::forbidden("You cannot invite yourself"));
+    }
+    let mut content = json!({ "membership": "invite" });
+    add_reason(&mut content, reason);
+    member_event(hs, sender, room_id, target, content).await
+}
+
+/// Leaves a room (or rejects an invite, or withdraws a knock).
+pub async fn leave(
+    hs: &Homeserver,
+    user: &UserId,
+    room_id: &RoomId,
+    reason: Option<&str>,
+) -> Result<OwnedEventId> {
+    if rooms::version(hs.db().pool(), room_id).await?.is_none() {
+        return Err(Error::not_found("Unknown room"));
+    }
+    let mut content = json!({ "membership": "leave" });
+    add_reason(&mut content, reason);
+    member_event(hs, user, room_id, user, content).await
+}
+
+/// Kicks, bans or unbans `target`: `membership` is `leave` (kick, unban) or `ban`.
+pub async fn moderate(
+    hs: &Homeserver,
+    sender: &UserId,
+    room_id: &RoomId,
+    target: &UserId,
+    membership: &str,
+    reason: Option<&str>,
+) -> Result<OwnedEventId> {
+    let current = membership_of(hs, room_id, target).await?;
+    if membership == "leave" && sender != target && current.as_deref().is_none_or(|m| m == "leave") {
+        return Err(Error::forbidden("The user is not in the room"));
+    }
+    let mut content = json!({ "membership": membership });
+    add_reason(&mut content, reason);
+    member_event(hs, sender, room_id, target, content).await
+}
+
+/// Forgets a room the user has left: it disappears from their sync and history.
+pub async fn forget(hs: &Homeserver, user: &UserId, room_id: &RoomId) -> Result<()> {
+    match membership_of(hs, room_id, user).await?.as_deref() {
+        Some("join" | "invite" | "knock") => Err(Error::bad_request("Leave the room before forgetting it")),
+        _ => Ok(rooms::forget(hs.db().pool(), user, room_id).await?),
+    }
+}
+
+async fn member_event(
+    hs: &Homeserver,
+    sender: &UserId,
+    room_id: &RoomId,
+    target: &UserId,
+    content: Value,
+) -> Result<OwnedEventId> {
+    let event = NewEvent::state(TimelineEventType::RoomMember, target.as_str(), content);
+    Ok(send(hs, room_id, sender, &event).await?.event_id)
+}
+
+fn add_reason(content: &mut Value, reason: Option<&str>) {
+    if let Some(reason) = reason {
+        content["reason"] = json!(reason);
+    }
+}

@@ -1,0 +1,167 @@
+//! Reading and writing a room's timeline: sending with transaction IDs, single events, state,
+//! and `/messages` pagination over stream positions.
+
+use ruma::{DeviceId, OwnedEventId, RoomId, UserId};
+use serde_json::Value;
+
+use super::{NewEvent, Pdu, RoomHead, append::append};
+use crate::{
+    Error, Homeserver, Result,
+    storage::{events, rooms, state, txns},
+};
+
+/// A position between events in the global stream: everything at or below `n` is before it.
+/// Serialised as `s<n>`; sync tokens extend it with more `_`-separated parts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StreamToken(pub i64);
+
+impl StreamToken {
+    /// Parses `s<n>` (ignoring any further `_` parts); `M_INVALID_PARAM` otherwise.
+    pub fn parse(token: &str) -> Result<StreamToken> {
+        token
+            .strip_prefix('s')
+            .and_then(|rest| rest.split('_').next())
+            .and_then(|n| n.parse().ok())
+            .map(StreamToken)
+            .ok_or_else(|| Error::invalid_param("Invalid pagination token"))
+    }
+}
+
+impl std::fmt::Display for StreamToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "s{}", self.0)
+    }
+}
+
+/// Sends a message-like or state event once per `(user, device, txn_id)`: a repeated
+/// transaction returns the first event's ID and sends nothing.
+pub async fn send_with_txn(
+    hs: &Homeserver,
+    sender: &UserId,
+    device_id: &DeviceId,
+    room_id: &RoomId,
+    txn_id: &str,
+    event: &NewEvent,
+) -> Result<OwnedEventId> {
+    let _lock = hs.room_locks().lock(room_id).await;
+    if let Some(existing) = txns::get(hs.db().pool(), sender, device_id, txn_id).await? {
+        return OwnedEventId::try_from(existing)
+            .map_err(|e| Error::Internal(anyhow::anyhow!("stored event ID: {e}")));
+    }
+    let mut tx = hs.db().begin().await?;
+    let mut head = RoomHead::load(&mut tx, room_id).await?;
+    let pdu = append(hs, &mut tx, &mut head, sender, event).await?;
+    txns::insert(&mut *tx, sender, device_id, txn_id, pdu.event_id.as_str()).await?;
+    tx.commit().await?;
+    Ok(pdu.event_id)
+}
+
+/// Fails with 403 unless `user` may read the room now: a current member, or anyone when the
+/// history is world-readable.
+pub async fn ensure_can_read(hs: &Homeserver, user: &UserId, room_id: &RoomId) -> Result<()> {
+    if rooms::version(hs.db().pool(), room_id).await?.is_none() {
+        return Err(Error::forbidden("You are not in this room"));
+    }
+    if state::membership(hs.db().pool(), room_id, user.as_str()).await?.as_deref() == Some("join") {
+        return Ok(());
+    }
+    if history_visibility(hs, room_id).await?.as_deref() == Some("world_readable") {
+        return Ok(());
+    }
+    Err(Error::forbidden("You are not in this room"))
+}
+
+async fn history_visibility(hs: &Homeserver, room_id: &RoomId) -> Result<Option<String>> {
+    let Some(pdu) = current_state_event(hs, room_id, "m.room.history_visibility", "").await? else {
+        return Ok(None);
+    };
+    Ok(pdu.content_value().get("history_visibility").and_then(Value::as_str).map(str::to_owned))
+}
+
+/// The current state event at `(type, state_key)`.
+pub async fn current_state_event(
+    hs: &Homeserver,
+    room_id: &RoomId,
+    kind: &str,
+    state_key: &str,
+) -> Result<Option<Pdu>> {
+    match state::current_event_id(hs.db().pool(), room_id, kind, state_key).await? {
+        Some(id) => event_by_id(hs, room_id, &id).await,
+        None => Ok(None),
+    }
+}
+
+/// Every current state event of a room.
+pub async fn current_state(hs: &Homeserver, room_id: &RoomId) -> Result<Vec<Pdu>> {
+    let mut conn = hs.db().pool().acquire().await?;
+    let head = RoomHead::load(&mut conn, room_id).await?;
+    let nids: Vec<i64> = head.state.values().map(|(nid, _)| *nid).collect();
+    let rows = events::get_by_nids(&mut conn, &nids).await?;
+    rows.into_iter().map(|row| parse(&row, room_id)).collect()
+}
+
+/// One event of a room by ID.
+pub async fn event_by_id(hs: &Homeserver, room_id: &RoomId, event_id: &str) -> Result<Option<Pdu>> {
+    match events::get(hs.db().pool(), event_id).await? {
+        Some(row) if row.room_id == room_id.as_str() => parse(&row, room_id).map(Some),
+        _ => Ok(None),
+    }
+}
+
+/// A page of `/messages`.
+#[derive(Clone, Debug)]
+pub struct Page {
+    /// Events in the order asked for.
+    pub events: Vec<Pdu>,
+    /// Where the page started.
+    pub start: StreamToken,
+    /// Where the next page starts; `None` when there is nothing further.
+    pub end: Option<StreamToken>,
+}
+
+/// Pages through a room's timeline from `from` (default: the newest event going backwards, the
+/// oldest going forwards) towards `to`.
+pub async fn messages(
+    hs: &Homeserver,
+    room_id: &RoomId,
+    from: Option<StreamToken>,
+    to: Option<StreamToken>,
+    backwards: bool,
+    limit: usize,
+) -> Result<Page> {
+    let limit = limit.clamp(1, 1000);
+    let start = match from {
+        Some(token) => token,
+        None if backwards => StreamToken(events::max_stream_ordering(hs.db().pool()).await?),
+        None => StreamToken(0),
+    };
+    let (after, before) = if backwards {
+        (to.map_or(0, |t| t.0), start.0 + 1)
+    } else {
+        (start.0, to.map_or(i64::MAX, |t| t.0 + 1))
+    };
+    let fetch = i64::try_from(limit).unwrap_or(1000) + 1;
+    let mut rows = events::timeline_page(hs.db().pool(), room_id, after, before, backwards, fetch).await?;
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    let end = match rows.last().and_then(|r| r.stream_ordering) {
+        Some(last) if more => Some(StreamToken(if backwards { last - 1 } else { last })),
+        _ => None,
+    };
+    let events = rows.iter().map(|row| parse(row, room_id)).collect::<Result<Vec<_>>>()?;
+    Ok(Page { events, start, end })
+}
+
+fn parse(row: &events::StoredEvent, room_id: &RoomId) -> Result<Pdu> {
+    let event_id = OwnedEventId::try_from(row.event_id.as_str())
+        .map_err(|e| Error::Internal(anyhow::anyhow!("stored event ID: {e}")))?;
+    Pdu::from_stored(event_id, &row.json, room_id)
+        .map_err(|e| Error::Internal(anyhow::anyhow!("stored event {}: {e}", row.event_id)))
+}
+
+/// The current `m.room.member` events of a room.
+pub async fn members(hs: &Homeserver, room_id: &RoomId) -> Result<Vec<Pdu>> {
+    let mut state = current_state(hs, room_id).await?;
+    state.retain(|pdu| pdu.kind == ruma::events::TimelineEventType::RoomMember);
+    Ok(state)
+}

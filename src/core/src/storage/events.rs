@@ -1,0 +1,160 @@
+//! The `events` table: every PDU this server has, as canonical JSON beside indexed columns.
+
+use ruma::RoomId;
+use sqlx::{Executor, Row, any::AnyRow};
+
+use super::{Backend, Conn};
+
+/// A new event row.
+#[derive(Clone, Debug)]
+pub struct NewEvent<'a> {
+    /// The event ID.
+    pub event_id: &'a str,
+    /// The room.
+    pub room_id: &'a RoomId,
+    /// The event type.
+    pub kind: &'a str,
+    /// The state key, for state events.
+    pub state_key: Option<&'a str>,
+    /// The sender.
+    pub sender: &'a str,
+    /// DAG depth.
+    pub depth: i64,
+    /// `origin_server_ts`.
+    pub origin_server_ts: i64,
+    /// Position in the global stream.
+    pub stream_ordering: i64,
+    /// The state after the event.
+    pub state_group: i64,
+    /// Canonical JSON.
+    pub json: &'a str,
+}
+
+/// An event row as loaded.
+#[derive(Clone, Debug)]
+pub struct StoredEvent {
+    /// Interned ID.
+    pub event_nid: i64,
+    /// The event ID.
+    pub event_id: String,
+    /// The room.
+    pub room_id: String,
+    /// Canonical JSON.
+    pub json: String,
+    /// Position in the global stream (`None` for outliers).
+    pub stream_ordering: Option<i64>,
+    /// The state after the event.
+    pub state_group: Option<i64>,
+    /// The redaction that redacted it, if any.
+    pub redacted_by: Option<String>,
+}
+
+const COLUMNS: &str = "event_nid, event_id, room_id, json, stream_ordering, state_group, redacted_by";
+
+fn from_row(row: AnyRow) -> sqlx::Result<StoredEvent> {
+    Ok(StoredEvent {
+        event_nid: row.try_get("event_nid")?,
+        event_id: row.try_get("event_id")?,
+        room_id: row.try_get("room_id")?,
+        json: row.try_get("json")?,
+        stream_ordering: row.try_get("stream_ordering")?,
+        state_group: row.try_get("state_group")?,
+        redacted_by: row.try_get("redacted_by")?,
+    })
+}
+
+/// The next position in the global event stream. SQLite has a single writer (the write
+/// transaction holds the lock), so MAX + 1 is safe; PostgreSQL uses a sequence.
+pub async fn next_stream_ordering(conn: &mut Conn, backend: Backend) -> sqlx::Result<i64> {
+    let sql = match backend {
+        Backend::Sqlite => "SELECT COALESCE(MAX(stream_ordering), 0) + 1 AS next FROM events",
+        Backend::Postgres => "SELECT nextval('events_stream_seq') AS next",
+    };
+    sqlx::query(sql).fetch_one(conn).await?.try_get("next")
+}
+
+/// Inserts a timeline event and returns its interned ID.
+pub async fn insert(conn: &mut Conn, event: &NewEvent<'_>) -> sqlx::Result<i64> {
+    sqlx::query(
+        "INSERT INTO events (event_id, room_id, type, state_key, sender, depth, origin_server_ts, \
+         stream_ordering, state_group, json) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+         RETURNING event_nid",
+    )
+    .bind(event.event_id)
+    .bind(event.room_id.as_str())
+    .bind(event.kind)
+    .bind(event.state_key)
+    .bind(event.sender)
+    .bind(event.depth)
+    .bind(event.origin_server_ts)
+    .bind(event.stream_ordering)
+    .bind(event.state_group)
+    .bind(event.json)
+    .fetch_one(conn)
+    .await?
+    .try_get("event_nid")
+}
+
+/// Loads one event by ID.
+pub async fn get<'c>(
+    executor: impl Executor<'c, Database = sqlx::Any>,
+    event_id: &str,
+) -> sqlx::Result<Option<StoredEvent>> {
+    let sql = format!("SELECT {COLUMNS} FROM events WHERE event_id = $1");
+    sqlx::query(&sql).bind(event_id).fetch_optional(executor).await?.map(from_row).transpose()
+}
+
+/// Loads events by interned ID, in no particular order.
+pub async fn get_by_nids(conn: &mut Conn, nids: &[i64]) -> sqlx::Result<Vec<StoredEvent>> {
+    let mut events = Vec::with_capacity(nids.len());
+    let sql = format!("SELECT {COLUMNS} FROM events WHERE event_nid = $1");
+    for nid in nids {
+        if let Some(row) = sqlx::query(&sql).bind(nid).fetch_optional(&mut *conn).await? {
+            events.push(from_row(row)?);
+        }
+    }
+    Ok(events)
+}
+
+/// A page of a room's timeline: events with stream positions strictly between `after` and
+/// `before`, newest first when `backwards`, else oldest first.
+pub async fn timeline_page<'c>(
+    executor: impl Executor<'c, Database = sqlx::Any>,
+    room_id: &RoomId,
+    after: i64,
+    before: i64,
+    backwards: bool,
+    limit: i64,
+) -> sqlx::Result<Vec<StoredEvent>> {
+    let order = if backwards { "DESC" } else { "ASC" };
+    let sql = format!(
+        "SELECT {COLUMNS} FROM events WHERE room_id = $1 AND stream_ordering > $2 AND stream_ordering < $3 \
+         AND outlier = 0 AND rejected = 0 AND soft_failed = 0 ORDER BY stream_ordering {order} LIMIT $4"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(room_id.as_str())
+        .bind(after)
+        .bind(before)
+        .bind(limit)
+        .fetch_all(executor)
+        .await?;
+    rows.into_iter().map(from_row).collect()
+}
+
+/// The highest stream position handed out so far.
+pub async fn max_stream_ordering<'c>(executor: impl Executor<'c, Database = sqlx::Any>) -> sqlx::Result<i64> {
+    sqlx::query("SELECT COALESCE(MAX(stream_ordering), 0) AS max FROM events")
+        .fetch_one(executor)
+        .await?
+        .try_get("max")
+}
+
+/// Points an event at the state group created for it.
+pub async fn set_state_group(conn: &mut Conn, event_nid: i64, group: i64) -> sqlx::Result<()> {
+    sqlx::query("UPDATE events SET state_group = $1 WHERE event_nid = $2")
+        .bind(group)
+        .bind(event_nid)
+        .execute(conn)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,154 @@
+//! The `rooms` and `forward_extremities` tables.
+
+use ruma::{OwnedRoomId, RoomId, RoomVersionId, UserId};
+use sqlx::{Executor, Row};
+
+use super::Conn;
+
+/// Records a new room.
+pub async fn insert(
+    conn: &mut Conn,
+    room_id: &RoomId,
+    version: &RoomVersionId,
+    creator: &UserId,
+    now_ms: i64,
+) -> sqlx::Result<()> {
+    sqlx::query("INSERT INTO rooms (room_id, room_version, creator, created_ts) VALUES ($1, $2, $3, $4)")
+        .bind(room_id.as_str())
+        .bind(version.as_str())
+        .bind(creator.as_str())
+        .bind(now_ms)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The room's version, or `None` for rooms this server does not know.
+pub async fn version<'c>(
+    executor: impl Executor<'c, Database = sqlx::Any>,
+    room_id: &RoomId,
+) -> sqlx::Result<Option<RoomVersionId>> {
+    let row = sqlx::query("SELECT room_version FROM rooms WHERE room_id = $1")
+        .bind(room_id.as_str())
+        .fetch_optional(executor)
+        .await?;
+    row.map(|r| {
+        let v: String = r.try_get("room_version")?;
+        RoomVersionId::try_from(v).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+    })
+    .transpose()
+}
+
+/// A forward extremity: an event with no children yet.
+#[derive(Clone, Debug)]
+pub struct Extremity {
+    /// Interned event ID.
+    pub event_nid: i64,
+    /// The event ID.
+    pub event_id: String,
+    /// Its depth.
+    pub depth: i64,
+    /// The state after it.
+    pub state_group: Option<i64>,
+}
+
+/// The room's forward extremities.
+pub async fn extremities(conn: &mut Conn, room_id: &RoomId) -> sqlx::Result<Vec<Extremity>> {
+    let rows = sqlx::query(
+        "SELECT e.event_nid, e.event_id, e.depth, e.state_group FROM forward_extremities f \
+         JOIN events e ON e.event_nid = f.event_nid WHERE f.room_id = $1 ORDER BY e.depth DESC, e.event_nid",
+    )
+    .bind(room_id.as_str())
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter()
+        .map(|r| {
+            Ok(Extremity {
+                event_nid: r.try_get("event_nid")?,
+                event_id: r.try_get("event_id")?,
+                depth: r.try_get("depth")?,
+                state_group: r.try_get("state_group")?,
+            })
+        })
+        .collect()
+}
+
+/// Replaces the room's forward extremities.
+pub async fn set_extremities(conn: &mut Conn, room_id: &RoomId, event_nids: &[i64]) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM forward_extremities WHERE room_id = $1")
+        .bind(room_id.as_str())
+        .execute(&mut *conn)
+        .await?;
+    for nid in event_nids {
+        sqlx::query("INSERT INTO forward_extremities (room_id, event_nid) VALUES ($1, $2)")
+            .bind(room_id.as_str())
+            .bind(nid)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Rooms in which the user's current membership is `membership`.
+pub async fn rooms_with_membership<'c>(
+    executor: impl Executor<'c, Database = sqlx::Any>,
+    user_id: &UserId,
+    membership: &str,
+) -> sqlx::Result<Vec<OwnedRoomId>> {
+    let rows = sqlx::query(
+        "SELECT room_id FROM current_state WHERE type = 'm.room.member' AND state_key = $1 \
+         AND membership = $2 ORDER BY room_id",
+    )
+    .bind(user_id.as_str())
+    .bind(membership)
+    .fetch_all(executor)
+    .await?;
+    rows.into_iter()
+        .map(|r| {
+            let id: String = r.try_get("room_id")?;
+            OwnedRoomId::try_from(id).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+        })
+        .collect()
+}
+
+/// Lists or unlists a room in the room directory.
+pub async fn set_public<'c>(
+    executor: impl Executor<'c, Database = sqlx::Any>,
+    room_id: &RoomId,
+    public: bool,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE rooms SET is_public = $1 WHERE room_id = $2")
+        .bind(i64::from(public))
+        .bind(room_id.as_str())
+        .execute(executor)
+        .await?;
+    Ok(())
+}
+
+/// Marks a room forgotten by a user.
+pub async fn forget<'c>(
+    executor: impl Executor<'c, Database = sqlx::Any>,
+    user_id: &UserId,
+    room_id: &RoomId,
+) -> sqlx::Result<()> {
+    sqlx::query("INSERT INTO forgotten_rooms (user_id, room_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+        .bind(user_id.as_str())
+        .bind(room_id.as_str())
+        .execute(executor)
+        .await?;
+    Ok(())
+}
+
+/// Whether a user has forgotten a room.
+pub async fn is_forgotten<'c>(
+    executor: impl Executor<'c, Database = sqlx::Any>,
+    user_id: &UserId,
+    room_id: &RoomId,
+) -> sqlx::Result<bool> {
+    let row = sqlx::query("SELECT 1 AS found FROM forgotten_rooms WHERE user_id = $1 AND room_id = $2")
+        .bind(user_id.as_str())
+        .bind(room_id.as_str())
+        .fetch_optional(executor)
+        .await?;
+    Ok(row.is_some())
+}

@@ -1,0 +1,179 @@
+//! Room state storage: interned `(type, state_key)` pairs, state groups stored as deltas against
+//! a parent (a full snapshot every [`MAX_CHAIN`] links), and the `current_state` table.
+
+use ruma::RoomId;
+use sqlx::{Executor, Row};
+
+use super::Conn;
+
+/// Longest delta chain before a full snapshot is written.
+pub const MAX_CHAIN: i64 = 16;
+
+/// One entry of a state map: `(type, state_key) → event`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StateEntry {
+    /// Event type.
+    pub kind: String,
+    /// State key.
+    pub state_key: String,
+    /// Interned event ID.
+    pub event_nid: i64,
+    /// Event ID.
+    pub event_id: String,
+}
+
+/// Interns a `(type, state_key)` pair.
+pub async fn intern_key(conn: &mut Conn, kind: &str, state_key: &str) -> sqlx::Result<i64> {
+    sqlx::query(
+        "INSERT INTO state_keys (type, state_key) VALUES ($1, $2) ON CONFLICT (type, state_key) DO NOTHING",
+    )
+    .bind(kind)
+    .bind(state_key)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("SELECT state_key_nid FROM state_keys WHERE type = $1 AND state_key = $2")
+        .bind(kind)
+        .bind(state_key)
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get("state_key_nid")
+}
+
+/// Length of a group's delta chain (0 for a full snapshot).
+pub async fn chain_len(conn: &mut Conn, group_id: i64) -> sqlx::Result<i64> {
+    sqlx::query("SELECT chain_len FROM state_groups WHERE group_id = $1")
+        .bind(group_id)
+        .fetch_one(conn)
+        .await?
+        .try_get("chain_len")
+}
+
+/// Writes a state group: a delta against `parent`, or a full snapshot when `parent` is `None`.
+/// `entries` are `(state_key_nid, event_nid)` pairs.
+pub async fn insert_group(
+    conn: &mut Conn,
+    room_id: &RoomId,
+    parent: Option<(i64, i64)>,
+    entries: &[(i64, i64)],
+) -> sqlx::Result<i64> {
+    let (parent_id, chain_len) = match parent {
+        Some((id, len)) => (Some(id), len + 1),
+        None => (None, 0),
+    };
+    let group_id: i64 = sqlx::query(
+        "INSERT INTO state_groups (room_id, parent, chain_len) VALUES ($1, $2, $3) RETURNING group_id",
+    )
+    .bind(room_id.as_str())
+    .bind(parent_id)
+    .bind(chain_len)
+    .fetch_one(&mut *conn)
+    .await?
+    .try_get("group_id")?;
+    for (key_nid, event_nid) in entries {
+        sqlx::query(
+            "INSERT INTO state_group_entries (group_id, state_key_nid, event_nid) VALUES ($1, $2, $3)",
+        )
+        .bind(group_id)
+        .bind(key_nid)
+        .bind(event_nid)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(group_id)
+}
+
+/// The full state of a group: its chain read in one recursive query, nearer links overriding.
+pub async fn load_group<'c>(
+    executor: impl Executor<'c, Database = sqlx::Any>,
+    group_id: i64,
+) -> sqlx::Result<Vec<StateEntry>> {
+    let rows = sqlx::query(
+        "WITH RECURSIVE chain (group_id, parent, lvl) AS ( \
+             SELECT group_id, parent, 0 FROM state_groups WHERE group_id = $1 \
+             UNION ALL \
+             SELECT g.group_id, g.parent, c.lvl + 1 FROM state_groups g JOIN chain c ON g.group_id = c.parent \
+         ) \
+         SELECT c.lvl, k.state_key_nid, k.type, k.state_key, e.event_nid, e.event_id \
+         FROM chain c \
+         JOIN state_group_entries s ON s.group_id = c.group_id \
+         JOIN state_keys k ON k.state_key_nid = s.state_key_nid \
+         JOIN events e ON e.event_nid = s.event_nid \
+         ORDER BY c.lvl DESC",
+    )
+    .bind(group_id)
+    .fetch_all(executor)
+    .await?;
+    let mut by_key = std::collections::HashMap::<i64, StateEntry>::new();
+    for row in rows {
+        // Rows come furthest ancestor first, so later (nearer) rows override.
+        by_key.insert(
+            row.try_get("state_key_nid")?,
+            StateEntry {
+                kind: row.try_get("type")?,
+                state_key: row.try_get("state_key")?,
+                event_nid: row.try_get("event_nid")?,
+                event_id: row.try_get("event_id")?,
+            },
+        );
+    }
+    Ok(by_key.into_values().collect())
+}
+
+/// Sets one entry of a room's current state.
+pub async fn set_current(
+    conn: &mut Conn,
+    room_id: &RoomId,
+    kind: &str,
+    state_key: &str,
+    event_nid: i64,
+    membership: Option<&str>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO current_state (room_id, type, state_key, event_nid, membership) VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (room_id, type, state_key) DO UPDATE SET event_nid = excluded.event_nid, \
+         membership = excluded.membership",
+    )
+    .bind(room_id.as_str())
+    .bind(kind)
+    .bind(state_key)
+    .bind(event_nid)
+    .bind(membership)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The current state event ID at `(type, state_key)`.
+pub async fn current_event_id<'c>(
+    executor: impl Executor<'c, Database = sqlx::Any>,
+    room_id: &RoomId,
+    kind: &str,
+    state_key: &str,
+) -> sqlx::Result<Option<String>> {
+    let row = sqlx::query(
+        "SELECT e.event_id FROM current_state c JOIN events e ON e.event_nid = c.event_nid \
+         WHERE c.room_id = $1 AND c.type = $2 AND c.state_key = $3",
+    )
+    .bind(room_id.as_str())
+    .bind(kind)
+    .bind(state_key)
+    .fetch_optional(executor)
+    .await?;
+    row.map(|r| r.try_get("event_id")).transpose()
+}
+
+/// A user's current membership in a room (`join`, `invite`, `leave`, `ban`, `knock`).
+pub async fn membership<'c>(
+    executor: impl Executor<'c, Database = sqlx::Any>,
+    room_id: &RoomId,
+    user_id: &str,
+) -> sqlx::Result<Option<String>> {
+    let row = sqlx::query(
+        "SELECT membership FROM current_state WHERE room_id = $1 AND type = 'm.room.member' AND state_key = $2",
+    )
+    .bind(room_id.as_str())
+    .bind(user_id)
+    .fetch_optional(executor)
+    .await?;
+    Ok(row.map(|r| r.try_get("membership")).transpose()?.flatten())
+}
