@@ -11,6 +11,7 @@ pub mod create;
 pub mod head;
 pub mod membership;
 pub mod pdu;
+pub mod resolve;
 pub mod timeline;
 
 pub use append::NewEvent;
