@@ -91,7 +91,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::User { command } => user(config, command).await,
         Command::Config { command: ConfigCommand::Check } => {
-            println!("{}", serde_json::to_string_pretty(&config)?);
+            println!("{}", serde_json::to_string_pretty(&config.redacted())?);
             eprintln!("configuration is valid");
             Ok(())
         }
@@ -135,6 +135,7 @@ async fn user(config: Config, command: UserCommand) -> anyhow::Result<()> {
 fn core_error(e: hearth_core::Error) -> anyhow::Error {
     match e {
         hearth_core::Error::Internal(e) => e,
+        hearth_core::Error::Matrix { message, .. } => anyhow::anyhow!(message),
         other => anyhow::anyhow!("{other}"),
     }
 }

@@ -1,6 +1,6 @@
 //! Synapse-compatible admin endpoints that operator tools and test suites rely on.
 
-use axum::{Json, body::Bytes, extract::State};
+use axum::{Json, body::Body, extract::State};
 use hearth_core::{
     Homeserver,
     accounts::admin_register::{self, AdminRegistration},
@@ -8,7 +8,10 @@ use hearth_core::{
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::{error::Result, json::parse};
+use crate::{
+    error::Result,
+    json::{parse, read_body},
+};
 
 /// `GET /_synapse/admin/v1/register`: a one-shot nonce for shared-secret registration.
 pub async fn register_nonce(State(hs): State<Homeserver>) -> Result<Json<Value>> {
@@ -28,8 +31,8 @@ struct RegisterBody {
 }
 
 /// `POST /_synapse/admin/v1/register`: creates an account authorised by the shared secret.
-pub async fn register(State(hs): State<Homeserver>, body: Bytes) -> Result<Json<Value>> {
-    let body: RegisterBody = parse(&body)?;
+pub async fn register(State(hs): State<Homeserver>, body: Body) -> Result<Json<Value>> {
+    let body: RegisterBody = parse(&read_body(&hs, body).await?)?;
     let registered = admin_register::register(
         &hs,
         AdminRegistration {

@@ -3,18 +3,24 @@
 
 use std::collections::BTreeMap;
 
-use hearth_core::Homeserver;
+use axum::Json;
+use hearth_core::{Error, Homeserver};
 use ruma::{
     RoomVersionId,
     api::client::discovery::{
         discover_homeserver::{self, HomeserverInfo},
         get_capabilities::{
             self,
-            v3::{Capabilities, ChangePasswordCapability, RoomVersionStability, RoomVersionsCapability},
+            v3::{
+                Capabilities, ChangePasswordCapability, RoomVersionStability, RoomVersionsCapability,
+                ThirdPartyIdChangesCapability,
+            },
         },
         get_supported_versions,
     },
 };
+
+use serde_json::{Value, json};
 
 use crate::{error::Result, ruma_wrapper::Ruma};
 
@@ -56,14 +62,18 @@ pub async fn well_known_client(
 
 /// `GET /_matrix/client/v3/capabilities`
 /// <https://spec.matrix.org/latest/client-server-api/#get_matrixclientv3capabilities>
-pub async fn capabilities(
-    hs: Homeserver,
-    _req: Ruma<get_capabilities::v3::Request>,
-) -> Result<get_capabilities::v3::Response> {
+///
+/// Served as plain JSON: ruma leaves out capabilities that equal their spec default, but
+/// clients and test suites look for `m.change_password` explicitly.
+pub async fn capabilities(hs: Homeserver, _req: Ruma<get_capabilities::v3::Request>) -> Result<Json<Value>> {
     let available = ROOM_VERSIONS.iter().map(|v| (v.clone(), RoomVersionStability::Stable)).collect();
     let mut capabilities = Capabilities::new();
     capabilities.room_versions =
         RoomVersionsCapability::new(hs.config().rooms.default_version.clone(), available);
-    capabilities.change_password = ChangePasswordCapability::new(true);
-    Ok(get_capabilities::v3::Response::new(capabilities))
+    // Hearth has no third-party identifiers to add or remove.
+    capabilities.thirdparty_id_changes = ThirdPartyIdChangesCapability::new(false);
+    let mut capabilities =
+        serde_json::to_value(&capabilities).map_err(|e| Error::Internal(anyhow::Error::new(e)))?;
+    capabilities["m.change_password"] = json!(ChangePasswordCapability::new(true));
+    Ok(Json(json!({ "capabilities": capabilities })))
 }

@@ -4,9 +4,12 @@
 
 pub mod account;
 pub mod admin;
+pub mod alias;
 pub mod backup;
+pub mod context;
 pub mod convert;
 pub mod device;
+pub mod directory;
 pub mod discovery;
 pub mod error;
 pub mod filter;
@@ -18,10 +21,13 @@ pub mod metrics;
 pub mod observe;
 pub mod profile;
 pub mod push;
+pub mod redact;
+pub mod relations;
 pub mod room;
 pub mod ruma_wrapper;
 pub mod session;
 pub mod state;
+pub mod threads;
 pub mod voip;
 
 use axum::{Router, routing::get};
@@ -34,7 +40,7 @@ pub fn router(hs: &Homeserver) -> Router<Homeserver> {
     let router = Router::new()
         .ruma(discovery::versions)
         .ruma(discovery::well_known_client)
-        .ruma(discovery::capabilities)
+        .ruma_raw(discovery::capabilities)
         .ruma(account::register)
         .ruma(account::username_available)
         .ruma(account::registration_token_validity)
@@ -64,6 +70,21 @@ pub fn router(hs: &Homeserver) -> Router<Homeserver> {
         .ruma(backup::latest_version)
         .ruma(room::create_room)
         .ruma(room::get_event)
+        .ruma(room::upgrade)
+        .ruma(room::timestamp_to_event)
+        .ruma(redact::redact)
+        .ruma(relations::get)
+        .ruma(relations::get_with_rel_type)
+        .ruma(relations::get_with_rel_type_and_event_type)
+        .ruma(threads::get)
+        .ruma(alias::create)
+        .ruma(alias::get)
+        .ruma(alias::delete)
+        .ruma(alias::room_aliases)
+        .ruma(directory::get_visibility)
+        .ruma(directory::set_visibility)
+        .ruma(directory::public_rooms)
+        .ruma(directory::public_rooms_filtered)
         .ruma(membership::join_by_id)
         .ruma(membership::join_by_id_or_alias)
         .ruma(membership::invite)
@@ -77,6 +98,7 @@ pub fn router(hs: &Homeserver) -> Router<Homeserver> {
         .ruma(membership::members)
         .ruma(message::send)
         .ruma(message::messages)
+        .ruma(context::get_context)
         .ruma(state::get_all)
         .ruma(state::get_one)
         .ruma(state::put)

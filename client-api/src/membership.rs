@@ -5,7 +5,10 @@ use std::collections::BTreeMap;
 use hearth_core::{
     Error, Homeserver,
     accounts::User,
-    rooms::{aliases, membership, timeline},
+    rooms::{
+        aliases, membership, serve, state_view,
+        timeline::{self, StreamToken},
+    },
     storage::rooms as room_store,
 };
 use ruma::{
@@ -20,7 +23,7 @@ use ruma::{
 };
 use serde_json::{Map, Value};
 
-use crate::{convert::client_event, error::Result, ruma_wrapper::Ruma};
+use crate::{convert::raw, error::Result, ruma_wrapper::Ruma};
 
 /// Extra member-event content from the raw body (ruma models only `reason`).
 fn extra_content(raw_body: &[u8]) -> Map<String, Value> {
@@ -167,21 +170,18 @@ pub async fn members(
     hs: Homeserver,
     req: Ruma<get_member_events::v3::Request>,
 ) -> Result<get_member_events::v3::Response> {
-    let body = req.body;
-    timeline::ensure_can_read(&hs, &req.auth.user_id, &body.room_id).await?;
+    let (body, user) = (req.body, req.auth.user_id);
+    let at = body.at.as_deref().map(StreamToken::parse).transpose()?;
     let wanted = body.membership.map(|m| m.to_string());
     let unwanted = body.not_membership.map(|m| m.to_string());
-    let chunk = timeline::members(&hs, &body.room_id)
-        .await?
-        .iter()
-        .filter(|pdu| {
-            let content = pdu.content_value();
-            let membership = content.get("membership").and_then(Value::as_str).unwrap_or_default();
-            wanted.as_deref().is_none_or(|w| w == membership) && unwanted.as_deref() != Some(membership)
-        })
-        .map(client_event)
-        .collect();
-    Ok(get_member_events::v3::Response::new(chunk))
+    let mut members = state_view::members(&hs, &user, &body.room_id, at).await?;
+    members.retain(|pdu| {
+        let content = pdu.content_value();
+        let membership = content.get("membership").and_then(Value::as_str).unwrap_or_default();
+        wanted.as_deref().is_none_or(|w| w == membership) && unwanted.as_deref() != Some(membership)
+    });
+    let chunk = serve::client_events(&hs, &user, &members).await?;
+    Ok(get_member_events::v3::Response::new(chunk.iter().map(raw).collect()))
 }
 
 async fn require_member(hs: &Homeserver, user: &User, room_id: &RoomId) -> Result<()> {

@@ -5,7 +5,9 @@ use hearth_core::{
     Error, Homeserver,
     rooms::{
         NewEvent,
+        history::{self, MessagesQuery},
         timeline::{self, StreamToken},
+        transaction_ids,
     },
 };
 use ruma::api::{
@@ -14,7 +16,7 @@ use ruma::api::{
 };
 use serde_json::Value;
 
-use crate::{convert::client_event, error::Result, ruma_wrapper::Ruma};
+use crate::{convert::raw, error::Result, ruma_wrapper::Ruma};
 
 /// `PUT /_matrix/client/v3/rooms/{roomId}/send/{eventType}/{txnId}`
 /// <https://spec.matrix.org/latest/client-server-api/#put_matrixclientv3roomsroomidsendeventtypetxnid>
@@ -47,16 +49,23 @@ pub async fn messages(
     hs: Homeserver,
     req: Ruma<get_message_events::v3::Request>,
 ) -> Result<get_message_events::v3::Response> {
-    let body = req.body;
-    timeline::ensure_can_read(&hs, &req.auth.user_id, &body.room_id).await?;
-    let from = body.from.as_deref().map(StreamToken::parse).transpose()?;
-    let to = body.to.as_deref().map(StreamToken::parse).transpose()?;
-    let limit = usize::try_from(u64::from(body.limit)).unwrap_or(usize::MAX);
-    let backwards = body.dir == Direction::Backward;
-    let page = timeline::messages(&hs, &body.room_id, from, to, backwards, limit).await?;
+    let (body, user) = (req.body, req.auth);
+    let query = MessagesQuery {
+        from: body.from.as_deref().map(StreamToken::parse).transpose()?,
+        to: body.to.as_deref().map(StreamToken::parse).transpose()?,
+        backwards: body.dir == Direction::Backward,
+        limit: usize::try_from(u64::from(body.limit)).unwrap_or(usize::MAX),
+        filter: &body.filter,
+    };
+    let page = history::messages(&hs, &user.user_id, &body.room_id, query).await?;
+    let chunk =
+        transaction_ids::client_events_for_device(&hs, &user.user_id, &user.device_id, &page.events).await?;
+    let state =
+        transaction_ids::client_events_for_device(&hs, &user.user_id, &user.device_id, &page.state).await?;
     let mut response = get_message_events::v3::Response::new();
     response.start = page.start.to_string();
     response.end = page.end.map(|t| t.to_string());
-    response.chunk = page.events.iter().map(client_event).collect();
+    response.chunk = chunk.iter().map(raw).collect();
+    response.state = state.iter().map(raw).collect();
     Ok(response)
 }

@@ -1,6 +1,6 @@
 //! Profiles (spec: Client-Server API › Profiles).
 
-use hearth_core::{Homeserver, accounts::profile};
+use hearth_core::{Homeserver, accounts::profile, rooms::profile as room_profile};
 use ruma::{
     OwnedMxcUri,
     api::client::profile::{get_avatar_url, get_display_name, get_profile, set_avatar_url, set_display_name},
@@ -39,7 +39,7 @@ pub async fn set_displayname(
     req: Ruma<set_display_name::v3::Request>,
 ) -> Result<set_display_name::v3::Response> {
     let body = req.body;
-    profile::set_displayname(&hs, &req.auth.user_id, &body.user_id, body.displayname.as_deref()).await?;
+    room_profile::set_displayname(&hs, &req.auth.user_id, &body.user_id, body.displayname.as_deref()).await?;
     Ok(set_display_name::v3::Response::new())
 }
 
@@ -61,6 +61,6 @@ pub async fn set_avatar(
 ) -> Result<set_avatar_url::v3::Response> {
     let body = req.body;
     let url = body.avatar_url.as_ref().map(|u| u.as_str());
-    profile::set_avatar_url(&hs, &req.auth.user_id, &body.user_id, url).await?;
+    room_profile::set_avatar_url(&hs, &req.auth.user_id, &body.user_id, url).await?;
     Ok(set_avatar_url::v3::Response::new())
 }

@@ -4,20 +4,20 @@ use hearth_core::{
     Error, Homeserver,
     rooms::{
         create::{self, CreateRoom, Preset},
-        timeline,
+        history, transaction_ids,
     },
 };
 use ruma::{
     api::client::room::{
         Visibility,
         create_room::{self, v3::RoomPreset},
-        get_room_event,
+        get_event_by_timestamp, get_room_event, upgrade_room,
     },
     serde::Raw,
 };
 use serde_json::{Map, Value};
 
-use crate::{convert::client_event, error::Result, ruma_wrapper::Ruma};
+use crate::{convert::raw, error::Result, ruma_wrapper::Ruma};
 
 /// `POST /_matrix/client/v3/createRoom`
 /// <https://spec.matrix.org/latest/client-server-api/#post_matrixclientv3createroom>
@@ -71,12 +71,12 @@ pub async fn get_event(
     hs: Homeserver,
     req: Ruma<get_room_event::v3::Request>,
 ) -> Result<get_room_event::v3::Response> {
-    let body = req.body;
-    let not_found = || Error::not_found("Event not found");
-    timeline::ensure_can_read(&hs, &req.auth.user_id, &body.room_id).await.map_err(|_| not_found())?;
-    let pdu =
-        timeline::event_by_id(&hs, &body.room_id, body.event_id.as_str()).await?.ok_or_else(not_found)?;
-    Ok(get_room_event::v3::Response::new(client_event(&pdu)))
+    let (body, user) = (req.body, req.auth);
+    let pdu = history::event(&hs, &user.user_id, &body.room_id, body.event_id.as_str()).await?;
+    let mut served =
+        transaction_ids::client_events_for_device(&hs, &user.user_id, &user.device_id, &[pdu]).await?;
+    let event = served.pop().ok_or_else(|| Error::not_found("Event not found"))?;
+    Ok(get_room_event::v3::Response::new(raw(&event)))
 }
 
 fn json_of<T>(raw: &Raw<T>) -> Result<Value> {
@@ -88,4 +88,46 @@ fn object_of<T>(raw: &Raw<T>) -> Result<Map<String, Value>> {
         Value::Object(map) => Ok(map),
         _ => Err(Error::bad_json("Expected a JSON object").into()),
     }
+}
+
+/// `POST /_matrix/client/v3/rooms/{roomId}/upgrade`
+/// <https://spec.matrix.org/latest/client-server-api/#post_matrixclientv3roomsroomidupgrade>
+pub async fn upgrade(
+    hs: Homeserver,
+    req: Ruma<upgrade_room::v3::Request>,
+) -> Result<upgrade_room::v3::Response> {
+    let body = req.body;
+    if !crate::discovery::ROOM_VERSIONS.contains(&body.new_version) {
+        return Err(Error::matrix(
+            http::StatusCode::BAD_REQUEST,
+            ruma::api::error::ErrorKind::UnsupportedRoomVersion,
+            format!("Room version {} is not supported", body.new_version),
+        )
+        .into());
+    }
+    let replacement = hearth_core::rooms::upgrade::upgrade(
+        &hs,
+        &req.auth.user_id,
+        &body.room_id,
+        body.new_version,
+        body.additional_creators,
+    )
+    .await?;
+    Ok(upgrade_room::v3::Response::new(replacement))
+}
+
+/// `GET /_matrix/client/v1/rooms/{roomId}/timestamp_to_event`
+/// <https://spec.matrix.org/latest/client-server-api/#get_matrixclientv1roomsroomidtimestamp_to_event>
+pub async fn timestamp_to_event(
+    hs: Homeserver,
+    req: Ruma<get_event_by_timestamp::v1::Request>,
+) -> Result<get_event_by_timestamp::v1::Response> {
+    let body = req.body;
+    let ts = i64::from(body.ts.get());
+    let backwards = body.dir == ruma::api::Direction::Backward;
+    let (event_id, found_ts) =
+        hearth_core::rooms::timeline::event_near_ts(&hs, &req.auth.user_id, &body.room_id, ts, backwards)
+            .await?;
+    let found_ts = ruma::MilliSecondsSinceUnixEpoch(ruma::UInt::try_from(found_ts).unwrap_or_default());
+    Ok(get_event_by_timestamp::v1::Response::new(event_id, found_ts))
 }

@@ -2,7 +2,7 @@
 //! it according to the endpoint's metadata), [`RumaResponse`] sends a typed response, and
 //! [`RouterExt::ruma`] registers a handler under every path version ruma knows for its endpoint.
 
-use std::{future::Future, net::SocketAddr};
+use std::{future::Future, net::SocketAddr, panic::AssertUnwindSafe};
 
 use axum::{
     Router,
@@ -27,7 +27,10 @@ use ruma::api::{
     path_builder::PathBuilder,
 };
 
-use crate::error::{ApiError, Result};
+use crate::{
+    error::{ApiError, Result},
+    json,
+};
 
 /// A ruma request, parsed and authenticated.
 pub struct Ruma<T: IncomingRequest>
@@ -154,14 +157,7 @@ where
         let Path(path_args): Path<Vec<String>> = Path::from_request_parts(&mut parts, hs)
             .await
             .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, ErrorKind::InvalidParam, e.body_text()))?;
-        let limit = hs.config().limits.max_request_bytes;
-        let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                ErrorKind::TooLarge,
-                format!("Request bodies are limited to {limit} bytes"),
-            )
-        })?;
+        let bytes = json::read_body(hs, body).await?;
 
         let auth = T::Authentication::authenticate(hs, &parts).await?;
         if T::RATE_LIMITED {
@@ -176,13 +172,19 @@ where
         let expected = T::PATH_BUILDER._path_parameters().len();
         path_refs.resize(expected.max(path_refs.len()), "");
         let request = axum::http::Request::from_parts(parts, &bytes[..]);
-        let body = T::try_from_http_request(request, &path_refs).map_err(|e| {
+        // Some of ruma's deserializers panic on bodies they did not expect (`LoginInfo` indexes
+        // a missing `type`); a malformed body is the client's mistake, not a 500.
+        let parsed = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            T::try_from_http_request(request, &path_refs).map_err(|e| e.to_string())
+        }))
+        .unwrap_or_else(|_| Err("The body does not fit this endpoint".to_owned()));
+        let body = parsed.map_err(|message| {
             // Only bodies ruma could not use are looked at twice: not JSON at all, or JSON of
             // the wrong shape. (Raw-body endpoints such as media upload never fail here.)
-            if serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_err() && !bytes.is_empty() {
+            if json::is_malformed(&bytes) && !bytes.is_empty() {
                 ApiError::new(StatusCode::BAD_REQUEST, ErrorKind::NotJson, "The body is not valid JSON")
             } else {
-                ApiError::new(StatusCode::BAD_REQUEST, ErrorKind::BadJson, e.to_string())
+                ApiError::new(StatusCode::BAD_REQUEST, ErrorKind::BadJson, message)
             }
         })?;
         Ok(Ruma { body, auth, raw_body: bytes })
@@ -246,10 +248,43 @@ where
 pub trait RouterExt {
     /// Serves `handler` at every path (r0, v3, unstable…) of its endpoint.
     fn ruma<Req, H: RumaHandler<Req>>(self, handler: H) -> Self;
+
+    /// Like [`RouterExt::ruma`], for the rare endpoint whose answer ruma's response type cannot
+    /// express (it leaves out fields equal to their default that clients still look for): the
+    /// handler takes the typed request and returns any response.
+    fn ruma_raw<Req, F, Fut, R>(self, handler: F) -> Self
+    where
+        Req: IncomingRequest + Send + 'static,
+        Req::Authentication: Authenticate,
+        F: Fn(Homeserver, Ruma<Req>) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Result<R>> + Send,
+        R: IntoResponse;
 }
 
 impl RouterExt for Router<Homeserver> {
     fn ruma<Req, H: RumaHandler<Req>>(self, handler: H) -> Self {
         handler.register(self)
+    }
+
+    fn ruma_raw<Req, F, Fut, R>(mut self, handler: F) -> Self
+    where
+        Req: IncomingRequest + Send + 'static,
+        Req::Authentication: Authenticate,
+        F: Fn(Homeserver, Ruma<Req>) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Result<R>> + Send,
+        R: IntoResponse,
+    {
+        let filter = MethodFilter::try_from(Req::METHOD).expect("ruma endpoints use standard methods");
+        let mut paths: Vec<&'static str> = Req::PATH_BUILDER.all_paths().collect();
+        paths.sort_unstable();
+        paths.dedup();
+        for path in paths {
+            let handler = handler.clone();
+            self = self.route(
+                path,
+                on(filter, move |State(hs): State<Homeserver>, request: Ruma<Req>| handler(hs, request)),
+            );
+        }
+        self
     }
 }

@@ -2,7 +2,7 @@
 
 use hearth_core::{
     Error, Homeserver,
-    rooms::{NewEvent, append::send, timeline},
+    rooms::{NewEvent, append::send, serve, state_view},
 };
 use ruma::api::client::state::{
     get_state_event_for_key::{self, v3::StateEventFormat},
@@ -10,7 +10,7 @@ use ruma::api::client::state::{
 };
 use serde_json::{Value, value::to_raw_value};
 
-use crate::{convert::client_event, error::Result, ruma_wrapper::Ruma};
+use crate::{convert::raw, error::Result, ruma_wrapper::Ruma};
 
 /// `GET /_matrix/client/v3/rooms/{roomId}/state`
 /// <https://spec.matrix.org/latest/client-server-api/#get_matrixclientv3roomsroomidstate>
@@ -18,9 +18,10 @@ pub async fn get_all(
     hs: Homeserver,
     req: Ruma<get_state_events::v3::Request>,
 ) -> Result<get_state_events::v3::Response> {
-    timeline::ensure_can_read(&hs, &req.auth.user_id, &req.body.room_id).await?;
-    let state = timeline::current_state(&hs, &req.body.room_id).await?;
-    Ok(get_state_events::v3::Response::new(state.iter().map(client_event).collect()))
+    let (room_id, user) = (&req.body.room_id, &req.auth.user_id);
+    let state = state_view::state(&hs, user, room_id).await?;
+    let served = serve::client_events(&hs, user, &state).await?;
+    Ok(get_state_events::v3::Response::new(served.iter().map(raw).collect()))
 }
 
 /// `GET /_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey}`
@@ -29,16 +30,15 @@ pub async fn get_one(
     hs: Homeserver,
     req: Ruma<get_state_event_for_key::v3::Request>,
 ) -> Result<get_state_event_for_key::v3::Response> {
-    let body = req.body;
-    timeline::ensure_can_read(&hs, &req.auth.user_id, &body.room_id).await?;
-    let pdu =
-        timeline::current_state_event(&hs, &body.room_id, &body.event_type.to_string(), &body.state_key)
-            .await?
-            .ok_or_else(|| Error::not_found("State event not found"))?;
-    let value = match body.format {
-        StateEventFormat::Event => pdu.to_client_value(),
-        _ => pdu.content_value(),
-    };
+    let (body, user) = (req.body, req.auth.user_id);
+    let kind = body.event_type.to_string();
+    let pdu = state_view::state_event(&hs, &user, &body.room_id, &kind, &body.state_key)
+        .await?
+        .ok_or_else(|| Error::not_found("State event not found"))?;
+    let mut value = serve::client_event(&hs, &user, &pdu).await?;
+    if !matches!(body.format, StateEventFormat::Event) {
+        value = value.get_mut("content").map(Value::take).unwrap_or_default();
+    }
     let raw = to_raw_value(&value).map_err(|e| Error::Internal(e.into()))?;
     Ok(get_state_event_for_key::v3::Response::new(raw))
 }

@@ -30,6 +30,8 @@ pub struct Response {
     pub status: u16,
     /// Parsed JSON body.
     pub body: Value,
+    /// The body as text (lossily decoded), for answers that are not JSON.
+    pub text: String,
     /// Response headers.
     pub headers: reqwest::header::HeaderMap,
 }
@@ -81,12 +83,27 @@ impl Client {
         body: Option<Vec<u8>>,
         content_type: Option<&str>,
     ) -> Response {
+        let headers: Vec<(&str, &str)> = content_type.map(|ct| ("content-type", ct)).into_iter().collect();
+        self.send(method, path, &headers, body).await
+    }
+
+    /// Sends a request with extra headers (a browser's `Origin`, a custom `Authorization`…) and
+    /// raw bytes. The client's token, if any, is sent unless `headers` carries an
+    /// `Authorization` of its own.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Response {
         let mut request = self.http.request(method, format!("{}{path}", self.base_url));
-        if let Some(token) = &self.token {
+        let own_authorization = headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("authorization"));
+        if let (Some(token), false) = (&self.token, own_authorization) {
             request = request.bearer_auth(token);
         }
-        if let Some(ct) = content_type {
-            request = request.header(reqwest::header::CONTENT_TYPE, ct);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
         }
         if let Some(body) = body {
             request = request.body(body);
@@ -96,7 +113,8 @@ impl Client {
         let headers = response.headers().clone();
         let bytes = response.bytes().await.expect("reading the response body");
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Response { status, body, headers }
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        Response { status, body, text, headers }
     }
 
     /// `GET path`.

@@ -135,8 +135,24 @@ pub enum LogFormat {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RoomsConfig {
-    /// The version new rooms are created in unless the client asks for another.
+    /// The version new rooms are created in unless the client asks for another. Accepts `"12"`
+    /// or `12` (environment overrides arrive as numbers).
+    #[serde(deserialize_with = "room_version")]
     pub default_version: RoomVersionId,
+}
+
+fn room_version<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<RoomVersionId, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Version {
+        Text(String),
+        Number(u64),
+    }
+    let text = match Version::deserialize(deserializer)? {
+        Version::Text(text) => text,
+        Version::Number(n) => n.to_string(),
+    };
+    RoomVersionId::try_from(text).map_err(serde::de::Error::custom)
 }
 
 impl Default for Config {
@@ -179,6 +195,17 @@ impl Config {
         Ok(config)
     }
 
+    /// A copy safe to print: passwords and secrets replaced by `***`.
+    pub fn redacted(&self) -> Config {
+        let mut copy = self.clone();
+        if !copy.registration.shared_secret.is_empty() {
+            copy.registration.shared_secret = "***".to_owned();
+        }
+        copy.registration.tokens = copy.registration.tokens.iter().map(|_| "***".to_owned()).collect();
+        copy.database.url = crate::storage::redact_url(&copy.database.url);
+        copy
+    }
+
     /// Checks what serde cannot: cross-field and value constraints.
     pub fn validate(&self) -> anyhow::Result<()> {
         let url = &self.database.url;
@@ -200,5 +227,31 @@ impl Config {
             self.rooms.default_version
         );
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_room_version_may_be_a_number_or_a_string() {
+        for text in ["12", "\"12\""] {
+            let toml = format!("server_name = \"x.test\"\n[rooms]\ndefault_version = {text}\n");
+            let config: Config = Figment::from(Serialized::defaults(Config::default()))
+                .merge(Toml::string(&toml))
+                .extract()
+                .expect("valid config");
+            assert_eq!(config.rooms.default_version, RoomVersionId::V12);
+        }
+    }
+
+    #[test]
+    fn printed_configuration_hides_secrets() {
+        let mut config = Config::default();
+        config.database.url = "postgres://hearth:hunter2@db/hearth".to_owned();
+        config.registration.shared_secret = "s3cret".to_owned();
+        let printed = serde_json::to_string(&config.redacted()).expect("serialises");
+        assert!(!printed.contains("hunter2") && !printed.contains("s3cret"), "{printed}");
     }
 }

@@ -7,7 +7,8 @@ use anyhow::Context;
 use ruma::{ServerName, signatures::Ed25519KeyPair};
 
 use crate::{
-    Config, metrics::Metrics, rate_limit::RateLimiter, room_locks::RoomLocks, signing_key, storage::Db,
+    Config, accounts::token_cache::TokenCache, metrics::Metrics, rate_limit::RateLimiter,
+    room_locks::RoomLocks, rooms::cache::RoomCache, signing_key, storage::Db,
 };
 
 /// One homeserver instance: configuration, database pool, signing key and metrics.
@@ -21,6 +22,8 @@ struct Inner {
     metrics: Metrics,
     rate_limiter: RateLimiter,
     room_locks: RoomLocks,
+    room_cache: RoomCache,
+    token_cache: TokenCache,
 }
 
 impl Homeserver {
@@ -40,6 +43,8 @@ impl Homeserver {
             metrics,
             rate_limiter,
             room_locks: RoomLocks::default(),
+            room_cache: RoomCache::default(),
+            token_cache: TokenCache::default(),
         })))
     }
 
@@ -71,6 +76,16 @@ impl Homeserver {
     /// Per-room write locks.
     pub fn room_locks(&self) -> &RoomLocks {
         &self.0.room_locks
+    }
+
+    /// Cached room heads and events.
+    pub fn room_cache(&self) -> &RoomCache {
+        &self.0.room_cache
+    }
+
+    /// Recently verified access tokens.
+    pub fn token_cache(&self) -> &TokenCache {
+        &self.0.token_cache
     }
 
     /// The per-user / per-IP request limiter.

@@ -21,14 +21,18 @@ pub async fn get(hs: &Homeserver, user_id: &UserId, device_id: &DeviceId) -> Res
     devices::get(hs.db().pool(), user_id, device_id).await?.ok_or_else(unknown_device)
 }
 
-/// Renames a device, or 404.
+/// Renames a device, or 404. Without a name the device keeps its own (spec: "If not given, the
+/// display name is unchanged").
 pub async fn rename(
     hs: &Homeserver,
     user_id: &UserId,
     device_id: &DeviceId,
     name: Option<&str>,
 ) -> Result<()> {
-    if devices::set_display_name(hs.db().pool(), user_id, device_id, name).await? {
+    let Some(name) = name else {
+        return get(hs, user_id, device_id).await.map(drop);
+    };
+    if devices::set_display_name(hs.db().pool(), user_id, device_id, Some(name)).await? {
         Ok(())
     } else {
         Err(unknown_device())
@@ -42,6 +46,7 @@ pub async fn delete(hs: &Homeserver, user_id: &UserId, device_ids: &[&DeviceId])
         devices::delete(&mut tx, user_id, device_id).await?;
     }
     tx.commit().await?;
+    hs.token_cache().clear();
     Ok(())
 }
 
@@ -60,6 +65,7 @@ pub async fn change_password(
         devices::delete_all_except(&mut tx, &user.user_id, Some(&user.device_id)).await?;
     }
     tx.commit().await?;
+    hs.token_cache().clear();
     Ok(())
 }
 
@@ -75,6 +81,7 @@ pub async fn reset_password(hs: &Homeserver, user_id: &UserId, new_password: &st
     users::set_password_hash(&mut tx, user_id, &hash).await?;
     devices::delete_all_except(&mut tx, user_id, None).await?;
     tx.commit().await?;
+    hs.token_cache().clear();
     Ok(())
 }
 
@@ -84,6 +91,7 @@ pub async fn deactivate(hs: &Homeserver, user_id: &UserId) -> Result<()> {
     users::deactivate(&mut tx, user_id).await?;
     devices::delete_all_except(&mut tx, user_id, None).await?;
     tx.commit().await?;
+    hs.token_cache().clear();
     tracing::info!(user_id = %user_id, "deactivated account");
     Ok(())
 }

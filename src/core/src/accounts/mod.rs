@@ -8,6 +8,7 @@ pub mod password;
 pub mod profile;
 pub mod registration;
 pub mod sessions;
+pub mod token_cache;
 pub mod uia;
 
 use ruma::{OwnedDeviceId, OwnedUserId};

@@ -38,6 +38,8 @@ pub async fn start(
     devices::upsert(&mut tx, user_id, &device_id, display_name, now).await?;
     tokens::replace_for_device(&mut tx, &digest(&access_token), user_id, &device_id, now).await?;
     tx.commit().await?;
+    // The device's previous token, if any, just died.
+    hs.token_cache().clear();
     Ok(Session { access_token, device_id })
 }
 
@@ -64,14 +66,20 @@ pub async fn check_password(hs: &Homeserver, identifier: &str, password: &str) -
 
 /// Resolves an access token to its user and device.
 pub async fn authenticate(hs: &Homeserver, access_token: &str) -> Result<User> {
-    let owner = tokens::owner(hs.db().pool(), &digest(access_token)).await?.ok_or_else(|| {
+    let digest = digest(access_token);
+    if let Some(user) = hs.token_cache().get(&digest) {
+        return Ok(user);
+    }
+    let owner = tokens::owner(hs.db().pool(), &digest).await?.ok_or_else(|| {
         Error::matrix(
             StatusCode::UNAUTHORIZED,
             ErrorKind::UnknownToken(Default::default()),
             "Unknown or expired access token",
         )
     })?;
-    Ok(User { user_id: owner.user_id, device_id: owner.device_id, is_admin: owner.is_admin })
+    let user = User { user_id: owner.user_id, device_id: owner.device_id, is_admin: owner.is_admin };
+    hs.token_cache().put(digest, user.clone());
+    Ok(user)
 }
 
 /// `/logout`: the token's device (and so the token) is deleted.
@@ -79,6 +87,7 @@ pub async fn logout(hs: &Homeserver, user: &User) -> Result<()> {
     let mut tx = hs.db().begin().await?;
     devices::delete(&mut tx, &user.user_id, &user.device_id).await?;
     tx.commit().await?;
+    hs.token_cache().clear();
     Ok(())
 }
 
@@ -87,6 +96,7 @@ pub async fn logout_all(hs: &Homeserver, user: &User) -> Result<()> {
     let mut tx = hs.db().begin().await?;
     devices::delete_all_except(&mut tx, &user.user_id, None).await?;
     tx.commit().await?;
+    hs.token_cache().clear();
     Ok(())
 }
 

@@ -1,13 +1,16 @@
 //! Appending a local event: build, authorise, then persist the event, its state group, the
 //! room's current state and forward extremities in the caller's transaction.
 
-use ruma::{OwnedEventId, UserId, events::TimelineEventType};
-use serde_json::Value;
+use std::sync::Arc;
 
-use super::{Pdu, RoomHead, auth, build};
+use ruma::{OwnedEventId, RoomId, UserId, events::TimelineEventType};
+use serde_json::Value;
+use tokio::sync::OwnedMutexGuard;
+
+use super::{Pdu, RoomHead, auth, build, redaction, relations};
 use crate::{
     Homeserver, Result,
-    storage::{Conn, events, rooms, state},
+    storage::{Conn, WriteTx, events, rooms, state},
 };
 
 /// An event a local user wants to send.
@@ -49,14 +52,26 @@ pub async fn append(
     event: &NewEvent,
 ) -> Result<Pdu> {
     let pdu = build::build(hs, head, sender, event)?;
-    auth::check_local(conn, head, &pdu).await?;
+    auth::check_local(hs, conn, head, &pdu).await?;
+    // Checks the auth rules leave to the sender's server.
+    if pdu.kind == TimelineEventType::RoomRedaction {
+        redaction::check_local(hs, conn, head, &pdu).await?;
+    }
+    relations::check_local(conn, head, &pdu).await?;
+    if pdu.kind == TimelineEventType::RoomCanonicalAlias {
+        super::aliases::check_canonical_alias(hs, conn, head, &event.content).await?;
+    }
     persist(hs, conn, head, &pdu).await?;
+    if pdu.is_state() {
+        // State events are the next events' auth events.
+        hs.room_cache().put_event(Arc::new(pdu.clone()));
+    }
     Ok(pdu)
 }
 
 async fn persist(hs: &Homeserver, conn: &mut Conn, head: &mut RoomHead, pdu: &Pdu) -> Result<()> {
     let json = serde_json::to_string(&pdu.json).map_err(|e| crate::Error::Internal(e.into()))?;
-    let stream_ordering = events::next_stream_ordering(conn, hs.db().backend()).await?;
+    let stream_ordering = hs.db().next_stream_ordering(conn).await?;
     let depth = head.depth + 1;
 
     // A state event starts a new state group: a delta on the head's group, or a full snapshot
@@ -80,6 +95,10 @@ async fn persist(hs: &Homeserver, conn: &mut Conn, head: &mut RoomHead, pdu: &Pd
         json: &json,
     };
     let event_nid = events::insert(conn, &row).await?;
+    relations::index(conn, pdu, event_nid).await?;
+    if pdu.kind == TimelineEventType::RoomRedaction {
+        redaction::apply(hs, conn, head, pdu).await?;
+    }
 
     if let (Some(key_nid), Some(state_key)) = (state_key_nid, &pdu.state_key) {
         let kind = pdu.kind.to_string();
@@ -93,7 +112,7 @@ async fn persist(hs: &Homeserver, conn: &mut Conn, head: &mut RoomHead, pdu: &Pd
             }
             None => {
                 let mut entries = Vec::with_capacity(head.state.len() + 1);
-                for ((k, s), (nid, _)) in &head.state {
+                for ((k, s), (nid, _)) in head.state.iter() {
                     if (k, s) != (&kind, state_key) {
                         entries.push((state::intern_key(conn, k, s).await?, *nid));
                     }
@@ -109,9 +128,16 @@ async fn persist(hs: &Homeserver, conn: &mut Conn, head: &mut RoomHead, pdu: &Pd
         state::set_current(conn, &pdu.room_id, &kind, state_key, event_nid, membership.as_deref()).await?;
         head.chain_len = chain_len;
         head.state_group = Some(group);
-        head.state.insert((kind, state_key.clone()), (event_nid, pdu.event_id.to_string()));
+        Arc::make_mut(&mut head.state)
+            .insert((kind, state_key.clone()), (event_nid, pdu.event_id.to_string()));
     }
-    rooms::set_extremities(conn, &pdu.room_id, &[event_nid]).await?;
+    let replaced = match head.prev_events.as_slice() {
+        [(old, _)] => rooms::replace_extremity(conn, &pdu.room_id, *old, event_nid).await?,
+        _ => false,
+    };
+    if !replaced {
+        rooms::set_extremities(conn, &pdu.room_id, &[event_nid]).await?;
+    }
     head.prev_events = vec![(event_nid, pdu.event_id.to_string())];
     head.depth = depth;
     head.room_id = pdu.room_id.clone();
@@ -119,11 +145,44 @@ async fn persist(hs: &Homeserver, conn: &mut Conn, head: &mut RoomHead, pdu: &Pd
 }
 
 /// Sends one event into an existing room: takes the room's write lock, appends, commits.
-pub async fn send(hs: &Homeserver, room_id: &ruma::RoomId, sender: &UserId, event: &NewEvent) -> Result<Pdu> {
-    let _lock = hs.room_locks().lock(room_id).await;
-    let mut tx = hs.db().begin().await?;
-    let mut head = RoomHead::load(&mut tx, room_id).await?;
-    let pdu = append(hs, &mut tx, &mut head, sender, event).await?;
-    tx.commit().await?;
+pub async fn send(hs: &Homeserver, room_id: &RoomId, sender: &UserId, event: &NewEvent) -> Result<Pdu> {
+    let mut writer = RoomWriter::open(hs, room_id).await?;
+    let pdu = writer.append(sender, event).await?;
+    writer.commit().await?;
     Ok(pdu)
+}
+
+/// Exclusive write access to one room: its write lock, a transaction, and a working copy of its
+/// head. Dropping it without [`commit`](Self::commit) rolls everything back.
+pub struct RoomWriter<'a> {
+    hs: &'a Homeserver,
+    _lock: OwnedMutexGuard<()>,
+    /// The open transaction.
+    pub tx: WriteTx,
+    head: RoomHead,
+}
+
+impl<'a> RoomWriter<'a> {
+    /// Takes the room's write lock and opens a transaction; 404 for unknown rooms.
+    pub async fn open(hs: &'a Homeserver, room_id: &RoomId) -> Result<RoomWriter<'a>> {
+        let lock = hs.room_locks().lock(room_id).await;
+        let mut tx = hs.db().begin().await?;
+        let head = match hs.room_cache().head(room_id) {
+            Some(head) => head,
+            None => RoomHead::load(&mut tx, room_id).await?,
+        };
+        Ok(RoomWriter { hs, _lock: lock, tx, head })
+    }
+
+    /// Appends one event on top of the working head.
+    pub async fn append(&mut self, sender: &UserId, event: &NewEvent) -> Result<Pdu> {
+        append(self.hs, &mut self.tx, &mut self.head, sender, event).await
+    }
+
+    /// Commits, then publishes the advanced head to the cache.
+    pub async fn commit(self) -> Result<()> {
+        self.tx.commit().await?;
+        self.hs.room_cache().set_head(self.head);
+        Ok(())
+    }
 }

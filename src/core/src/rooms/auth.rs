@@ -6,18 +6,18 @@ use ruma::{OwnedEventId, events::StateEventType, state_res};
 
 use super::{Pdu, RoomHead};
 use crate::{
-    Error, Result,
+    Error, Homeserver, Result,
     storage::{Conn, events},
 };
 
 /// Checks a locally built event against the state in `head` (the state before it).
 /// Failure is 403 `M_FORBIDDEN` naming the rule that failed.
-pub async fn check_local(conn: &mut Conn, head: &RoomHead, pdu: &Pdu) -> Result<()> {
+pub async fn check_local(hs: &Homeserver, conn: &mut Conn, head: &RoomHead, pdu: &Pdu) -> Result<()> {
     let mut wanted: Vec<&str> = pdu.auth_events.iter().map(|id| id.as_str()).collect();
     if let Some(create) = head.state_event_id("m.room.create", "") {
         wanted.push(create);
     }
-    let auth_events = load(conn, head, &wanted).await?;
+    let auth_events = load(hs, conn, head, &wanted).await?;
     let by_key: HashMap<(StateEventType, String), &Pdu> = auth_events
         .values()
         .filter_map(|e| Some(((e.kind.to_string().into(), e.state_key.clone()?), e)))
@@ -34,14 +34,24 @@ pub async fn check_local(conn: &mut Conn, head: &RoomHead, pdu: &Pdu) -> Result<
 }
 
 /// Loads events of the room by ID.
-pub async fn load(conn: &mut Conn, head: &RoomHead, ids: &[&str]) -> Result<HashMap<OwnedEventId, Pdu>> {
+pub async fn load(
+    hs: &Homeserver,
+    conn: &mut Conn,
+    head: &RoomHead,
+    ids: &[&str],
+) -> Result<HashMap<OwnedEventId, Pdu>> {
     let mut found = HashMap::with_capacity(ids.len());
     for id in ids {
+        if let Some(pdu) = OwnedEventId::try_from(*id).ok().and_then(|id| hs.room_cache().event(&id)) {
+            found.insert(pdu.event_id.clone(), Pdu::clone(&pdu));
+            continue;
+        }
         let Some(row) = events::get(&mut *conn, id).await? else { continue };
         let event_id = OwnedEventId::try_from(row.event_id.as_str())
             .map_err(|e| Error::Internal(anyhow::anyhow!("stored event ID: {e}")))?;
         let pdu = Pdu::from_stored(event_id.clone(), &row.json, &head.room_id)
             .map_err(|e| Error::Internal(anyhow::anyhow!("stored event {id}: {e}")))?;
+        hs.room_cache().put_event(std::sync::Arc::new(pdu.clone()));
         found.insert(event_id, pdu);
     }
     Ok(found)

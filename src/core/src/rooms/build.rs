@@ -16,8 +16,15 @@ pub const MAX_PDU_BYTES: usize = 65_536;
 
 /// Builds and signs a PDU from `sender` on top of `head`.
 pub fn build(hs: &Homeserver, head: &RoomHead, sender: &UserId, event: &NewEvent) -> Result<Pdu> {
-    let content = to_canonical(&event.content)?;
-    let raw_content = to_raw_value(&event.content).map_err(|e| Error::bad_json(e.to_string()))?;
+    // From v11 on, a redaction names its target in `content.redacts` (and no longer at the top).
+    let mut content_value = event.content.clone();
+    if let (Some(redacts), true, Value::Object(map)) =
+        (&event.redacts, head.rules.redaction.content_field_redacts, &mut content_value)
+    {
+        map.insert("redacts".to_owned(), Value::String(redacts.to_string()));
+    }
+    let content = to_canonical(&content_value)?;
+    let raw_content = to_raw_value(&content_value).map_err(|e| Error::bad_json(e.to_string()))?;
     let auth_types = ruma::state_res::auth_types_for_event(
         &event.kind,
         sender,
@@ -64,17 +71,19 @@ pub fn build(hs: &Homeserver, head: &RoomHead, sender: &UserId, event: &NewEvent
         &mut object,
         &head.rules.redaction,
     )
-    .map_err(|e| Error::Internal(anyhow::anyhow!("signing event: {e}")))?;
+    .map_err(|e| match e {
+        // ruma-signatures refuses to hash an event over the limit.
+        signatures::JsonError::PduTooLarge => too_large(),
+        e => Error::Internal(anyhow::anyhow!("signing event: {e}")),
+    })?;
     let size = serde_json::to_vec(&object).map_or(usize::MAX, |bytes| bytes.len());
     if size > MAX_PDU_BYTES {
-        return Err(Error::matrix(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorKind::TooLarge,
-            format!("Events are limited to {MAX_PDU_BYTES} bytes"),
-        ));
+        return Err(too_large());
     }
-    let hash = signatures::reference_hash(&object, &head.rules)
-        .map_err(|e| Error::Internal(anyhow::anyhow!("hashing event: {e}")))?;
+    let hash = signatures::reference_hash(&object, &head.rules).map_err(|e| match e {
+        signatures::JsonError::PduTooLarge => too_large(),
+        e => Error::Internal(anyhow::anyhow!("hashing event: {e}")),
+    })?;
     let event_id = OwnedEventId::try_from(format!("${hash}"))
         .map_err(|e| Error::Internal(anyhow::anyhow!("event ID from hash: {e}")))?;
     let room_id = if is_create && head.rules.authorization.room_create_event_id_as_room_id {
@@ -84,6 +93,15 @@ pub fn build(hs: &Homeserver, head: &RoomHead, sender: &UserId, event: &NewEvent
         head.room_id.clone()
     };
     Pdu::from_canonical(event_id, object, Some(&room_id)).map_err(|e| Error::Internal(anyhow::anyhow!(e)))
+}
+
+/// 413 `M_TOO_LARGE` for an event over [`MAX_PDU_BYTES`].
+fn too_large() -> Error {
+    Error::matrix(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorKind::TooLarge,
+        format!("Events are limited to {MAX_PDU_BYTES} bytes"),
+    )
 }
 
 /// Converts client JSON to canonical JSON: floats and integers beyond ±(2^53−1) are refused

@@ -1,7 +1,7 @@
 //! The head of a room: what the next local event builds on (version, forward extremities,
 //! depth, and the state after the extremities).
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 use anyhow::Context;
 use ruma::{OwnedRoomId, RoomId, RoomVersionId, room_version_rules::RoomVersionRules};
@@ -31,8 +31,8 @@ pub struct RoomHead {
     pub state_group: Option<i64>,
     /// How many deltas that group is from a full snapshot.
     pub chain_len: i64,
-    /// The state after the extremities.
-    pub state: StateMap,
+    /// The state after the extremities (shared: message events do not change it).
+    pub state: Arc<StateMap>,
 }
 
 impl RoomHead {
@@ -47,7 +47,7 @@ impl RoomHead {
             depth: 0,
             state_group: None,
             chain_len: 0,
-            state: StateMap::new(),
+            state: Arc::new(StateMap::new()),
         })
     }
 
@@ -61,11 +61,13 @@ impl RoomHead {
         // resolves them (see `resolve`) into a single state group before the next send.
         let first = extremities.first().context("room without forward extremities")?;
         let group = first.state_group.context("extremity without state")?;
-        let state = state::load_group(&mut *conn, group)
-            .await?
-            .into_iter()
-            .map(|e| ((e.kind, e.state_key), (e.event_nid, e.event_id)))
-            .collect();
+        let state = Arc::new(
+            state::load_group(&mut *conn, group)
+                .await?
+                .into_iter()
+                .map(|e| ((e.kind, e.state_key), (e.event_nid, e.event_id)))
+                .collect(),
+        );
         Ok(RoomHead {
             room_id: room_id.to_owned(),
             version,

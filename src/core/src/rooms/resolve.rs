@@ -19,7 +19,8 @@ pub fn resolve(
     states: &[StateMap<OwnedEventId>],
     events: &HashMap<OwnedEventId, Pdu>,
 ) -> Result<StateMap<OwnedEventId>, String> {
-    let state_res_rules = rules.state_res.v2_rules().ok_or("room version does not use state resolution v2")?;
+    let state_res_rules =
+        rules.state_res.v2_rules().ok_or("room version does not use state resolution v2")?;
     let auth_chains = states.iter().map(|state| auth_chain(state.values(), events)).collect();
     state_res::resolve(
         &rules.authorization,
@@ -99,7 +100,18 @@ mod tests {
             Dag { events: HashMap::new(), ts: 0, v12: true }
         }
 
-        fn add(&mut self, id: &str, sender: &str, kind: &str, key: Option<&str>, content: Value, auth: &[&str], prev: &[&str]) -> OwnedEventId {
+        // One argument per PDU field keeps the DAGs below readable as tables.
+        #[allow(clippy::too_many_arguments)]
+        fn add(
+            &mut self,
+            id: &str,
+            sender: &str,
+            kind: &str,
+            key: Option<&str>,
+            content: Value,
+            auth: &[&str],
+            prev: &[&str],
+        ) -> OwnedEventId {
             self.ts += 1;
             let event_id = OwnedEventId::try_from(format!("${id}")).expect("event ID");
             let mut json = json!({
@@ -130,7 +142,10 @@ mod tests {
         entries
             .iter()
             .map(|(kind, key, id)| {
-                ((StateEventType::from(*kind), (*key).to_owned()), OwnedEventId::try_from(format!("${id}")).expect("ID"))
+                (
+                    (StateEventType::from(*kind), (*key).to_owned()),
+                    OwnedEventId::try_from(format!("${id}")).expect("ID"),
+                )
             })
             .collect()
     }
@@ -145,13 +160,45 @@ mod tests {
 
     /// create, Alice joins, power levels (Alice 100, Bob 50), public join rules, Bob and Carol join.
     fn base_room(dag: &mut Dag) {
-        dag.add("create", A, "m.room.create", Some(""), json!({ "creator": A, "room_version": "10" }), &[], &[]);
+        dag.add(
+            "create",
+            A,
+            "m.room.create",
+            Some(""),
+            json!({ "creator": A, "room_version": "10" }),
+            &[],
+            &[],
+        );
         dag.add("ja", A, "m.room.member", Some(A), json!({ "membership": "join" }), &["create"], &["create"]);
         let pl = json!({ "users": { A: 100, B: 50 }, "ban": 50, "kick": 50, "state_default": 50, "events_default": 0 });
         dag.add("pl1", A, "m.room.power_levels", Some(""), pl, &["create", "ja"], &["ja"]);
-        dag.add("jr", A, "m.room.join_rules", Some(""), json!({ "join_rule": "public" }), &["create", "ja", "pl1"], &["pl1"]);
-        dag.add("jb", B, "m.room.member", Some(B), json!({ "membership": "join" }), &["create", "pl1", "jr"], &["jr"]);
-        dag.add("jc", C, "m.room.member", Some(C), json!({ "membership": "join" }), &["create", "pl1", "jr"], &["jb"]);
+        dag.add(
+            "jr",
+            A,
+            "m.room.join_rules",
+            Some(""),
+            json!({ "join_rule": "public" }),
+            &["create", "ja", "pl1"],
+            &["pl1"],
+        );
+        dag.add(
+            "jb",
+            B,
+            "m.room.member",
+            Some(B),
+            json!({ "membership": "join" }),
+            &["create", "pl1", "jr"],
+            &["jr"],
+        );
+        dag.add(
+            "jc",
+            C,
+            "m.room.member",
+            Some(C),
+            json!({ "membership": "join" }),
+            &["create", "pl1", "jr"],
+            &["jb"],
+        );
     }
 
     fn base_state() -> Vec<(&'static str, &'static str, &'static str)> {
@@ -170,7 +217,8 @@ mod tests {
         let mut dag = Dag::new();
         base_room(&mut dag);
         // Fork 1: Alice demotes Bob below the ban level.
-        let pl = json!({ "users": { A: 100 }, "ban": 50, "kick": 50, "state_default": 50, "events_default": 0 });
+        let pl =
+            json!({ "users": { A: 100 }, "ban": 50, "kick": 50, "state_default": 50, "events_default": 0 });
         dag.add("pl2", A, "m.room.power_levels", Some(""), pl, &["create", "ja", "pl1"], &["jc"]);
         // Fork 2: Bob, still at 50 in his branch, bans Carol.
         let ban = json!({ "membership": "ban" });
@@ -184,10 +232,21 @@ mod tests {
         fork2.push(("m.room.member", C, "ban"));
 
         for version in [RoomVersionId::V10, RoomVersionId::V11] {
-            let resolved = resolve(&rules(version.clone()), &[state(&fork1), state(&fork2)], &dag.events).expect("resolves");
-            let get = |kind: &str, key: &str| resolved.get(&(StateEventType::from(kind), key.to_owned())).map(|id| id.as_str().to_owned());
-            assert_eq!(get("m.room.power_levels", "").as_deref(), Some("$pl2"), "{version}: the demotion wins");
-            assert_eq!(get("m.room.member", C).as_deref(), Some("$jc"), "{version}: the ban by a demoted user is dropped");
+            let resolved = resolve(&rules(version.clone()), &[state(&fork1), state(&fork2)], &dag.events)
+                .expect("resolves");
+            let get = |kind: &str, key: &str| {
+                resolved.get(&(StateEventType::from(kind), key.to_owned())).map(|id| id.as_str().to_owned())
+            };
+            assert_eq!(
+                get("m.room.power_levels", "").as_deref(),
+                Some("$pl2"),
+                "{version}: the demotion wins"
+            );
+            assert_eq!(
+                get("m.room.member", C).as_deref(),
+                Some("$jc"),
+                "{version}: the ban by a demoted user is dropped"
+            );
         }
     }
 
@@ -219,14 +278,31 @@ mod tests {
         let mut dag = Dag::v12();
         dag.add("create", A, "m.room.create", Some(""), json!({ "room_version": "12" }), &[], &[]);
         dag.add("ja", A, "m.room.member", Some(A), json!({ "membership": "join" }), &[], &["create"]);
-        let pl = json!({ "users": { B: 50 }, "ban": 50, "kick": 50, "state_default": 50, "events_default": 0 });
+        let pl =
+            json!({ "users": { B: 50 }, "ban": 50, "kick": 50, "state_default": 50, "events_default": 0 });
         dag.add("pl1", A, "m.room.power_levels", Some(""), pl, &["ja"], &["ja"]);
-        dag.add("jr", A, "m.room.join_rules", Some(""), json!({ "join_rule": "public" }), &["ja", "pl1"], &["pl1"]);
+        dag.add(
+            "jr",
+            A,
+            "m.room.join_rules",
+            Some(""),
+            json!({ "join_rule": "public" }),
+            &["ja", "pl1"],
+            &["pl1"],
+        );
         dag.add("jb", B, "m.room.member", Some(B), json!({ "membership": "join" }), &["pl1", "jr"], &["jr"]);
         dag.add("jc", C, "m.room.member", Some(C), json!({ "membership": "join" }), &["pl1", "jr"], &["jb"]);
         let pl2 = json!({ "users": {}, "ban": 50, "kick": 50, "state_default": 50, "events_default": 0 });
         dag.add("pl2", A, "m.room.power_levels", Some(""), pl2, &["ja", "pl1"], &["jc"]);
-        dag.add("ban", B, "m.room.member", Some(C), json!({ "membership": "ban" }), &["pl1", "jb", "jc"], &["jc"]);
+        dag.add(
+            "ban",
+            B,
+            "m.room.member",
+            Some(C),
+            json!({ "membership": "ban" }),
+            &["pl1", "jb", "jc"],
+            &["jc"],
+        );
 
         let mut fork1 = base_state();
         fork1.retain(|e| e.0 != "m.room.power_levels");
@@ -234,9 +310,16 @@ mod tests {
         let mut fork2 = base_state();
         fork2.retain(|e| e.1 != C);
         fork2.push(("m.room.member", C, "ban"));
-        let resolved = resolve(&rules(RoomVersionId::V12), &[state(&fork1), state(&fork2)], &dag.events).expect("resolves");
-        assert_eq!(resolved.get(&(StateEventType::RoomPowerLevels, String::new())).map(|i| i.as_str()), Some("$pl2"));
-        assert_eq!(resolved.get(&(StateEventType::RoomMember, C.to_owned())).map(|i| i.as_str()), Some("$jc"));
+        let resolved = resolve(&rules(RoomVersionId::V12), &[state(&fork1), state(&fork2)], &dag.events)
+            .expect("resolves");
+        assert_eq!(
+            resolved.get(&(StateEventType::RoomPowerLevels, String::new())).map(|i| i.as_str()),
+            Some("$pl2")
+        );
+        assert_eq!(
+            resolved.get(&(StateEventType::RoomMember, C.to_owned())).map(|i| i.as_str()),
+            Some("$jc")
+        );
     }
 
     #[test]
@@ -262,7 +345,8 @@ mod tests {
         let mut dag = Dag::new();
         base_room(&mut dag);
         let s = state(&base_state());
-        let resolved = resolve(&rules(RoomVersionId::V11), &[s.clone(), s.clone()], &dag.events).expect("resolves");
+        let resolved =
+            resolve(&rules(RoomVersionId::V11), &[s.clone(), s.clone()], &dag.events).expect("resolves");
         assert_eq!(resolved, s);
     }
 
@@ -274,14 +358,26 @@ mod tests {
         let auth = ["create", "ja", "pl1"];
         dag.add("jr2", A, "m.room.join_rules", Some(""), json!({ "join_rule": "invite" }), &auth, &["jc"]);
         let d = "@dave:b.test";
-        dag.add("jd", d, "m.room.member", Some(d), json!({ "membership": "join" }), &["create", "pl1", "jr"], &["jc"]);
+        dag.add(
+            "jd",
+            d,
+            "m.room.member",
+            Some(d),
+            json!({ "membership": "join" }),
+            &["create", "pl1", "jr"],
+            &["jc"],
+        );
         let mut fork1 = base_state();
         fork1.retain(|e| e.0 != "m.room.join_rules");
         fork1.push(("m.room.join_rules", "", "jr2"));
         let mut fork2 = base_state();
         fork2.push(("m.room.member", d, "jd"));
-        let resolved = resolve(&rules(RoomVersionId::V11), &[state(&fork1), state(&fork2)], &dag.events).expect("resolves");
-        assert_eq!(resolved.get(&(StateEventType::RoomJoinRules, String::new())).map(|i| i.as_str()), Some("$jr2"));
+        let resolved = resolve(&rules(RoomVersionId::V11), &[state(&fork1), state(&fork2)], &dag.events)
+            .expect("resolves");
+        assert_eq!(
+            resolved.get(&(StateEventType::RoomJoinRules, String::new())).map(|i| i.as_str()),
+            Some("$jr2")
+        );
         assert!(
             !resolved.contains_key(&(StateEventType::RoomMember, d.to_owned())),
             "the join is applied after the join rules changed, so it fails auth"

@@ -1,10 +1,11 @@
 //! Reading and writing a room's timeline: sending with transaction IDs, single events, state,
-//! and `/messages` pagination over stream positions.
+//! and the stream tokens pagination uses. These reads do not apply history visibility: what a
+//! user may read goes through [`super::history`] and [`super::state_view`].
 
 use ruma::{DeviceId, OwnedEventId, RoomId, UserId};
 use serde_json::Value;
 
-use super::{NewEvent, Pdu, RoomHead, append::append};
+use super::{NewEvent, Pdu, RoomHead, append::RoomWriter};
 use crate::{
     Error, Homeserver, Result,
     storage::{events, rooms, state, txns},
@@ -33,7 +34,7 @@ impl std::fmt::Display for StreamToken {
     }
 }
 
-/// Sends a message-like or state event once per `(user, device, txn_id)`: a repeated
+/// Sends a message-like or state event once per `(user, device, endpoint, txn_id)`: a repeated
 /// transaction returns the first event's ID and sends nothing.
 pub async fn send_with_txn(
     hs: &Homeserver,
@@ -43,21 +44,27 @@ pub async fn send_with_txn(
     txn_id: &str,
     event: &NewEvent,
 ) -> Result<OwnedEventId> {
-    let _lock = hs.room_locks().lock(room_id).await;
-    if let Some(existing) = txns::get(hs.db().pool(), sender, device_id, txn_id).await? {
+    // Transaction IDs are unique per device and endpoint (spec: Transaction identifiers): the
+    // scope is the endpoint with its path parameters, as `PUT /redact/{eventId}` or
+    // `PUT /send/{eventType}` in this room.
+    let scope = match (&event.redacts, event.kind == ruma::events::TimelineEventType::RoomRedaction) {
+        (Some(target), true) => format!("redact {room_id} {target}"),
+        _ => format!("send {room_id} {}", event.kind),
+    };
+    let mut writer = RoomWriter::open(hs, room_id).await?;
+    if let Some(existing) = txns::get(&mut *writer.tx, sender, device_id, &scope, txn_id).await? {
         return OwnedEventId::try_from(existing)
             .map_err(|e| Error::Internal(anyhow::anyhow!("stored event ID: {e}")));
     }
-    let mut tx = hs.db().begin().await?;
-    let mut head = RoomHead::load(&mut tx, room_id).await?;
-    let pdu = append(hs, &mut tx, &mut head, sender, event).await?;
-    txns::insert(&mut *tx, sender, device_id, txn_id, pdu.event_id.as_str()).await?;
-    tx.commit().await?;
+    let pdu = writer.append(sender, event).await?;
+    txns::insert(&mut *writer.tx, sender, device_id, &scope, txn_id, pdu.event_id.as_str()).await?;
+    writer.commit().await?;
     Ok(pdu.event_id)
 }
 
 /// Fails with 403 unless `user` may read the room now: a current member, or anyone when the
-/// history is world-readable.
+/// history is world-readable. (Events and state are served through [`super::history`] and
+/// [`super::state_view`], which also let a user who left read up to their leave.)
 pub async fn ensure_can_read(hs: &Homeserver, user: &UserId, room_id: &RoomId) -> Result<()> {
     if rooms::version(hs.db().pool(), room_id).await?.is_none() {
         return Err(Error::forbidden("You are not in this room"));
@@ -108,51 +115,8 @@ pub async fn event_by_id(hs: &Homeserver, room_id: &RoomId, event_id: &str) -> R
     }
 }
 
-/// A page of `/messages`.
-#[derive(Clone, Debug)]
-pub struct Page {
-    /// Events in the order asked for.
-    pub events: Vec<Pdu>,
-    /// Where the page started.
-    pub start: StreamToken,
-    /// Where the next page starts; `None` when there is nothing further.
-    pub end: Option<StreamToken>,
-}
-
-/// Pages through a room's timeline from `from` (default: the newest event going backwards, the
-/// oldest going forwards) towards `to`.
-pub async fn messages(
-    hs: &Homeserver,
-    room_id: &RoomId,
-    from: Option<StreamToken>,
-    to: Option<StreamToken>,
-    backwards: bool,
-    limit: usize,
-) -> Result<Page> {
-    let limit = limit.clamp(1, 1000);
-    let start = match from {
-        Some(token) => token,
-        None if backwards => StreamToken(events::max_stream_ordering(hs.db().pool()).await?),
-        None => StreamToken(0),
-    };
-    let (after, before) = if backwards {
-        (to.map_or(0, |t| t.0), start.0 + 1)
-    } else {
-        (start.0, to.map_or(i64::MAX, |t| t.0 + 1))
-    };
-    let fetch = i64::try_from(limit).unwrap_or(1000) + 1;
-    let mut rows = events::timeline_page(hs.db().pool(), room_id, after, before, backwards, fetch).await?;
-    let more = rows.len() > limit;
-    rows.truncate(limit);
-    let end = match rows.last().and_then(|r| r.stream_ordering) {
-        Some(last) if more => Some(StreamToken(if backwards { last - 1 } else { last })),
-        _ => None,
-    };
-    let events = rows.iter().map(|row| parse(row, room_id)).collect::<Result<Vec<_>>>()?;
-    Ok(Page { events, start, end })
-}
-
-fn parse(row: &events::StoredEvent, room_id: &RoomId) -> Result<Pdu> {
+/// Parses a stored event row of `room_id`.
+pub(crate) fn parse(row: &events::StoredEvent, room_id: &RoomId) -> Result<Pdu> {
     let event_id = OwnedEventId::try_from(row.event_id.as_str())
         .map_err(|e| Error::Internal(anyhow::anyhow!("stored event ID: {e}")))?;
     Pdu::from_stored(event_id, &row.json, room_id)
@@ -164,4 +128,22 @@ pub async fn members(hs: &Homeserver, room_id: &RoomId) -> Result<Vec<Pdu>> {
     let mut state = current_state(hs, room_id).await?;
     state.retain(|pdu| pdu.kind == ruma::events::TimelineEventType::RoomMember);
     Ok(state)
+}
+
+/// The event closest to `ts` (spec: `GET /timestamp_to_event`): the last sent at or before it
+/// when `backwards`, else the first at or after it; 404 `M_NOT_FOUND` when there is none.
+pub async fn event_near_ts(
+    hs: &Homeserver,
+    user: &UserId,
+    room_id: &RoomId,
+    ts: i64,
+    backwards: bool,
+) -> Result<(OwnedEventId, i64)> {
+    super::history::readable(hs, user, room_id).await?;
+    let (event_id, ts) = events::closest_to_ts(hs.db().pool(), room_id, ts, backwards)
+        .await?
+        .ok_or_else(|| Error::not_found("No event found in that direction"))?;
+    let event_id = OwnedEventId::try_from(event_id)
+        .map_err(|e| Error::Internal(anyhow::anyhow!("stored event ID: {e}")))?;
+    Ok((event_id, ts))
 }

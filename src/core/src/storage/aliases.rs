@@ -1,6 +1,6 @@
 //! The `room_aliases` table: local aliases and the rooms they point at.
 
-use ruma::{OwnedRoomId, RoomAliasId, RoomId, UserId};
+use ruma::{OwnedRoomAliasId, OwnedRoomId, RoomAliasId, RoomId, UserId};
 use sqlx::{Executor, Row};
 
 /// Creates an alias; `false` if it already exists.
@@ -39,4 +39,47 @@ pub async fn get<'c>(
         Ok((room, r.try_get("creator")?))
     })
     .transpose()
+}
+
+/// Removes an alias; `false` if it did not exist.
+pub async fn delete<'c>(
+    executor: impl Executor<'c, Database = sqlx::Any>,
+    alias: &RoomAliasId,
+) -> sqlx::Result<bool> {
+    let result = sqlx::query("DELETE FROM room_aliases WHERE alias = $1")
+        .bind(alias.as_str())
+        .execute(executor)
+        .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// Every local alias of a room, sorted.
+pub async fn for_room<'c>(
+    executor: impl Executor<'c, Database = sqlx::Any>,
+    room_id: &RoomId,
+) -> sqlx::Result<Vec<OwnedRoomAliasId>> {
+    let rows = sqlx::query("SELECT alias FROM room_aliases WHERE room_id = $1 ORDER BY alias")
+        .bind(room_id.as_str())
+        .fetch_all(executor)
+        .await?;
+    rows.into_iter()
+        .map(|r| {
+            let alias: String = r.try_get("alias")?;
+            OwnedRoomAliasId::try_from(alias).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+        })
+        .collect()
+}
+
+/// Points every alias of `old` at `new` (room upgrades move local aliases).
+pub async fn repoint<'c>(
+    executor: impl Executor<'c, Database = sqlx::Any>,
+    old: &RoomId,
+    new: &RoomId,
+) -> sqlx::Result<u64> {
+    let result = sqlx::query("UPDATE room_aliases SET room_id = $1 WHERE room_id = $2")
+        .bind(new.as_str())
+        .bind(old.as_str())
+        .execute(executor)
+        .await?;
+    Ok(result.rows_affected())
 }

@@ -49,9 +49,12 @@ pub struct StoredEvent {
     pub redacted_by: Option<String>,
 }
 
-const COLUMNS: &str = "event_nid, event_id, room_id, json, stream_ordering, state_group, redacted_by";
+/// The columns [`from_row`] reads, for queries in sibling modules.
+pub(crate) const COLUMNS: &str =
+    "event_nid, event_id, room_id, json, stream_ordering, state_group, redacted_by";
 
-fn from_row(row: AnyRow) -> sqlx::Result<StoredEvent> {
+/// Reads a row selected with [`COLUMNS`].
+pub(crate) fn from_row(row: AnyRow) -> sqlx::Result<StoredEvent> {
     Ok(StoredEvent {
         event_nid: row.try_get("event_nid")?,
         event_id: row.try_get("event_id")?,
@@ -63,11 +66,10 @@ fn from_row(row: AnyRow) -> sqlx::Result<StoredEvent> {
     })
 }
 
-/// The next position in the global event stream. SQLite has a single writer (the write
-/// transaction holds the lock), so MAX + 1 is safe; PostgreSQL uses a sequence.
-pub async fn next_stream_ordering(conn: &mut Conn, backend: Backend) -> sqlx::Result<i64> {
+/// The highest stream position in use, read inside the write transaction.
+pub async fn stream_ordering_in_tx(conn: &mut Conn, backend: Backend) -> sqlx::Result<i64> {
     let sql = match backend {
-        Backend::Sqlite => "SELECT COALESCE(MAX(stream_ordering), 0) + 1 AS next FROM events",
+        Backend::Sqlite => "SELECT COALESCE(MAX(stream_ordering), 0) AS next FROM events",
         Backend::Postgres => "SELECT nextval('events_stream_seq') AS next",
     };
     sqlx::query(sql).fetch_one(conn).await?.try_get("next")
@@ -157,4 +159,22 @@ pub async fn set_state_group(conn: &mut Conn, event_nid: i64, group: i64) -> sql
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// The event of a room closest to `ts` (`origin_server_ts`): the last at or before it when
+/// `backwards`, else the first at or after it. `(event_id, origin_server_ts)`.
+pub async fn closest_to_ts<'c>(
+    executor: impl Executor<'c, Database = sqlx::Any>,
+    room_id: &RoomId,
+    ts: i64,
+    backwards: bool,
+) -> sqlx::Result<Option<(String, i64)>> {
+    let (cmp, order) = if backwards { ("<=", "DESC") } else { (">=", "ASC") };
+    let sql = format!(
+        "SELECT event_id, origin_server_ts FROM events WHERE room_id = $1 AND origin_server_ts {cmp} $2 \
+         AND outlier = 0 AND rejected = 0 AND soft_failed = 0 \
+         ORDER BY origin_server_ts {order}, stream_ordering {order} LIMIT 1"
+    );
+    let row = sqlx::query(&sql).bind(room_id.as_str()).bind(ts).fetch_optional(executor).await?;
+    row.map(|r| Ok((r.try_get("event_id")?, r.try_get("origin_server_ts")?))).transpose()
 }

@@ -6,9 +6,13 @@
 
 pub mod aliases;
 pub mod devices;
+pub mod directory;
 pub mod events;
 pub mod filters;
+pub mod history;
 pub mod nonces;
+pub mod redactions;
+pub mod relations;
 pub mod rooms;
 pub mod state;
 pub mod tokens;
@@ -16,7 +20,14 @@ pub mod txns;
 pub mod uia;
 pub mod users;
 
-use std::{str::FromStr, time::Duration};
+use std::{
+    str::FromStr,
+    sync::{
+        Arc,
+        atomic::{AtomicI64, Ordering},
+    },
+    time::Duration,
+};
 
 use anyhow::Context;
 use sqlx::{
@@ -46,6 +57,38 @@ pub enum Backend {
 pub struct Db {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite's last stream position, read once inside a write transaction and then counted in
+    /// memory: SQLite has one writer, holding the write lock while it takes the next position.
+    sqlite_stream: tokio::sync::OnceCell<AtomicI64>,
+    /// Queues SQLite writers in FIFO order (see [`Db::begin`]).
+    sqlite_writer: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// A write transaction; rolled back when dropped without [`commit`](WriteTx::commit).
+pub struct WriteTx {
+    tx: Transaction<'static, Any>,
+    _writer: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl WriteTx {
+    /// Commits, then lets the next writer in.
+    pub async fn commit(self) -> sqlx::Result<()> {
+        self.tx.commit().await
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = Conn;
+
+    fn deref(&self) -> &Conn {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut Conn {
+        &mut self.tx
+    }
 }
 
 impl Db {
@@ -79,7 +122,12 @@ impl Db {
             .connect_with(options)
             .await
             .with_context(|| format!("connecting to database {}", redact_url(&config.url)))?;
-        Ok(Db { pool, backend })
+        Ok(Db {
+            pool,
+            backend,
+            sqlite_stream: tokio::sync::OnceCell::new(),
+            sqlite_writer: Arc::new(tokio::sync::Mutex::new(())),
+        })
     }
 
     /// Applies every pending migration of this backend.
@@ -101,13 +149,35 @@ impl Db {
         &self.pool
     }
 
-    /// Starts a write transaction. On SQLite it takes the write lock up front (`BEGIN
-    /// IMMEDIATE`): a deferred transaction that reads and then writes can fail with
-    /// `SQLITE_BUSY` instead of waiting.
-    pub async fn begin(&self) -> sqlx::Result<Transaction<'static, Any>> {
+    /// Starts a write transaction. On SQLite, writers first queue on an in-process lock (SQLite
+    /// allows one writer; waiting in SQLite's busy handler sleeps and retries, which wrecks tail
+    /// latency), then take the database lock up front with `BEGIN IMMEDIATE` (a deferred
+    /// transaction that reads and then writes can fail with `SQLITE_BUSY` instead of waiting).
+    pub async fn begin(&self) -> sqlx::Result<WriteTx> {
         match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.pool.begin().await,
+            Backend::Sqlite => {
+                let guard = self.sqlite_writer.clone().lock_owned().await;
+                let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+                Ok(WriteTx { tx, _writer: Some(guard) })
+            }
+            Backend::Postgres => Ok(WriteTx { tx: self.pool.begin().await?, _writer: None }),
+        }
+    }
+
+    /// The next position in the global event stream; call inside a write transaction. SQLite
+    /// counts in memory, PostgreSQL takes it from a sequence.
+    pub async fn next_stream_ordering(&self, conn: &mut Conn) -> sqlx::Result<i64> {
+        match self.backend {
+            Backend::Postgres => events::stream_ordering_in_tx(conn, self.backend).await,
+            Backend::Sqlite => {
+                let counter = self
+                    .sqlite_stream
+                    .get_or_try_init(|| async {
+                        events::stream_ordering_in_tx(conn, self.backend).await.map(AtomicI64::new)
+                    })
+                    .await?;
+                Ok(counter.fetch_add(1, Ordering::SeqCst) + 1)
+            }
         }
     }
 
@@ -138,8 +208,8 @@ fn sqlite_url(url: &str) -> anyhow::Result<String> {
     })
 }
 
-/// The URL without its password, for logs.
-fn redact_url(url: &str) -> String {
+/// The URL without its password, for logs and `config check`.
+pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
             let credentials = &url[scheme_end + 3..at];

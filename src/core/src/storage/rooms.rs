@@ -73,6 +73,19 @@ pub async fn extremities(conn: &mut Conn, room_id: &RoomId) -> sqlx::Result<Vec<
         .collect()
 }
 
+/// Replaces the room's single forward extremity `old` by `new`: the common case of a local
+/// event on an unforked room, in one statement.
+pub async fn replace_extremity(conn: &mut Conn, room_id: &RoomId, old: i64, new: i64) -> sqlx::Result<bool> {
+    let result =
+        sqlx::query("UPDATE forward_extremities SET event_nid = $1 WHERE room_id = $2 AND event_nid = $3")
+            .bind(new)
+            .bind(room_id.as_str())
+            .bind(old)
+            .execute(conn)
+            .await?;
+    Ok(result.rows_affected() == 1)
+}
+
 /// Replaces the room's forward extremities.
 pub async fn set_extremities(conn: &mut Conn, room_id: &RoomId, event_nids: &[i64]) -> sqlx::Result<()> {
     sqlx::query("DELETE FROM forward_extremities WHERE room_id = $1")
@@ -151,4 +164,16 @@ pub async fn is_forgotten<'c>(
         .fetch_optional(executor)
         .await?;
     Ok(row.is_some())
+}
+
+/// Whether a room is listed in the room directory; `None` for rooms this server does not know.
+pub async fn is_public<'c>(
+    executor: impl Executor<'c, Database = sqlx::Any>,
+    room_id: &RoomId,
+) -> sqlx::Result<Option<bool>> {
+    let row = sqlx::query("SELECT is_public FROM rooms WHERE room_id = $1")
+        .bind(room_id.as_str())
+        .fetch_optional(executor)
+        .await?;
+    row.map(|r| r.try_get::<i64, _>("is_public").map(|p| p != 0)).transpose()
 }

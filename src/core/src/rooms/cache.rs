@@ -1,0 +1,57 @@
+//! In-memory caches of the room code: the head of each room (what the next local event builds
+//! on) and recently used events (auth events above all). Events are immutable, so the event
+//! cache is always correct; a head is only replaced after its transaction committed, and only
+//! the process holding the room's write lock writes the room.
+
+use std::{
+    collections::HashMap,
+    num::NonZeroUsize,
+    sync::{Arc, Mutex, MutexGuard},
+};
+
+use lru::LruCache;
+use ruma::{EventId, OwnedEventId, OwnedRoomId, RoomId};
+
+use super::{Pdu, RoomHead};
+
+/// How many events the event cache keeps.
+const EVENTS: NonZeroUsize = NonZeroUsize::new(16_384).expect("non-zero");
+
+/// The room caches of one homeserver.
+pub struct RoomCache {
+    // std mutexes: held for a map operation only, never across an await.
+    heads: Mutex<HashMap<OwnedRoomId, RoomHead>>,
+    events: Mutex<LruCache<OwnedEventId, Arc<Pdu>>>,
+}
+
+impl Default for RoomCache {
+    fn default() -> Self {
+        RoomCache { heads: Mutex::new(HashMap::new()), events: Mutex::new(LruCache::new(EVENTS)) }
+    }
+}
+
+fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl RoomCache {
+    /// A copy of the cached head of a room.
+    pub fn head(&self, room_id: &RoomId) -> Option<RoomHead> {
+        locked(&self.heads).get(room_id).cloned()
+    }
+
+    /// Caches a room's head after its transaction committed.
+    pub fn set_head(&self, head: RoomHead) {
+        locked(&self.heads).insert(head.room_id.clone(), head);
+    }
+
+    /// A cached event.
+    pub fn event(&self, event_id: &EventId) -> Option<Arc<Pdu>> {
+        locked(&self.events).get(event_id).cloned()
+    }
+
+    /// Caches an event.
+    pub fn put_event(&self, pdu: Arc<Pdu>) {
+        locked(&self.events).put(pdu.event_id.clone(), pdu);
+    }
+}

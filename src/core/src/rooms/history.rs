@@ -1,0 +1,265 @@
+//! Reading a room's history as one user may see it (spec: Client-Server API › Getting events for
+//! a room): single events, `/messages` pages and `/context` around an event. Every event served
+//! passes the user's [`Readable`] ranges; filters are applied while paging.
+
+use ruma::{RoomId, UserId, api::client::filter::RoomEventFilter};
+
+use super::{
+    Pdu,
+    event_filter::{drops_events, matches},
+    state_view::state_in_group,
+    timeline::{StreamToken, parse},
+    visibility::Readable,
+};
+use crate::{Error, Homeserver, Result, storage::events};
+
+/// Most rows looked at for one page; a page cut short by it still carries an `end` token.
+const MAX_SCANNED: usize = 5_000;
+/// Largest page of `/messages` and `/context`.
+const MAX_LIMIT: usize = 1_000;
+
+/// What `user` may read of `room_id`: 403 for unknown rooms and rooms they may read nothing of.
+pub async fn readable(hs: &Homeserver, user: &UserId, room_id: &RoomId) -> Result<Readable> {
+    match Readable::load(hs, user, room_id).await? {
+        Some(readable) if !readable.is_empty() => Ok(readable),
+        _ => Err(Error::forbidden("You are not allowed to read this room")),
+    }
+}
+
+/// One event, if `user` may see it; 404 otherwise, whether the room or event exists or not.
+pub async fn event(hs: &Homeserver, user: &UserId, room_id: &RoomId, event_id: &str) -> Result<Pdu> {
+    let not_found = || Error::not_found("Event not found");
+    let readable = Readable::load(hs, user, room_id).await?.ok_or_else(not_found)?;
+    let found = find(hs, room_id, event_id).await?.ok_or_else(not_found)?;
+    if !readable.contains(found.position) {
+        return Err(not_found());
+    }
+    Ok(found.pdu)
+}
+
+/// A `/messages` request.
+#[derive(Clone, Debug)]
+pub struct MessagesQuery<'a> {
+    /// Where to start (default: the newest event backwards, the oldest forwards).
+    pub from: Option<StreamToken>,
+    /// Where to stop.
+    pub to: Option<StreamToken>,
+    /// `dir=b`.
+    pub backwards: bool,
+    /// Most events to return.
+    pub limit: usize,
+    /// Which events to return; `lazy_load_members` fills [`Page::state`].
+    pub filter: &'a RoomEventFilter,
+}
+
+/// A page of `/messages`.
+#[derive(Clone, Debug)]
+pub struct Page {
+    /// Events in the order asked for.
+    pub events: Vec<Pdu>,
+    /// With lazy-loading: the member events of the events' senders.
+    pub state: Vec<Pdu>,
+    /// Where the page started.
+    pub start: StreamToken,
+    /// Where the next page starts; `None` when there is nothing further the user may read.
+    pub end: Option<StreamToken>,
+}
+
+/// Pages through the part of a room's timeline `user` may read (403 if none).
+pub async fn messages(
+    hs: &Homeserver,
+    user: &UserId,
+    room_id: &RoomId,
+    query: MessagesQuery<'_>,
+) -> Result<Page> {
+    let readable = readable(hs, user, room_id).await?;
+    let now = events::max_stream_ordering(hs.db().pool()).await?;
+    let start = query.from.unwrap_or(StreamToken(if query.backwards { now } else { 0 }));
+    let scan =
+        Scan { hs, room_id, readable: &readable, filter: query.filter, to: query.to.map(|t| t.0), now };
+    let limit = query.limit.clamp(1, MAX_LIMIT);
+    let found = scan.run(start.0, query.backwards, limit).await?;
+    let state = match found.events.first() {
+        Some(first) if !query.filter.lazy_load_options.is_disabled() => {
+            members_of_senders(hs, room_id, first.state_group, &found.events).await?
+        }
+        _ => Vec::new(),
+    };
+    Ok(Page {
+        events: found.events.into_iter().map(|f| f.pdu).collect(),
+        state,
+        start,
+        end: (!found.exhausted).then_some(StreamToken(found.next)),
+    })
+}
+
+/// Events around one event (spec: `GET /rooms/{roomId}/context/{eventId}`).
+#[derive(Clone, Debug)]
+pub struct Context {
+    /// The event asked about.
+    pub event: Pdu,
+    /// Events before it, newest first.
+    pub before: Vec<Pdu>,
+    /// Events after it, oldest first.
+    pub after: Vec<Pdu>,
+    /// Token to page backwards from the oldest of `before`.
+    pub start: StreamToken,
+    /// Token to page forwards from the newest of `after`.
+    pub end: StreamToken,
+    /// The state at the last event returned, filtered like the events.
+    pub state: Vec<Pdu>,
+}
+
+/// The events around `event_id` that `user` may read: 403 if they may read nothing of the room,
+/// 404 if not that event. `limit` is shared between the events before and after it.
+pub async fn context(
+    hs: &Homeserver,
+    user: &UserId,
+    room_id: &RoomId,
+    event_id: &str,
+    limit: usize,
+    filter: &RoomEventFilter,
+) -> Result<Context> {
+    let readable = readable(hs, user, room_id).await?;
+    let not_found = || Error::not_found("Event not found");
+    let found = find(hs, room_id, event_id).await?.ok_or_else(not_found)?;
+    if !readable.contains(found.position) {
+        return Err(not_found());
+    }
+    let now = events::max_stream_ordering(hs.db().pool()).await?;
+    let scan = Scan { hs, room_id, readable: &readable, filter, to: None, now };
+    let limit = limit.min(MAX_LIMIT);
+    let before = scan.run(found.position - 1, true, limit / 2).await?;
+    let after = scan.run(found.position, false, limit - limit / 2).await?;
+
+    let last_group = after.events.last().map_or(found.state_group, |f| f.state_group);
+    let lazy = !filter.lazy_load_options.is_disabled();
+    let all = before.events.iter().chain(std::iter::once(&found)).chain(&after.events);
+    let senders: Vec<&UserId> = all.map(|f| &*f.pdu.sender).collect();
+    let mut state = match last_group {
+        Some(group) => {
+            state_in_group(hs, room_id, group, |kind, key| {
+                !lazy || kind != "m.room.member" || senders.iter().any(|s| s.as_str() == key)
+            })
+            .await?
+        }
+        None => Vec::new(),
+    };
+    state.retain(|pdu| matches(filter, pdu));
+    Ok(Context {
+        event: found.pdu,
+        before: before.events.into_iter().map(|f| f.pdu).collect(),
+        after: after.events.into_iter().map(|f| f.pdu).collect(),
+        start: StreamToken(before.next),
+        end: StreamToken(after.next),
+        state,
+    })
+}
+
+/// An event with its place in the stream.
+struct Found {
+    pdu: Pdu,
+    position: i64,
+    state_group: Option<i64>,
+}
+
+/// A timeline event of `room_id` by ID (outliers, which have no stream position, are not).
+async fn find(hs: &Homeserver, room_id: &RoomId, event_id: &str) -> Result<Option<Found>> {
+    match events::get(hs.db().pool(), event_id).await? {
+        Some(row) if row.room_id == room_id.as_str() => match row.stream_ordering {
+            Some(position) => {
+                Ok(Some(Found { pdu: parse(&row, room_id)?, position, state_group: row.state_group }))
+            }
+            None => Ok(None),
+        },
+        _ => Ok(None),
+    }
+}
+
+/// The member events, in the state after the event with `state_group`, of the senders of `found`.
+async fn members_of_senders(
+    hs: &Homeserver,
+    room_id: &RoomId,
+    state_group: Option<i64>,
+    found: &[Found],
+) -> Result<Vec<Pdu>> {
+    let Some(group) = state_group else {
+        return Ok(Vec::new());
+    };
+    state_in_group(hs, room_id, group, |kind, key| {
+        kind == "m.room.member" && found.iter().any(|f| f.pdu.sender.as_str() == key)
+    })
+    .await
+}
+
+/// Paging through the readable, matching events of one room.
+struct Scan<'a> {
+    hs: &'a Homeserver,
+    room_id: &'a RoomId,
+    readable: &'a Readable,
+    filter: &'a RoomEventFilter,
+    /// The `to` token: backwards, stop above it; forwards, stop at it.
+    to: Option<i64>,
+    /// The newest stream position when the request began.
+    now: i64,
+}
+
+/// What one scan found.
+struct Scanned {
+    events: Vec<Found>,
+    /// The token after the last position looked at.
+    next: i64,
+    /// Whether nothing readable is left in that direction.
+    exhausted: bool,
+}
+
+impl Scan<'_> {
+    /// Up to `limit` events from token `from` (backwards: at or below it; forwards: above it).
+    /// Only readable ranges are queried, so gaps the user may not see cost nothing.
+    async fn run(&self, from: i64, backwards: bool, limit: usize) -> Result<Scanned> {
+        // Stream positions start at 1.
+        let floor = self.to.map_or(1, |t| t.saturating_add(1)).max(1);
+        let ceiling = self.to.map_or(self.now, |t| t.min(self.now));
+        let batch_floor = if drops_events(self.filter) { 64 } else { 1 };
+        let (mut cursor, mut events, mut scanned) = (from, Vec::new(), 0);
+        loop {
+            let window = if backwards {
+                self.readable.at_or_below(cursor).map(|(low, high)| (low.max(floor), high))
+            } else {
+                self.readable.above(cursor).map(|(low, high)| (low, high.min(ceiling)))
+            };
+            let Some((low, high)) = window.filter(|(low, high)| low <= high) else {
+                return Ok(Scanned { events, next: cursor, exhausted: true });
+            };
+            if events.len() >= limit || scanned >= MAX_SCANNED {
+                return Ok(Scanned { events, next: cursor, exhausted: false });
+            }
+            let batch = (limit - events.len() + 1).max(batch_floor);
+            let rows = events::timeline_page(
+                self.hs.db().pool(),
+                self.room_id,
+                low - 1,
+                high.saturating_add(1),
+                backwards,
+                i64::try_from(batch).unwrap_or(i64::MAX),
+            )
+            .await?;
+            let window_done = rows.len() < batch;
+            for row in &rows {
+                if events.len() >= limit {
+                    return Ok(Scanned { events, next: cursor, exhausted: false });
+                }
+                let Some(position) = row.stream_ordering else { continue };
+                cursor = if backwards { position - 1 } else { position };
+                scanned += 1;
+                let pdu = parse(row, self.room_id)?;
+                if matches(self.filter, &pdu) {
+                    events.push(Found { pdu, position, state_group: row.state_group });
+                }
+            }
+            if window_done {
+                cursor = if backwards { low - 1 } else { high };
+            }
+        }
+    }
+}

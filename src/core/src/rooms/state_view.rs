@@ -1,0 +1,110 @@
+//! The room state a user may read (spec: Client-Server API › `GET /rooms/{roomId}/state`,
+//! `/state/{eventType}/{stateKey}`, `/members`): the current state while they may read on
+//! (joined, or the room is world-readable), else the state at the last event they may read — for
+//! a user who left, the state right after their leave, so nothing that happened later shows.
+
+use ruma::{RoomId, UserId, events::TimelineEventType};
+
+use super::{
+    Pdu,
+    history::readable,
+    timeline::{self, StreamToken, parse},
+};
+use crate::{
+    Homeserver, Result,
+    storage::{events, history, state},
+};
+
+/// Which state a user sees.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum View {
+    /// The room's current state.
+    Current,
+    /// The state after the last event at or before this stream position.
+    At(i64),
+}
+
+/// The state `user` may read, at `at` if given (never past what they may read); 403 if they may
+/// read nothing of the room.
+async fn view(hs: &Homeserver, user: &UserId, room_id: &RoomId, at: Option<StreamToken>) -> Result<View> {
+    let last = readable(hs, user, room_id).await?.last().unwrap_or(i64::MAX);
+    Ok(match at {
+        Some(at) => View::At(at.0.min(last)),
+        None if last == i64::MAX => View::Current,
+        None => View::At(last),
+    })
+}
+
+/// The full state `user` may read.
+pub async fn state(hs: &Homeserver, user: &UserId, room_id: &RoomId) -> Result<Vec<Pdu>> {
+    match view(hs, user, room_id, None).await? {
+        View::Current => timeline::current_state(hs, room_id).await,
+        View::At(position) => state_at(hs, room_id, position, |_, _| true).await,
+    }
+}
+
+/// One state event `user` may read, if there is one at `(kind, state_key)`.
+pub async fn state_event(
+    hs: &Homeserver,
+    user: &UserId,
+    room_id: &RoomId,
+    kind: &str,
+    state_key: &str,
+) -> Result<Option<Pdu>> {
+    match view(hs, user, room_id, None).await? {
+        View::Current => timeline::current_state_event(hs, room_id, kind, state_key).await,
+        View::At(position) => {
+            let found = state_at(hs, room_id, position, |k, s| k == kind && s == state_key).await?;
+            Ok(found.into_iter().next())
+        }
+    }
+}
+
+/// The `m.room.member` events `user` may read, at `at` if given.
+pub async fn members(
+    hs: &Homeserver,
+    user: &UserId,
+    room_id: &RoomId,
+    at: Option<StreamToken>,
+) -> Result<Vec<Pdu>> {
+    match view(hs, user, room_id, at).await? {
+        View::Current => timeline::members(hs, room_id).await,
+        View::At(position) => {
+            let member = TimelineEventType::RoomMember.to_string();
+            state_at(hs, room_id, position, |k, _| k == member).await
+        }
+    }
+}
+
+/// The state events after the last event at or before `position` whose `(type, state_key)`
+/// passes `wanted`.
+async fn state_at(
+    hs: &Homeserver,
+    room_id: &RoomId,
+    position: i64,
+    wanted: impl Fn(&str, &str) -> bool,
+) -> Result<Vec<Pdu>> {
+    match history::state_group_at(hs.db().pool(), room_id, position).await? {
+        Some(group) => state_in_group(hs, room_id, group, wanted).await,
+        None => Ok(Vec::new()),
+    }
+}
+
+/// The state events of state group `group` whose `(type, state_key)` passes `wanted`; only
+/// those are loaded.
+pub(crate) async fn state_in_group(
+    hs: &Homeserver,
+    room_id: &RoomId,
+    group: i64,
+    wanted: impl Fn(&str, &str) -> bool,
+) -> Result<Vec<Pdu>> {
+    let mut conn = hs.db().pool().acquire().await?;
+    let nids: Vec<i64> = state::load_group(&mut *conn, group)
+        .await?
+        .into_iter()
+        .filter(|e| wanted(&e.kind, &e.state_key))
+        .map(|e| e.event_nid)
+        .collect();
+    let rows = events::get_by_nids(&mut conn, &nids).await?;
+    rows.iter().map(|row| parse(row, room_id)).collect()
+}

@@ -1,0 +1,59 @@
+//! Queries behind reading a room's history: the accepted events at one state key in stream
+//! order (a user's membership changes, the history visibility changes), and the state group at
+//! a stream position.
+
+use ruma::RoomId;
+use sqlx::{Executor, Row};
+
+/// A state event's place in the stream and its canonical JSON.
+#[derive(Clone, Debug)]
+pub struct StateChange {
+    /// Position in the global stream.
+    pub stream_ordering: i64,
+    /// Canonical JSON of the event.
+    pub json: String,
+}
+
+/// Every accepted timeline event of a room at `(type, state_key)`, oldest first. Served by the
+/// partial index `events_room_state_key`.
+pub async fn state_changes<'c>(
+    executor: impl Executor<'c, Database = sqlx::Any>,
+    room_id: &RoomId,
+    kind: &str,
+    state_key: &str,
+) -> sqlx::Result<Vec<StateChange>> {
+    let rows = sqlx::query(
+        "SELECT stream_ordering, json FROM events \
+         WHERE room_id = $1 AND type = $2 AND state_key = $3 AND stream_ordering IS NOT NULL \
+         AND outlier = 0 AND rejected = 0 AND soft_failed = 0 ORDER BY stream_ordering",
+    )
+    .bind(room_id.as_str())
+    .bind(kind)
+    .bind(state_key)
+    .fetch_all(executor)
+    .await?;
+    rows.into_iter()
+        .map(|row| {
+            Ok(StateChange { stream_ordering: row.try_get("stream_ordering")?, json: row.try_get("json")? })
+        })
+        .collect()
+}
+
+/// The state group after the last accepted event of a room at or before stream position
+/// `position`, if the room had any event by then.
+pub async fn state_group_at<'c>(
+    executor: impl Executor<'c, Database = sqlx::Any>,
+    room_id: &RoomId,
+    position: i64,
+) -> sqlx::Result<Option<i64>> {
+    let row = sqlx::query(
+        "SELECT state_group FROM events WHERE room_id = $1 AND stream_ordering <= $2 \
+         AND state_group IS NOT NULL AND outlier = 0 AND rejected = 0 AND soft_failed = 0 \
+         ORDER BY stream_ordering DESC LIMIT 1",
+    )
+    .bind(room_id.as_str())
+    .bind(position)
+    .fetch_optional(executor)
+    .await?;
+    row.map(|r| r.try_get("state_group")).transpose()
+}
