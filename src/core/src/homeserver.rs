@@ -8,7 +8,7 @@ use ruma::{ServerName, signatures::Ed25519KeyPair};
 
 use crate::{
     Config, accounts::token_cache::TokenCache, metrics::Metrics, rate_limit::RateLimiter,
-    room_locks::RoomLocks, rooms::cache::RoomCache, signing_key, storage::Db,
+    room_locks::RoomLocks, rooms::{cache::RoomCache, send_queue::SendQueue}, signing_key, storage::Db,
 };
 
 /// One homeserver instance: configuration, database pool, signing key and metrics.
@@ -24,6 +24,7 @@ struct Inner {
     room_locks: RoomLocks,
     room_cache: RoomCache,
     token_cache: TokenCache,
+    send_queue: SendQueue,
 }
 
 impl Homeserver {
@@ -45,6 +46,7 @@ impl Homeserver {
             room_locks: RoomLocks::default(),
             room_cache: RoomCache::default(),
             token_cache: TokenCache::default(),
+            send_queue: SendQueue::default(),
         })))
     }
 
@@ -81,6 +83,11 @@ impl Homeserver {
     /// Cached room heads and events.
     pub fn room_cache(&self) -> &RoomCache {
         &self.0.room_cache
+    }
+
+    /// The group-commit queue of message sends.
+    pub fn send_queue(&self) -> &SendQueue {
+        &self.0.send_queue
     }
 
     /// Recently verified access tokens.

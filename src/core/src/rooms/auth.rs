@@ -1,6 +1,6 @@
 //! Authorising events against the auth rules of their room version (ruma-state-res).
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 use ruma::{OwnedEventId, events::StateEventType, state_res};
 
@@ -20,11 +20,11 @@ pub async fn check_local(hs: &Homeserver, conn: &mut Conn, head: &RoomHead, pdu:
     let auth_events = load(hs, conn, head, &wanted).await?;
     let by_key: HashMap<(StateEventType, String), &Pdu> = auth_events
         .values()
-        .filter_map(|e| Some(((e.kind.to_string().into(), e.state_key.clone()?), e)))
+        .filter_map(|e| Some(((e.kind.to_string().into(), e.state_key.clone()?), &**e)))
         .collect();
 
     let rules = &head.rules.authorization;
-    state_res::check_state_independent_auth_rules(rules, pdu, |id| auth_events.get(id))
+    state_res::check_state_independent_auth_rules(rules, pdu, |id| auth_events.get(id).map(|e| &**e))
         .and_then(|()| {
             state_res::check_state_dependent_auth_rules(rules, pdu, |kind, key| {
                 by_key.get(&(kind.clone(), key.to_owned())).copied()
@@ -39,11 +39,11 @@ pub async fn load(
     conn: &mut Conn,
     head: &RoomHead,
     ids: &[&str],
-) -> Result<HashMap<OwnedEventId, Pdu>> {
+) -> Result<HashMap<OwnedEventId, Arc<Pdu>>> {
     let mut found = HashMap::with_capacity(ids.len());
     for id in ids {
         if let Some(pdu) = OwnedEventId::try_from(*id).ok().and_then(|id| hs.room_cache().event(&id)) {
-            found.insert(pdu.event_id.clone(), Pdu::clone(&pdu));
+            found.insert(pdu.event_id.clone(), pdu);
             continue;
         }
         let Some(row) = events::get(&mut *conn, id).await? else { continue };
@@ -51,7 +51,8 @@ pub async fn load(
             .map_err(|e| Error::Internal(anyhow::anyhow!("stored event ID: {e}")))?;
         let pdu = Pdu::from_stored(event_id.clone(), &row.json, &head.room_id)
             .map_err(|e| Error::Internal(anyhow::anyhow!("stored event {id}: {e}")))?;
-        hs.room_cache().put_event(std::sync::Arc::new(pdu.clone()));
+        let pdu = Arc::new(pdu);
+        hs.room_cache().put_event(pdu.clone());
         found.insert(event_id, pdu);
     }
     Ok(found)

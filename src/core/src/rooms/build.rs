@@ -33,11 +33,15 @@ pub fn build(hs: &Homeserver, head: &RoomHead, sender: &UserId, event: &NewEvent
         &head.rules.authorization,
     )
     .map_err(Error::bad_json)?;
-    let auth_events: Vec<CanonicalJsonValue> = auth_types
+    let auth_ids: Vec<OwnedEventId> = auth_types
         .iter()
         .filter_map(|(kind, key)| head.state_event_id(&kind.to_string(), key))
-        .map(|id| CanonicalJsonValue::String(id.to_owned()))
-        .collect();
+        .map(event_id_of)
+        .collect::<Result<_>>()?;
+    let prev_ids: Vec<OwnedEventId> =
+        head.prev_events.iter().map(|(_, id)| event_id_of(id)).collect::<Result<_>>()?;
+    let auth_events: Vec<CanonicalJsonValue> =
+        auth_ids.iter().map(|id| CanonicalJsonValue::String(id.to_string())).collect();
 
     let is_create = event.kind == TimelineEventType::RoomCreate;
     let mut object = CanonicalJsonObject::new();
@@ -45,10 +49,8 @@ pub fn build(hs: &Homeserver, head: &RoomHead, sender: &UserId, event: &NewEvent
         object.insert("room_id".to_owned(), CanonicalJsonValue::String(head.room_id.to_string()));
     }
     object.insert("sender".to_owned(), CanonicalJsonValue::String(sender.to_string()));
-    object.insert(
-        "origin_server_ts".to_owned(),
-        CanonicalJsonValue::Integer(ruma::Int::new_saturating(now_ms())),
-    );
+    let origin_server_ts = now_ms();
+    object.insert("origin_server_ts".to_owned(), CanonicalJsonValue::Integer(ruma::Int::new_saturating(origin_server_ts)));
     object.insert("type".to_owned(), CanonicalJsonValue::String(event.kind.to_string()));
     object.insert("content".to_owned(), content);
     if let Some(state_key) = &event.state_key {
@@ -60,7 +62,7 @@ pub fn build(hs: &Homeserver, head: &RoomHead, sender: &UserId, event: &NewEvent
         object.insert("redacts".to_owned(), CanonicalJsonValue::String(redacts.to_string()));
     }
     let prev: Vec<CanonicalJsonValue> =
-        head.prev_events.iter().map(|(_, id)| CanonicalJsonValue::String(id.clone())).collect();
+        prev_ids.iter().map(|id| CanonicalJsonValue::String(id.to_string())).collect();
     object.insert("prev_events".to_owned(), CanonicalJsonValue::Array(prev));
     object.insert("auth_events".to_owned(), CanonicalJsonValue::Array(auth_events));
     object.insert("depth".to_owned(), CanonicalJsonValue::Integer(ruma::Int::new_saturating(head.depth + 1)));
@@ -92,7 +94,27 @@ pub fn build(hs: &Homeserver, head: &RoomHead, sender: &UserId, event: &NewEvent
     } else {
         head.room_id.clone()
     };
-    Pdu::from_canonical(event_id, object, Some(&room_id)).map_err(|e| Error::Internal(anyhow::anyhow!(e)))
+    let has_room_id = object.contains_key("room_id");
+    let ts = ruma::MilliSecondsSinceUnixEpoch(ruma::UInt::try_from(origin_server_ts).unwrap_or_default());
+    Ok(Pdu::from_parts(
+        event_id,
+        room_id,
+        has_room_id,
+        sender.to_owned(),
+        ts,
+        event.kind.clone(),
+        raw_content,
+        event.state_key.clone(),
+        prev_ids,
+        auth_ids,
+        event.redacts.clone(),
+        ruma::UInt::try_from(head.depth + 1).unwrap_or_default(),
+        object,
+    ))
+}
+
+fn event_id_of(id: &str) -> Result<OwnedEventId> {
+    OwnedEventId::try_from(id).map_err(|e| Error::Internal(anyhow::anyhow!("event ID {id}: {e}")))
 }
 
 /// 413 `M_TOO_LARGE` for an event over [`MAX_PDU_BYTES`].

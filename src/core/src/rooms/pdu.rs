@@ -99,6 +99,41 @@ impl Pdu {
         })
     }
 
+    /// A PDU this server just built: the fields are known, nothing needs parsing.
+    #[allow(clippy::too_many_arguments)] // one argument per PDU field
+    pub fn from_parts(
+        event_id: OwnedEventId,
+        room_id: OwnedRoomId,
+        has_room_id: bool,
+        sender: OwnedUserId,
+        origin_server_ts: MilliSecondsSinceUnixEpoch,
+        kind: TimelineEventType,
+        content: Box<RawValue>,
+        state_key: Option<String>,
+        prev_events: Vec<OwnedEventId>,
+        auth_events: Vec<OwnedEventId>,
+        redacts: Option<OwnedEventId>,
+        depth: UInt,
+        json: CanonicalJsonObject,
+    ) -> Pdu {
+        Pdu {
+            event_id,
+            room_id,
+            has_room_id,
+            sender,
+            origin_server_ts,
+            kind,
+            content,
+            state_key,
+            prev_events,
+            auth_events,
+            redacts,
+            depth,
+            rejected: false,
+            json,
+        }
+    }
+
     /// Parses the stored text of a PDU.
     pub fn from_stored(event_id: OwnedEventId, json: &str, room_id: &RoomId) -> Result<Pdu, String> {
         let object: CanonicalJsonObject = serde_json::from_str(json).map_err(|e| e.to_string())?;

@@ -51,6 +51,18 @@ pub async fn send_with_txn(
         (Some(target), true) => format!("redact {room_id} {target}"),
         _ => format!("send {room_id} {}", event.kind),
     };
+    if event.state_key.is_none() && event.kind != ruma::events::TimelineEventType::RoomRedaction {
+        return super::send_queue::send(
+            hs,
+            room_id.to_owned(),
+            sender.to_owned(),
+            device_id.to_owned(),
+            scope,
+            txn_id.to_owned(),
+            event.clone(),
+        )
+        .await;
+    }
     let mut writer = RoomWriter::open(hs, room_id).await?;
     if let Some(existing) = txns::get(&mut *writer.tx, sender, device_id, &scope, txn_id).await? {
         return OwnedEventId::try_from(existing)

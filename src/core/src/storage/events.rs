@@ -75,6 +75,40 @@ pub async fn stream_ordering_in_tx(conn: &mut Conn, backend: Backend) -> sqlx::R
     sqlx::query(sql).fetch_one(conn).await?.try_get("next")
 }
 
+/// Inserts many timeline events in one statement; returns `(event_id, event_nid)` pairs.
+pub async fn insert_many(conn: &mut Conn, events: &[NewEvent<'_>]) -> sqlx::Result<Vec<(String, i64)>> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let values: Vec<String> = (0..events.len())
+        .map(|i| {
+            let p: Vec<String> = (1..=10).map(|c| format!("${}", i * 10 + c)).collect();
+            format!("({})", p.join(", "))
+        })
+        .collect();
+    let sql = format!(
+        "INSERT INTO events (event_id, room_id, type, state_key, sender, depth, origin_server_ts, \
+         stream_ordering, state_group, json) VALUES {} RETURNING event_id, event_nid",
+        values.join(", ")
+    );
+    let mut query = sqlx::query(&sql);
+    for event in events {
+        query = query
+            .bind(event.event_id)
+            .bind(event.room_id.as_str())
+            .bind(event.kind)
+            .bind(event.state_key)
+            .bind(event.sender)
+            .bind(event.depth)
+            .bind(event.origin_server_ts)
+            .bind(event.stream_ordering)
+            .bind(event.state_group)
+            .bind(event.json);
+    }
+    let rows = query.fetch_all(conn).await?;
+    rows.into_iter().map(|r| Ok((r.try_get("event_id")?, r.try_get("event_nid")?))).collect()
+}
+
 /// Inserts a timeline event and returns its interned ID.
 pub async fn insert(conn: &mut Conn, event: &NewEvent<'_>) -> sqlx::Result<i64> {
     sqlx::query(

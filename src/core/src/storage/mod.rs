@@ -181,6 +181,26 @@ impl Db {
         }
     }
 
+    /// `n` consecutive stream positions, like [`next_stream_ordering`](Self::next_stream_ordering).
+    pub async fn next_stream_orderings(&self, conn: &mut Conn, n: usize) -> sqlx::Result<Vec<i64>> {
+        match self.backend {
+            Backend::Postgres => {
+                let rows = sqlx::query("SELECT nextval('events_stream_seq') AS next FROM generate_series(1, $1) ORDER BY next")
+                    .bind(i64::try_from(n).unwrap_or(i64::MAX))
+                    .fetch_all(conn)
+                    .await?;
+                rows.iter().map(|r| sqlx::Row::try_get(r, "next")).collect()
+            }
+            Backend::Sqlite => {
+                let mut positions = Vec::with_capacity(n);
+                for _ in 0..n {
+                    positions.push(self.next_stream_ordering(&mut *conn).await?);
+                }
+                Ok(positions)
+            }
+        }
+    }
+
     /// Open and idle connection counts, for metrics.
     pub fn pool_stats(&self) -> (u32, usize) {
         (self.pool.size(), self.pool.num_idle())

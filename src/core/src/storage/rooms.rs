@@ -86,6 +86,28 @@ pub async fn replace_extremity(conn: &mut Conn, room_id: &RoomId, old: i64, new:
     Ok(result.rows_affected() == 1)
 }
 
+/// Moves the single forward extremity of several rooms at once: `(room, old, new)` triples.
+/// Returns how many rooms were updated (fewer than asked means some room had forked).
+pub async fn replace_extremities(conn: &mut Conn, moves: &[(&RoomId, i64, i64)]) -> sqlx::Result<u64> {
+    if moves.is_empty() {
+        return Ok(0);
+    }
+    let mut case = String::from("CASE");
+    let mut matches = Vec::with_capacity(moves.len());
+    for i in 0..moves.len() {
+        let b = i * 3;
+        case.push_str(&format!(" WHEN room_id = ${} AND event_nid = ${} THEN ${}", b + 1, b + 2, b + 3));
+        matches.push(format!("(room_id = ${} AND event_nid = ${})", b + 1, b + 2));
+    }
+    case.push_str(" END");
+    let sql = format!("UPDATE forward_extremities SET event_nid = {case} WHERE {}", matches.join(" OR "));
+    let mut query = sqlx::query(&sql);
+    for (room, old, new) in moves {
+        query = query.bind(room.as_str()).bind(*old).bind(*new);
+    }
+    Ok(query.execute(conn).await?.rows_affected())
+}
+
 /// Replaces the room's forward extremities.
 pub async fn set_extremities(conn: &mut Conn, room_id: &RoomId, event_nids: &[i64]) -> sqlx::Result<()> {
     sqlx::query("DELETE FROM forward_extremities WHERE room_id = $1")

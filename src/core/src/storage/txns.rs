@@ -72,3 +72,85 @@ pub async fn for_events<'c>(
     let rows = query.fetch_all(executor).await?;
     rows.into_iter().map(|r| Ok((r.try_get("event_id")?, r.try_get("txn_id")?))).collect()
 }
+
+/// A transaction to look up or record in bulk.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TxnKey {
+    /// The user.
+    pub user_id: String,
+    /// The device.
+    pub device_id: String,
+    /// The endpoint scope.
+    pub scope: String,
+    /// The client's transaction ID.
+    pub txn_id: String,
+}
+
+/// The events already produced by any of `keys`, in one query.
+pub async fn get_many(conn: &mut super::Conn, keys: &[&TxnKey]) -> sqlx::Result<Vec<(TxnKey, String)>> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    // One primary-key lookup per key (an OR of full keys uses the index; `txn_id IN (..)`
+    // alone would scan the table).
+    let matches: Vec<String> = (0..keys.len())
+        .map(|i| {
+            let b = i * 4;
+            format!("(user_id = ${} AND device_id = ${} AND scope = ${} AND txn_id = ${})", b + 1, b + 2, b + 3, b + 4)
+        })
+        .collect();
+    let sql = format!(
+        "SELECT user_id, device_id, scope, txn_id, event_id FROM transaction_ids WHERE {}",
+        matches.join(" OR ")
+    );
+    let mut query = sqlx::query(&sql);
+    for key in keys {
+        query = query
+            .bind(key.user_id.as_str())
+            .bind(key.device_id.as_str())
+            .bind(key.scope.as_str())
+            .bind(key.txn_id.as_str());
+    }
+    let rows = query.fetch_all(conn).await?;
+    let mut found = Vec::new();
+    for row in rows {
+        let key = TxnKey {
+            user_id: row.try_get("user_id")?,
+            device_id: row.try_get("device_id")?,
+            scope: row.try_get("scope")?,
+            txn_id: row.try_get("txn_id")?,
+        };
+        if keys.contains(&&key) {
+            found.push((key, row.try_get("event_id")?));
+        }
+    }
+    Ok(found)
+}
+
+/// Records many transactions in one statement.
+pub async fn insert_many(conn: &mut super::Conn, rows: &[(&TxnKey, &str)]) -> sqlx::Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let values: Vec<String> = (0..rows.len())
+        .map(|i| {
+            let b = i * 5;
+            format!("(${}, ${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4, b + 5)
+        })
+        .collect();
+    let sql = format!(
+        "INSERT INTO transaction_ids (user_id, device_id, scope, txn_id, event_id) VALUES {}",
+        values.join(", ")
+    );
+    let mut query = sqlx::query(&sql);
+    for (key, event_id) in rows {
+        query = query
+            .bind(key.user_id.as_str())
+            .bind(key.device_id.as_str())
+            .bind(key.scope.as_str())
+            .bind(key.txn_id.as_str())
+            .bind(*event_id);
+    }
+    query.execute(conn).await?;
+    Ok(())
+}
