@@ -42,7 +42,8 @@ scenario!(concurrent_sends_are_each_stored_once_in_every_room, |backend| {
             let (client, room) = (client.clone(), room.clone());
             sends.push(tokio::spawn(async move {
                 let path = format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/txn{i}");
-                let response = client.put(&path, json!({ "msgtype": "m.text", "body": format!("message {i}") })).await;
+                let response =
+                    client.put(&path, json!({ "msgtype": "m.text", "body": format!("message {i}") })).await;
                 let id = response.expect_status(200)["event_id"].as_str().expect("event_id").to_owned();
                 (i, room, id)
             }));

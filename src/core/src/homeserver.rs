@@ -7,8 +7,14 @@ use anyhow::Context;
 use ruma::{ServerName, signatures::Ed25519KeyPair};
 
 use crate::{
-    Config, accounts::token_cache::TokenCache, metrics::Metrics, rate_limit::RateLimiter,
-    room_locks::RoomLocks, rooms::{cache::RoomCache, send_queue::SendQueue}, signing_key, storage::Db,
+    Config,
+    accounts::token_cache::TokenCache,
+    metrics::Metrics,
+    rate_limit::RateLimiter,
+    room_locks::RoomLocks,
+    rooms::{cache::RoomCache, send_queue::SendQueue},
+    signing_key,
+    storage::Db,
 };
 
 /// One homeserver instance: configuration, database pool, signing key and metrics.

@@ -50,7 +50,10 @@ pub fn build(hs: &Homeserver, head: &RoomHead, sender: &UserId, event: &NewEvent
     }
     object.insert("sender".to_owned(), CanonicalJsonValue::String(sender.to_string()));
     let origin_server_ts = now_ms();
-    object.insert("origin_server_ts".to_owned(), CanonicalJsonValue::Integer(ruma::Int::new_saturating(origin_server_ts)));
+    object.insert(
+        "origin_server_ts".to_owned(),
+        CanonicalJsonValue::Integer(ruma::Int::new_saturating(origin_server_ts)),
+    );
     object.insert("type".to_owned(), CanonicalJsonValue::String(event.kind.to_string()));
     object.insert("content".to_owned(), content);
     if let Some(state_key) = &event.state_key {

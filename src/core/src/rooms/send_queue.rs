@@ -57,11 +57,7 @@ pub async fn send(
     let queue = hs.send_queue();
     let (reply, mut answer) = oneshot::channel();
     let txn = TxnKey { user_id: sender.to_string(), device_id: device_id.to_string(), scope, txn_id };
-    queue
-        .pending
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .push(Job { room_id, sender, txn, event, reply });
+    queue.pending.lock().unwrap_or_else(|p| p.into_inner()).push(Job { room_id, sender, txn, event, reply });
     loop {
         let _leader = queue.commit.lock().await;
         // An earlier leader may have written our send with its batch.
@@ -122,7 +118,10 @@ type Written = (Vec<Accepted>, HashMap<OwnedRoomId, RoomHead>);
 /// Checks every job, writes the accepted ones and commits. Jobs that fail their own checks (or
 /// repeat a transaction) are answered here; on a database failure the accepted ones come back
 /// with the error for the caller to answer.
-async fn prepare_and_write(hs: &Homeserver, jobs: Vec<Job>) -> std::result::Result<Written, (Vec<Accepted>, Error)> {
+async fn prepare_and_write(
+    hs: &Homeserver,
+    jobs: Vec<Job>,
+) -> std::result::Result<Written, (Vec<Accepted>, Error)> {
     let mut tx = match hs.db().begin().await {
         Ok(tx) => tx,
         Err(e) => return Err((Vec::new(), fail_all(jobs, e.into()))),
@@ -281,7 +280,8 @@ async fn write(
         }
     }
 
-    let txn_rows: Vec<(&TxnKey, &str)> = accepted.iter().map(|a| (&a.job.txn, a.pdu.event_id.as_str())).collect();
+    let txn_rows: Vec<(&TxnKey, &str)> =
+        accepted.iter().map(|a| (&a.job.txn, a.pdu.event_id.as_str())).collect();
     txns::insert_many(tx, &txn_rows).await?;
     Ok(())
 }

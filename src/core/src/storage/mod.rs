@@ -185,10 +185,12 @@ impl Db {
     pub async fn next_stream_orderings(&self, conn: &mut Conn, n: usize) -> sqlx::Result<Vec<i64>> {
         match self.backend {
             Backend::Postgres => {
-                let rows = sqlx::query("SELECT nextval('events_stream_seq') AS next FROM generate_series(1, $1) ORDER BY next")
-                    .bind(i64::try_from(n).unwrap_or(i64::MAX))
-                    .fetch_all(conn)
-                    .await?;
+                let rows = sqlx::query(
+                    "SELECT nextval('events_stream_seq') AS next FROM generate_series(1, $1) ORDER BY next",
+                )
+                .bind(i64::try_from(n).unwrap_or(i64::MAX))
+                .fetch_all(conn)
+                .await?;
                 rows.iter().map(|r| sqlx::Row::try_get(r, "next")).collect()
             }
             Backend::Sqlite => {

@@ -96,7 +96,13 @@ pub async fn get_many(conn: &mut super::Conn, keys: &[&TxnKey]) -> sqlx::Result<
     let matches: Vec<String> = (0..keys.len())
         .map(|i| {
             let b = i * 4;
-            format!("(user_id = ${} AND device_id = ${} AND scope = ${} AND txn_id = ${})", b + 1, b + 2, b + 3, b + 4)
+            format!(
+                "(user_id = ${} AND device_id = ${} AND scope = ${} AND txn_id = ${})",
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4
+            )
         })
         .collect();
     let sql = format!(
