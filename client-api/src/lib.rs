@@ -3,6 +3,7 @@
 //! typed ruma request in, one call into `hearth_core`, typed response out.
 
 pub mod account;
+pub mod account_data;
 pub mod admin;
 pub mod alias;
 pub mod backup;
@@ -14,19 +15,23 @@ pub mod discovery;
 pub mod error;
 pub mod filter;
 pub mod json;
+pub mod keys;
 pub mod media;
 pub mod membership;
 pub mod message;
 pub mod metrics;
 pub mod observe;
+pub mod presence;
 pub mod profile;
 pub mod push;
+pub mod read_marker;
 pub mod redact;
 pub mod relations;
 pub mod room;
 pub mod ruma_wrapper;
 pub mod session;
 pub mod state;
+pub mod tags;
 pub mod threads;
 pub mod voip;
 
@@ -64,10 +69,23 @@ pub fn router(hs: &Homeserver) -> Router<Homeserver> {
         .ruma(filter::create)
         .ruma(filter::get)
         .ruma(push::get_all)
+        .ruma(account_data::get_global)
+        .ruma(account_data::set_global)
+        .ruma(account_data::get_room)
+        .ruma(account_data::set_room)
+        .ruma_raw(tags::get)
+        .ruma(tags::set)
+        .ruma(tags::delete)
+        .ruma(read_marker::set)
+        .ruma(presence::get)
+        .ruma(presence::set)
         .ruma(voip::turn_server)
         .ruma(media::config)
         .ruma(media::legacy_config)
         .ruma(backup::latest_version)
+        .ruma(keys::upload)
+        .ruma(keys::query)
+        .ruma(keys::claim)
         .ruma(room::create_room)
         .ruma(room::get_event)
         .ruma(room::upgrade)

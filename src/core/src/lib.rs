@@ -2,12 +2,15 @@
 //! Hearth), accounts and devices. No routes and no outbound HTTP live here: the client API and
 //! federation crates are thin layers over these functions.
 
+pub mod account_data;
 pub mod accounts;
 pub mod config;
+pub mod e2ee;
 pub mod error;
 pub mod filters;
 pub mod homeserver;
 pub mod metrics;
+pub mod presence;
 pub mod rate_limit;
 pub mod room_locks;
 pub mod rooms;

@@ -37,6 +37,16 @@ pub struct Metrics {
     latency: Family<RouteLabels, Histogram>,
     pool_size: Gauge,
     pool_idle: Gauge,
+    send_batch_size: Histogram,
+    send_batch_seconds: Family<PhaseLabels, Histogram>,
+}
+
+/// Labels of a group-commit phase.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabels {
+    /// `check` (begin, transaction lookups, build, sign, authorise) or `write` (statements and
+    /// commit).
+    pub phase: &'static str,
 }
 
 impl Default for Metrics {
@@ -59,7 +69,21 @@ impl Metrics {
         registry.register("db_pool_connections", "Open database connections", pool_size.clone());
         let pool_idle = Gauge::default();
         registry.register("db_pool_idle_connections", "Idle database connections", pool_idle.clone());
-        Metrics { registry, requests, latency, pool_size, pool_idle }
+        let send_batch_size = Histogram::new([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]);
+        registry.register(
+            "send_batch_size",
+            "Message sends written per group commit",
+            send_batch_size.clone(),
+        );
+        let send_batch_seconds = Family::<PhaseLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new([0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1])
+        });
+        registry.register(
+            "send_batch_seconds",
+            "Time a group commit spends per phase",
+            send_batch_seconds.clone(),
+        );
+        Metrics { registry, requests, latency, pool_size, pool_idle, send_batch_size, send_batch_seconds }
     }
 
     /// Records one answered request.
@@ -69,6 +93,13 @@ impl Metrics {
             .get_or_create(&RouteLabels { method: method.clone(), route: route.clone() })
             .observe(seconds);
         self.requests.get_or_create(&RequestLabels { method, route, status }).inc();
+    }
+
+    /// Records one group commit of message sends.
+    pub fn observe_send_batch(&self, size: usize, check_seconds: f64, write_seconds: f64) {
+        self.send_batch_size.observe(size as f64);
+        self.send_batch_seconds.get_or_create(&PhaseLabels { phase: "check" }).observe(check_seconds);
+        self.send_batch_seconds.get_or_create(&PhaseLabels { phase: "write" }).observe(write_seconds);
     }
 
     /// The Prometheus text exposition of every metric, with pool gauges read now.

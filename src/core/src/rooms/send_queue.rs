@@ -122,6 +122,7 @@ async fn prepare_and_write(
     hs: &Homeserver,
     jobs: Vec<Job>,
 ) -> std::result::Result<Written, (Vec<Accepted>, Error)> {
+    let (started, batch_size) = (std::time::Instant::now(), jobs.len());
     let mut tx = match hs.db().begin().await {
         Ok(tx) => tx,
         Err(e) => return Err((Vec::new(), fail_all(jobs, e.into()))),
@@ -184,11 +185,14 @@ async fn prepare_and_write(
         }
     }
 
+    let checked = started.elapsed();
     let written = write(hs, &mut tx, &mut accepted, &mut heads, &first_extremity).await;
     let committed = match written {
         Ok(()) => tx.commit().await.map_err(Error::from),
         Err(e) => Err(e),
     };
+    let total = started.elapsed();
+    hs.metrics().observe_send_batch(batch_size, checked.as_secs_f64(), (total - checked).as_secs_f64());
     match committed {
         Ok(()) => {
             for (job, id) in repeats {

@@ -1,5 +1,5 @@
 //! The `devices` table: one row per logged-in device of a local user. Deleting a device deletes
-//! its access tokens (foreign key cascade).
+//! its access tokens and its end-to-end encryption keys (explicitly, and by foreign key cascade).
 
 use ruma::{DeviceId, OwnedDeviceId, UserId};
 use sqlx::{Executor, Row, any::AnyRow};
@@ -111,8 +111,9 @@ pub async fn touch<'c>(
     Ok(())
 }
 
-/// Deletes one device and its tokens.
+/// Deletes one device, its tokens and its encryption keys.
 pub async fn delete(conn: &mut Conn, user_id: &UserId, device_id: &DeviceId) -> sqlx::Result<()> {
+    super::e2ee_keys::delete_device(&mut *conn, user_id, device_id).await?;
     sqlx::query("DELETE FROM access_tokens WHERE user_id = $1 AND device_id = $2")
         .bind(user_id.as_str())
         .bind(device_id.as_str())
@@ -126,12 +127,13 @@ pub async fn delete(conn: &mut Conn, user_id: &UserId, device_id: &DeviceId) -> 
     Ok(())
 }
 
-/// Deletes every device of a user (and their tokens) except `keep`, if given.
+/// Deletes every device of a user (and their tokens and encryption keys) except `keep`, if given.
 pub async fn delete_all_except(
     conn: &mut Conn,
     user_id: &UserId,
     keep: Option<&DeviceId>,
 ) -> sqlx::Result<()> {
+    super::e2ee_keys::delete_all_except(&mut *conn, user_id, keep).await?;
     let keep = keep.map_or("", |d| d.as_str());
     sqlx::query("DELETE FROM access_tokens WHERE user_id = $1 AND device_id <> $2")
         .bind(user_id.as_str())

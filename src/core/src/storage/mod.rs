@@ -4,17 +4,21 @@
 //!
 //! Callers own transactions: `let mut tx = hs.db().begin().await?; users::insert(&mut tx, ..)`.
 
+pub mod account_data;
 pub mod aliases;
 pub mod devices;
 pub mod directory;
+pub mod e2ee_keys;
 pub mod events;
 pub mod filters;
 pub mod history;
 pub mod nonces;
+pub mod presence;
 pub mod redactions;
 pub mod relations;
 pub mod rooms;
 pub mod state;
+pub mod streams;
 pub mod tokens;
 pub mod txns;
 pub mod uia;

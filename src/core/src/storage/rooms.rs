@@ -199,3 +199,21 @@ pub async fn is_public<'c>(
         .await?;
     row.map(|r| r.try_get::<i64, _>("is_public").map(|p| p != 0)).transpose()
 }
+
+/// Whether two users are both joined to at least one room.
+pub async fn share_a_room<'c>(
+    executor: impl Executor<'c, Database = sqlx::Any>,
+    a: &UserId,
+    b: &UserId,
+) -> sqlx::Result<bool> {
+    let row = sqlx::query(
+        "SELECT 1 AS found FROM current_state x JOIN current_state y ON y.room_id = x.room_id \
+         WHERE x.type = 'm.room.member' AND x.state_key = $1 AND x.membership = 'join' \
+         AND y.type = 'm.room.member' AND y.state_key = $2 AND y.membership = 'join' LIMIT 1",
+    )
+    .bind(a.as_str())
+    .bind(b.as_str())
+    .fetch_optional(executor)
+    .await?;
+    Ok(row.is_some())
+}

@@ -1,0 +1,92 @@
+//! Presence through its own endpoints (SCENARIOS.md › EPH-4, storage half): users set their own
+//! presence and status message and read it back; others see it when they share a room. (Its
+//! delivery through `/sync` is tested with sync.)
+
+use hearth_complement_tests::{Client, TestServer, scenario};
+use serde_json::{Value, json};
+
+const V3: &str = "/_matrix/client/v3";
+
+/// Percent-encodes a path segment.
+fn enc(segment: &str) -> String {
+    segment
+        .bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => char::from(b).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn status(user: &str) -> String {
+    format!("{V3}/presence/{}/status", enc(user))
+}
+
+async fn create_room(client: &Client, body: Value) -> String {
+    let response = client.post(&format!("{V3}/createRoom"), body).await;
+    response.expect_status(200)["room_id"].as_str().expect("room_id").to_owned()
+}
+
+scenario!(eph_4_presence_round_trips_with_its_status_message, |backend| {
+    let hs = TestServer::start(backend).await;
+    let alice = hs.client().register("alice", "passw0rd!").await;
+    let me = alice.me().to_owned();
+
+    // Never set: offline, with nothing else to say.
+    assert_eq!(*alice.get(&status(&me)).await.expect_status(200), json!({ "presence": "offline" }));
+
+    let body = json!({ "presence": "online", "status_msg": "In a meeting 🗓" });
+    alice.put(&status(&me), body).await.expect_status(200);
+    let online = alice.get(&status(&me)).await.expect_status(200).clone();
+    assert_eq!(online["presence"], "online");
+    assert_eq!(online["status_msg"], "In a meeting 🗓");
+    assert_eq!(online["currently_active"], true, "just set: active now");
+    let ago = online["last_active_ago"].as_u64().expect("last_active_ago in ms");
+    assert!(ago < 60_000, "setting presence is activity; last_active_ago = {ago}");
+
+    alice.put(&status(&me), json!({ "presence": "unavailable" })).await.expect_status(200);
+    let away = alice.get(&status(&me)).await.expect_status(200).clone();
+    assert_eq!(away["presence"], "unavailable");
+    assert!(away.get("status_msg").is_none_or(Value::is_null), "a PUT without status_msg clears it: {away}");
+    assert!(away.get("currently_active").is_none(), "only online users are currently active: {away}");
+
+    alice.put(&status(&me), json!({ "presence": "offline", "status_msg": "gone" })).await.expect_status(200);
+    let gone = alice.get(&status(&me)).await.expect_status(200).clone();
+    assert_eq!((gone["presence"].clone(), gone["status_msg"].clone()), (json!("offline"), json!("gone")));
+});
+
+scenario!(presence_is_set_only_by_its_user_with_a_known_state, |backend| {
+    let hs = TestServer::start(backend).await;
+    let alice = hs.client().register("alice", "passw0rd!").await;
+    let bob = hs.client().register("bob", "passw0rd!").await;
+    let me = alice.me().to_owned();
+
+    bob.put(&status(&me), json!({ "presence": "online" })).await.expect_error(403, "M_FORBIDDEN");
+    alice.put(&status(&me), json!({ "presence": "busy" })).await.expect_error(400, "M_INVALID_PARAM");
+    alice.put(&status(&me), json!({ "status_msg": "no state" })).await.expect_error(400, "M_BAD_JSON");
+    assert_eq!(alice.get(&status(&me)).await.expect_status(200)["presence"], "offline", "nothing was stored");
+});
+
+scenario!(presence_is_visible_to_users_sharing_a_room, |backend| {
+    let hs = TestServer::start(backend).await;
+    let alice = hs.client().register("alice", "passw0rd!").await;
+    let bob = hs.client().register("bob", "passw0rd!").await;
+    let carol = hs.client().register("carol", "passw0rd!").await;
+    let me = alice.me().to_owned();
+    alice.put(&status(&me), json!({ "presence": "online", "status_msg": "hi" })).await.expect_status(200);
+
+    bob.get(&status(&me)).await.expect_error(403, "M_FORBIDDEN");
+    let nobody = format!("@nobody:{}", me.split_once(':').expect("server name").1);
+    bob.get(&status(&nobody)).await.expect_error(404, "M_NOT_FOUND");
+    bob.get(&status("@stranger:example.org")).await.expect_error(403, "M_FORBIDDEN");
+
+    let room_id = create_room(&alice, json!({ "preset": "public_chat" })).await;
+    bob.post(&format!("{V3}/rooms/{}/join", enc(&room_id)), json!({})).await.expect_status(200);
+    let seen = bob.get(&status(&me)).await.expect_status(200).clone();
+    assert_eq!((seen["presence"].clone(), seen["status_msg"].clone()), (json!("online"), json!("hi")));
+    carol.get(&status(&me)).await.expect_error(403, "M_FORBIDDEN");
+    assert_eq!(alice.get(&status(bob.me())).await.expect_status(200)["presence"], "offline");
+
+    bob.post(&format!("{V3}/rooms/{}/leave", enc(&room_id)), json!({})).await.expect_status(200);
+    bob.get(&status(&me)).await.expect_error(403, "M_FORBIDDEN");
+});

@@ -1,0 +1,121 @@
+//! Presence (spec: Client-Server API › Presence): whether a user is online, unavailable or
+//! offline, an optional status message, and how long ago they were last active. Users set their
+//! own presence; it is visible to themselves and to users they share a room with. Every change
+//! takes a new position in the presence stream, which `/sync` delivers from.
+
+use std::time::Duration;
+
+use ruma::{UserId, presence::PresenceState};
+
+use crate::{
+    Error, Homeserver, Result,
+    storage::{
+        presence, rooms,
+        streams::{self, Stream},
+        users,
+    },
+    time::now_ms,
+};
+
+/// After this long without activity an `online` user is shown as `unavailable` (spec: Idle
+/// timeout, "e.g. 5 minutes").
+const IDLE_AFTER: Duration = Duration::from_secs(5 * 60);
+/// An `online` user active this recently is `currently_active` (Synapse's granularity).
+const CURRENTLY_ACTIVE_WITHIN: Duration = Duration::from_secs(60);
+
+/// A user's presence as another user sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Presence {
+    /// `online`, `unavailable` or `offline`.
+    pub state: PresenceState,
+    /// The status message, if one was set.
+    pub status_msg: Option<String>,
+    /// Time since the user was last active; `None` if they never were.
+    pub last_active_ago: Option<Duration>,
+    /// For `online` users: whether they are active right now.
+    pub currently_active: Option<bool>,
+}
+
+/// Sets `user`'s own presence (403 for anyone else's). Setting it counts as activity: the last
+/// active time becomes now.
+pub async fn set(
+    hs: &Homeserver,
+    user: &UserId,
+    target: &UserId,
+    state: &PresenceState,
+    status_msg: Option<&str>,
+) -> Result<()> {
+    if user != target {
+        return Err(Error::forbidden("You cannot set the presence state of another user"));
+    }
+    let state = match state {
+        PresenceState::Online | PresenceState::Unavailable | PresenceState::Offline => state.as_str(),
+        other => return Err(Error::invalid_param(format!("Unknown presence state {other}"))),
+    };
+    let mut tx = hs.db().begin().await?;
+    let position = streams::next_position(&mut tx, hs.db().backend(), Stream::Presence).await?;
+    presence::put(&mut tx, user, state, status_msg, now_ms(), position).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// `target`'s presence as `viewer` may see it: their own, or that of a user they share a room
+/// with (403 otherwise, the spec's "not allowed to see this user's presence status"); 404 for
+/// local users that do not exist. A user who never set a presence is `offline`.
+pub async fn get(hs: &Homeserver, viewer: &UserId, target: &UserId) -> Result<Presence> {
+    let pool = hs.db().pool();
+    if target.server_name() == hs.server_name() && !users::exists(pool, target).await? {
+        return Err(Error::not_found("No such user"));
+    }
+    if viewer != target && !rooms::share_a_room(pool, viewer, target).await? {
+        return Err(Error::forbidden("You are not allowed to see this user's presence"));
+    }
+    Ok(match presence::get(pool, target).await? {
+        Some(row) => as_seen(&row, now_ms()),
+        None => Presence {
+            state: PresenceState::Offline,
+            status_msg: None,
+            last_active_ago: None,
+            currently_active: None,
+        },
+    })
+}
+
+/// A stored presence as it looks at `now`: an `online` user idle for too long is shown as
+/// `unavailable`.
+fn as_seen(row: &presence::PresenceRow, now: i64) -> Presence {
+    let ago = Duration::from_millis(u64::try_from(now.saturating_sub(row.last_active_ts)).unwrap_or(0));
+    let mut state = PresenceState::from(row.state.as_str());
+    if state == PresenceState::Online && ago > IDLE_AFTER {
+        state = PresenceState::Unavailable;
+    }
+    let currently_active = (state == PresenceState::Online).then_some(ago <= CURRENTLY_ACTIVE_WITHIN);
+    Presence { state, status_msg: row.status_msg.clone(), last_active_ago: Some(ago), currently_active }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(state: &str, last_active_ts: i64) -> presence::PresenceRow {
+        presence::PresenceRow { state: state.to_owned(), status_msg: None, last_active_ts, stream_id: 1 }
+    }
+
+    #[test]
+    fn online_users_idle_for_five_minutes_are_shown_unavailable() {
+        let now = 1_000_000_000;
+        let fresh = as_seen(&row("online", now - 10_000), now);
+        assert_eq!(fresh.state, PresenceState::Online);
+        assert_eq!(fresh.currently_active, Some(true));
+        assert_eq!(fresh.last_active_ago, Some(Duration::from_secs(10)));
+
+        let quiet = as_seen(&row("online", now - 120_000), now);
+        assert_eq!((quiet.state, quiet.currently_active), (PresenceState::Online, Some(false)));
+
+        let idle = as_seen(&row("online", now - 301_000), now);
+        assert_eq!((idle.state, idle.currently_active), (PresenceState::Unavailable, None));
+
+        let offline = as_seen(&row("offline", now), now);
+        assert_eq!((offline.state, offline.currently_active), (PresenceState::Offline, None));
+    }
+}
