@@ -24,6 +24,7 @@ use ruma::api::{
         NoAuthentication,
     },
     error::ErrorKind,
+    error::{DeserializationError, FromHttpRequestError},
     path_builder::PathBuilder,
 };
 
@@ -175,13 +176,24 @@ where
         // Some of ruma's deserializers panic on bodies they did not expect (`LoginInfo` indexes
         // a missing `type`); a malformed body is the client's mistake, not a 500.
         let parsed = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            T::try_from_http_request(request, &path_refs).map_err(|e| e.to_string())
+            T::try_from_http_request(request, &path_refs).map_err(|e| {
+                // An ID in the path or query string that does not parse is a bad parameter.
+                let bad_param = matches!(
+                    &e,
+                    FromHttpRequestError::Deserialization(
+                        DeserializationError::Ident(_) | DeserializationError::Query(_)
+                    )
+                );
+                (bad_param, e.to_string())
+            })
         }))
-        .unwrap_or_else(|_| Err("The body does not fit this endpoint".to_owned()));
-        let body = parsed.map_err(|message| {
+        .unwrap_or_else(|_| Err((false, "The body does not fit this endpoint".to_owned())));
+        let body = parsed.map_err(|(bad_param, message)| {
             // Only bodies ruma could not use are looked at twice: not JSON at all, or JSON of
             // the wrong shape. (Raw-body endpoints such as media upload never fail here.)
-            if json::is_malformed(&bytes) && !bytes.is_empty() {
+            if bad_param {
+                ApiError::new(StatusCode::BAD_REQUEST, ErrorKind::InvalidParam, message)
+            } else if json::is_malformed(&bytes) && !bytes.is_empty() {
                 ApiError::new(StatusCode::BAD_REQUEST, ErrorKind::NotJson, "The body is not valid JSON")
             } else {
                 ApiError::new(StatusCode::BAD_REQUEST, ErrorKind::BadJson, message)

@@ -92,3 +92,18 @@ scenario!(bad_3_events_over_64_kib_are_too_large, |backend| {
     alice.put(&send_path(&room_id, "fits"), fits.clone()).await.expect_status(200);
     alice.put(&state_path(&room_id), fits).await.expect_status(200);
 });
+
+scenario!(malformed_ids_in_the_path_or_query_are_invalid_parameters, |backend| {
+    let hs = TestServer::start(backend).await;
+    let alice = hs.client().register("alice", "passw0rd!").await;
+    let room_id = create_room(&alice).await;
+
+    alice.get("/_matrix/client/v3/rooms/not-a-room-id/messages").await.expect_error(400, "M_INVALID_PARAM");
+    let path = format!("/_matrix/client/v3/rooms/{room_id}/event/not-an-event-id");
+    alice.get(&path).await.expect_error(400, "M_INVALID_PARAM");
+    alice.get("/_matrix/client/v3/profile/not-a-user-id").await.expect_error(400, "M_INVALID_PARAM");
+    // A malformed ID inside a JSON body is still a body problem.
+    let body = json!({ "user_id": "not-a-user-id" });
+    let invite = format!("/_matrix/client/v3/rooms/{room_id}/invite");
+    alice.post(&invite, body).await.expect_error(400, "M_BAD_JSON");
+});

@@ -8,7 +8,7 @@ use ruma::{ServerName, signatures::Ed25519KeyPair};
 
 use crate::{
     Config,
-    accounts::token_cache::TokenCache,
+    accounts::{password::PasswordHashers, token_cache::TokenCache},
     metrics::Metrics,
     rate_limit::RateLimiter,
     room_locks::RoomLocks,
@@ -31,6 +31,7 @@ struct Inner {
     room_cache: RoomCache,
     token_cache: TokenCache,
     send_queue: SendQueue,
+    password_hashers: PasswordHashers,
 }
 
 impl Homeserver {
@@ -53,6 +54,7 @@ impl Homeserver {
             room_cache: RoomCache::default(),
             token_cache: TokenCache::default(),
             send_queue: SendQueue::default(),
+            password_hashers: PasswordHashers::default(),
         })))
     }
 
@@ -94,6 +96,11 @@ impl Homeserver {
     /// The group-commit queue of message sends.
     pub fn send_queue(&self) -> &SendQueue {
         &self.0.send_queue
+    }
+
+    /// The limit on concurrent password hashing.
+    pub fn password_hashers(&self) -> &PasswordHashers {
+        &self.0.password_hashers
     }
 
     /// Recently verified access tokens.

@@ -58,7 +58,7 @@ pub async fn change_password(
     logout_devices: bool,
 ) -> Result<()> {
     registration::check_password_policy(hs, new_password)?;
-    let hash = password::hash(new_password).await?;
+    let hash = password::hash(hs, new_password).await?;
     let mut tx = hs.db().begin().await?;
     users::set_password_hash(&mut tx, &user.user_id, &hash).await?;
     if logout_devices {
@@ -76,7 +76,7 @@ pub async fn reset_password(hs: &Homeserver, user_id: &UserId, new_password: &st
     if user.is_none_or(|u| u.deactivated) {
         return Err(Error::not_found("No such active user"));
     }
-    let hash = password::hash(new_password).await?;
+    let hash = password::hash(hs, new_password).await?;
     let mut tx = hs.db().begin().await?;
     users::set_password_hash(&mut tx, user_id, &hash).await?;
     devices::delete_all_except(&mut tx, user_id, None).await?;

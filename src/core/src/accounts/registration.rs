@@ -91,7 +91,7 @@ pub async fn register(hs: &Homeserver, new: NewAccount) -> Result<Registered> {
     let hash = match &new.password {
         Some(p) => {
             check_password_policy(hs, p)?;
-            Some(password::hash(p).await?)
+            Some(password::hash(hs, p).await?)
         }
         None => None,
     };

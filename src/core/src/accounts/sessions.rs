@@ -51,7 +51,7 @@ pub async fn check_password(hs: &Homeserver, identifier: &str, password: &str) -
     let user_id = localpart::user_id_for_login(identifier, hs.server_name()).ok_or_else(forbidden)?;
     let user = users::get(hs.db().pool(), &user_id).await?.ok_or_else(forbidden)?;
     let hash = user.password_hash.as_deref().ok_or_else(forbidden)?;
-    if !password::verify(hash, password).await? {
+    if !password::verify(hs, hash, password).await? {
         return Err(forbidden());
     }
     if user.deactivated {

@@ -73,6 +73,15 @@ impl Pdu {
     ) -> Result<Pdu, String> {
         let value = serde_json::to_value(&json).map_err(|e| e.to_string())?;
         let fields: Fields = serde_json::from_value(value).map_err(|e| format!("malformed PDU: {e}"))?;
+        Pdu::from_fields(event_id, fields, json, room_id)
+    }
+
+    fn from_fields(
+        event_id: OwnedEventId,
+        fields: Fields,
+        json: CanonicalJsonObject,
+        room_id: Option<&RoomId>,
+    ) -> Result<Pdu, String> {
         let has_room_id = fields.room_id.is_some();
         let room_id =
             fields.room_id.or_else(|| room_id.map(ToOwned::to_owned)).ok_or("PDU without room_id")?;
@@ -136,8 +145,10 @@ impl Pdu {
 
     /// Parses the stored text of a PDU.
     pub fn from_stored(event_id: OwnedEventId, json: &str, room_id: &RoomId) -> Result<Pdu, String> {
+        // Two passes over the text: the typed fields, and the object kept for serving.
+        let fields: Fields = serde_json::from_str(json).map_err(|e| format!("malformed PDU: {e}"))?;
         let object: CanonicalJsonObject = serde_json::from_str(json).map_err(|e| e.to_string())?;
-        Pdu::from_canonical(event_id, object, Some(room_id))
+        Pdu::from_fields(event_id, fields, object, Some(room_id))
     }
 
     /// Whether this is a state event.
