@@ -15,6 +15,11 @@ use hearth_core::{
 use ruma::UserId;
 use tracing_subscriber::EnvFilter;
 
+// glibc's malloc keeps freed large blocks (argon2's 19 MiB per password hash) in per-thread
+// arenas, so the process grows with every burst of logins; mimalloc returns them to the system.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "hearth", version, about = "A federated Matrix homeserver")]
 struct Cli {
