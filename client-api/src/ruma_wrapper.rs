@@ -158,7 +158,17 @@ where
         let Path(path_args): Path<Vec<String>> = Path::from_request_parts(&mut parts, hs)
             .await
             .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, ErrorKind::InvalidParam, e.body_text()))?;
-        let bytes = json::read_body(hs, body).await?;
+        let mut bytes = json::read_body(hs, body).await?;
+        // Clients (matrix-nio among them) POST with no body at all to endpoints whose body fields
+        // are all optional, such as `/join`; an empty JSON body means `{}`.
+        let json_body = parts
+            .headers
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_none_or(|ct| ct.contains("json"));
+        if bytes.is_empty() && json_body && parts.method != axum::http::Method::GET {
+            bytes = Bytes::from_static(b"{}");
+        }
 
         let auth = T::Authentication::authenticate(hs, &parts).await?;
         if T::RATE_LIMITED {

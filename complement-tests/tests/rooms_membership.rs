@@ -214,3 +214,17 @@ scenario!(room_12_profile_changes_reach_every_joined_room, |backend| {
     assert_eq!(in_left["membership"], "leave", "rooms Alice left are not rejoined");
     assert!(in_left.get("displayname").is_none_or(|name| name != "Alice Liddell"), "{in_left}");
 });
+
+scenario!(joining_with_no_request_body_at_all_works, |backend| {
+    // matrix-nio POSTs /join with an empty body; the spec's body fields are all optional.
+    let hs = TestServer::start(backend).await;
+    let alice = hs.client().register("alice", "passw0rd!").await;
+    let bob = hs.client().register("bob", "passw0rd!").await;
+    let created =
+        alice.post("/_matrix/client/v3/createRoom", serde_json::json!({ "preset": "public_chat" })).await;
+    let room_id = created.expect_status(200)["room_id"].as_str().expect("room_id").to_owned();
+    let path = format!("/_matrix/client/v3/join/{room_id}");
+    bob.raw(reqwest::Method::POST, &path, None, None).await.expect_status(200);
+    let members = alice.get(&format!("/_matrix/client/v3/rooms/{room_id}/joined_members")).await;
+    assert!(members.expect_status(200)["joined"].get(bob.me()).is_some(), "bob joined");
+});

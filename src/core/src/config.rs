@@ -171,7 +171,10 @@ impl Default for Config {
             },
             limits: LimitsConfig { max_request_bytes: 1 << 20, max_upload_bytes: 50 << 20 },
             rate_limits: RateLimitConfig { enabled: true, per_second: 10, burst: 50 },
-            logging: LoggingConfig { format: LogFormat::Pretty, level: "info".to_owned() },
+            logging: LoggingConfig {
+                format: LogFormat::Pretty,
+                level: "info,sqlx=warn,ruma_state_res=warn".to_owned(),
+            },
             rooms: RoomsConfig { default_version: RoomVersionId::V12 },
             metrics: MetricsConfig { enabled: false },
         }
