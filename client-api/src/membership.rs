@@ -11,6 +11,7 @@ use hearth_core::{
     },
     storage::rooms as room_store,
 };
+use ruma::api::client::knock::knock_room;
 use ruma::{
     OwnedMxcUri, OwnedRoomId, OwnedUserId, RoomId,
     api::client::membership::{
@@ -28,7 +29,9 @@ use crate::{convert::raw, error::Result, ruma_wrapper::Ruma};
 /// Extra member-event content from the raw body (ruma models only `reason`).
 fn extra_content(raw_body: &[u8]) -> Map<String, Value> {
     let mut extra: Map<String, Value> = serde_json::from_slice(raw_body).unwrap_or_default();
-    for reserved in ["membership", "third_party_signed", "via", "server_name"] {
+    for reserved in
+        ["membership", "third_party_signed", "via", "server_name", "join_authorised_via_users_server"]
+    {
         extra.remove(reserved);
     }
     extra
@@ -61,6 +64,21 @@ pub async fn join_by_id_or_alias(
     };
     membership::join(&hs, &req.auth.user_id, &room_id, extra_content(&req.raw_body)).await?;
     Ok(join_room_by_id_or_alias::v3::Response::new(room_id))
+}
+
+/// `POST /_matrix/client/v3/knock/{roomIdOrAlias}`
+/// <https://spec.matrix.org/latest/client-server-api/#post_matrixclientv3knockroomidoralias>
+pub async fn knock(hs: Homeserver, req: Ruma<knock_room::v3::Request>) -> Result<knock_room::v3::Response> {
+    let room_id: OwnedRoomId = match RoomId::parse(req.body.room_id_or_alias.as_str()) {
+        Ok(room_id) => room_id,
+        Err(_) => {
+            let alias = ruma::RoomAliasId::parse(req.body.room_id_or_alias.as_str())
+                .map_err(|_| Error::invalid_param("Not a room ID or alias"))?;
+            aliases::resolve(&hs, &alias).await?
+        }
+    };
+    membership::knock(&hs, &req.auth.user_id, &room_id, req.body.reason.as_deref()).await?;
+    Ok(knock_room::v3::Response::new(room_id))
 }
 
 /// `POST /_matrix/client/v3/rooms/{roomId}/invite`

@@ -173,10 +173,28 @@ impl Client {
         }
     }
 
+    /// `POST /createRoom` with `body`; the new room's ID.
+    pub async fn create_room(&self, body: Value) -> String {
+        let response = self.post("/_matrix/client/v3/createRoom", body).await;
+        response.expect_status(200)["room_id"].as_str().expect("room_id").to_owned()
+    }
+
     /// The user ID of a logged-in client.
     pub fn me(&self) -> &str {
         self.user_id.as_deref().expect("a logged-in client")
     }
+}
+
+/// Percent-encodes one URL path segment or query value: everything but RFC 3986's unreserved
+/// characters (so `!`, `#`, `:`, `@`, `$` and non-ASCII are escaped).
+pub fn enc(segment: &str) -> String {
+    segment
+        .bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => char::from(b).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// An `m.login.password` request body with an `m.id.user` identifier.

@@ -2,22 +2,11 @@
 //! EPH-3 storage half): what clients store on their server at start-up, read back through the
 //! account data API. (Their delivery through `/sync` is tested with sync.)
 
-use hearth_complement_tests::{Client, Response, TestServer, scenario};
+use hearth_complement_tests::{Client, Response, TestServer, client::enc, scenario};
 use reqwest::Method;
 use serde_json::{Value, json};
 
 const V3: &str = "/_matrix/client/v3";
-
-/// Percent-encodes a path segment (`#`, `:`, `!`, `$` and non-ASCII included).
-fn enc(segment: &str) -> String {
-    segment
-        .bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => char::from(b).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
 
 /// The global account data path of `owner`.
 fn global(owner: &str, kind: &str) -> String {
@@ -38,11 +27,6 @@ fn tags(owner: &str, room_id: &str, tag: Option<&str>) -> String {
     }
 }
 
-async fn create_room(client: &Client, body: Value) -> String {
-    let response = client.post(&format!("{V3}/createRoom"), body).await;
-    response.expect_status(200)["room_id"].as_str().expect("room_id").to_owned()
-}
-
 async fn send_text(client: &Client, room_id: &str, txn_id: &str, body: &str) -> String {
     let path = format!("{V3}/rooms/{}/send/m.room.message/{txn_id}", enc(room_id));
     let response = client.put(&path, json!({ "msgtype": "m.text", "body": body })).await;
@@ -57,7 +41,7 @@ scenario!(sync_7_account_data_round_trips_arbitrary_json_globally_and_per_room, 
     let hs = TestServer::start(backend).await;
     let alice = hs.client().register("alice", "passw0rd!").await;
     let me = alice.me().to_owned();
-    let room_id = create_room(&alice, json!({})).await;
+    let room_id = alice.create_room(json!({})).await;
 
     // matrix-rust-sdk asks for the default secret storage key and expects 404 when unset.
     alice.get(&global(&me, "m.secret_storage.default_key")).await.expect_error(404, "M_NOT_FOUND");
@@ -111,7 +95,7 @@ scenario!(account_data_is_private_to_its_owner, |backend| {
     let alice = hs.client().register("alice", "passw0rd!").await;
     let bob = hs.client().register("bob", "passw0rd!").await;
     let me = alice.me().to_owned();
-    let room_id = create_room(&alice, json!({ "preset": "public_chat" })).await;
+    let room_id = alice.create_room(json!({ "preset": "public_chat" })).await;
     alice.put(&global(&me, "m.direct"), json!({ "secret": true })).await.expect_status(200);
     alice.put(&tags(&me, &room_id, Some("m.favourite")), json!({})).await.expect_status(200);
 
@@ -133,7 +117,7 @@ scenario!(server_managed_account_data_types_are_refused_with_405, |backend| {
     let hs = TestServer::start(backend).await;
     let alice = hs.client().register("alice", "passw0rd!").await;
     let me = alice.me().to_owned();
-    let room_id = create_room(&alice, json!({})).await;
+    let room_id = alice.create_room(json!({})).await;
     let event_id = send_text(&alice, &room_id, "t1", "hello").await;
 
     for kind in ["m.fully_read", "m.push_rules"] {
@@ -149,7 +133,7 @@ scenario!(room_tags_are_added_listed_and_removed, |backend| {
     let hs = TestServer::start(backend).await;
     let alice = hs.client().register("alice", "passw0rd!").await;
     let me = alice.me().to_owned();
-    let room_id = create_room(&alice, json!({})).await;
+    let room_id = alice.create_room(json!({})).await;
 
     assert_eq!(*alice.get(&tags(&me, &room_id, None)).await.expect_status(200), json!({ "tags": {} }));
 
@@ -170,7 +154,7 @@ scenario!(room_tags_are_added_listed_and_removed, |backend| {
     alice.delete(&tags(&me, &room_id, Some("u.never-set")), json!({})).await.expect_status(200);
 
     // Tags are per room and limited to 255 bytes.
-    let other_room = create_room(&alice, json!({})).await;
+    let other_room = alice.create_room(json!({})).await;
     assert_eq!(*alice.get(&tags(&me, &other_room, None)).await.expect_status(200), json!({ "tags": {} }));
     let long = format!("u.{}", "x".repeat(254));
     alice.put(&tags(&me, &room_id, Some(&long)), json!({})).await.expect_error(400, "M_INVALID_PARAM");
@@ -189,7 +173,7 @@ scenario!(tags_added_at_the_same_time_are_all_kept, |backend| {
     let hs = TestServer::start(backend).await;
     let alice = hs.client().register("alice", "passw0rd!").await;
     let me = alice.me().to_owned();
-    let room_id = create_room(&alice, json!({})).await;
+    let room_id = alice.create_room(json!({})).await;
 
     let mut puts = tokio::task::JoinSet::new();
     for i in 0..12 {
@@ -209,7 +193,7 @@ scenario!(eph_3_read_markers_store_the_fully_read_marker, |backend| {
     let alice = hs.client().register("alice", "passw0rd!").await;
     let bob = hs.client().register("bob", "passw0rd!").await;
     let me = alice.me().to_owned();
-    let room_id = create_room(&alice, json!({ "preset": "public_chat" })).await;
+    let room_id = alice.create_room(json!({ "preset": "public_chat" })).await;
     let first = send_text(&alice, &room_id, "t1", "one").await;
     let second = send_text(&alice, &room_id, "t2", "two").await;
     let marker = in_room(&me, &room_id, "m.fully_read");
@@ -231,7 +215,7 @@ scenario!(eph_3_read_markers_store_the_fully_read_marker, |backend| {
     // The event must exist in this room.
     let unknown = "$doesnotexist:example.org";
     read_markers(&alice, &room_id, json!({ "m.fully_read": unknown })).await.expect_error(404, "M_NOT_FOUND");
-    let other_room = create_room(&alice, json!({})).await;
+    let other_room = alice.create_room(json!({})).await;
     let elsewhere = send_text(&alice, &other_room, "t3", "elsewhere").await;
     read_markers(&alice, &room_id, json!({ "m.fully_read": elsewhere }))
         .await

@@ -2,29 +2,13 @@
 //! presence and status message and read it back; others see it when they share a room. (Its
 //! delivery through `/sync` is tested with sync.)
 
-use hearth_complement_tests::{Client, TestServer, scenario};
+use hearth_complement_tests::{TestServer, client::enc, scenario};
 use serde_json::{Value, json};
 
 const V3: &str = "/_matrix/client/v3";
 
-/// Percent-encodes a path segment.
-fn enc(segment: &str) -> String {
-    segment
-        .bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => char::from(b).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 fn status(user: &str) -> String {
     format!("{V3}/presence/{}/status", enc(user))
-}
-
-async fn create_room(client: &Client, body: Value) -> String {
-    let response = client.post(&format!("{V3}/createRoom"), body).await;
-    response.expect_status(200)["room_id"].as_str().expect("room_id").to_owned()
 }
 
 scenario!(eph_4_presence_round_trips_with_its_status_message, |backend| {
@@ -80,7 +64,7 @@ scenario!(presence_is_visible_to_users_sharing_a_room, |backend| {
     bob.get(&status(&nobody)).await.expect_error(404, "M_NOT_FOUND");
     bob.get(&status("@stranger:example.org")).await.expect_error(403, "M_FORBIDDEN");
 
-    let room_id = create_room(&alice, json!({ "preset": "public_chat" })).await;
+    let room_id = alice.create_room(json!({ "preset": "public_chat" })).await;
     bob.post(&format!("{V3}/rooms/{}/join", enc(&room_id)), json!({})).await.expect_status(200);
     let seen = bob.get(&status(&me)).await.expect_status(200).clone();
     assert_eq!((seen["presence"].clone(), seen["status_msg"].clone()), (json!("online"), json!("hi")));

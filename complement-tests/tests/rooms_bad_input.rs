@@ -2,25 +2,11 @@
 //! (integers beyond ±(2^53−1), floats, NaN, Infinity) and events over 65 536 bytes are refused,
 //! for messages and state events alike.
 
-use hearth_complement_tests::{Client, Response, TestServer, scenario};
+use hearth_complement_tests::{Client, Response, TestServer, client::enc, scenario};
 use reqwest::Method;
 use serde_json::{Value, json};
 
 const V3: &str = "/_matrix/client/v3";
-
-fn enc(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => char::from(b).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-async fn create_room(client: &Client) -> String {
-    let response = client.post(&format!("{V3}/createRoom"), json!({ "preset": "private_chat" })).await;
-    response.expect_status(200)["room_id"].as_str().expect("room_id").to_owned()
-}
 
 fn send_path(room_id: &str, txn_id: &str) -> String {
     format!("{V3}/rooms/{}/send/org.example.test/{txn_id}", enc(room_id))
@@ -43,7 +29,7 @@ async fn event_count(client: &Client, room_id: &str) -> usize {
 scenario!(bad_2_numbers_matrix_cannot_sign_are_bad_json, |backend| {
     let hs = TestServer::start(backend).await;
     let alice = hs.client().register("alice", "passw0rd!").await;
-    let room_id = create_room(&alice).await;
+    let room_id = alice.create_room(json!({ "preset": "private_chat" })).await;
     let before = event_count(&alice, &room_id).await;
 
     let bad = [
@@ -79,7 +65,7 @@ scenario!(bad_2_numbers_matrix_cannot_sign_are_bad_json, |backend| {
 scenario!(bad_3_events_over_64_kib_are_too_large, |backend| {
     let hs = TestServer::start(backend).await;
     let alice = hs.client().register("alice", "passw0rd!").await;
-    let room_id = create_room(&alice).await;
+    let room_id = alice.create_room(json!({ "preset": "private_chat" })).await;
 
     let big: Value = json!({ "body": "x".repeat(70_000) });
     alice.put(&send_path(&room_id, "big"), big.clone()).await.expect_error(413, "M_TOO_LARGE");
@@ -96,7 +82,7 @@ scenario!(bad_3_events_over_64_kib_are_too_large, |backend| {
 scenario!(malformed_ids_in_the_path_or_query_are_invalid_parameters, |backend| {
     let hs = TestServer::start(backend).await;
     let alice = hs.client().register("alice", "passw0rd!").await;
-    let room_id = create_room(&alice).await;
+    let room_id = alice.create_room(json!({ "preset": "private_chat" })).await;
 
     alice.get("/_matrix/client/v3/rooms/not-a-room-id/messages").await.expect_error(400, "M_INVALID_PARAM");
     let path = format!("/_matrix/client/v3/rooms/{room_id}/event/not-an-event-id");

@@ -6,11 +6,6 @@ use std::collections::{HashMap, HashSet};
 use hearth_complement_tests::{Client, TestServer, scenario};
 use serde_json::json;
 
-async fn create_room(client: &Client) -> String {
-    let response = client.post("/_matrix/client/v3/createRoom", json!({ "preset": "public_chat" })).await;
-    response.expect_status(200)["room_id"].as_str().expect("room_id").to_owned()
-}
-
 async fn history(client: &Client, room_id: &str) -> Vec<String> {
     let path = format!("/_matrix/client/v3/rooms/{room_id}/messages?dir=b&limit=1000");
     let body = client.get(&path).await.expect_status(200).clone();
@@ -27,7 +22,11 @@ scenario!(concurrent_sends_are_each_stored_once_in_every_room, |backend| {
     let hs = TestServer::start(backend).await;
     let alice = hs.client().register("alice", "passw0rd!").await;
     let bob = hs.client().register("bob", "passw0rd!").await;
-    let rooms = [create_room(&alice).await, create_room(&alice).await, create_room(&alice).await];
+    let rooms = [
+        alice.create_room(json!({ "preset": "public_chat" })).await,
+        alice.create_room(json!({ "preset": "public_chat" })).await,
+        alice.create_room(json!({ "preset": "public_chat" })).await,
+    ];
     for room in &rooms {
         bob.post(&format!("/_matrix/client/v3/join/{room}"), json!({})).await.expect_status(200);
     }

@@ -2,26 +2,10 @@
 //! Creation): room versions, presets, `is_direct`, `initial_state` and
 //! `power_level_content_override`.
 
-use hearth_complement_tests::{Client, Response, TestServer, scenario};
+use hearth_complement_tests::{Client, Response, TestServer, client::enc, scenario};
 use serde_json::{Value, json};
 
 const V3: &str = "/_matrix/client/v3";
-
-/// Percent-encodes a path segment (`#`, `:`, `!` and non-ASCII included).
-fn enc(segment: &str) -> String {
-    segment
-        .bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => char::from(b).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-async fn create_room(client: &Client, body: Value) -> String {
-    let response = client.post(&format!("{V3}/createRoom"), body).await;
-    response.expect_status(200)["room_id"].as_str().expect("room_id").to_owned()
-}
 
 /// The content of a current state event, as a member sees it.
 async fn content(client: &Client, room_id: &str, kind: &str, key: &str) -> Value {
@@ -48,8 +32,7 @@ scenario!(room_2_room_versions_are_checked_and_creation_content_cannot_override_
     let capabilities = alice.get(&format!("{V3}/capabilities")).await;
     let default = capabilities.expect_status(200)["capabilities"]["m.room_versions"]["default"].clone();
     let room_id =
-        create_room(&alice, json!({ "creation_content": { "room_version": "1", "m.federate": false } }))
-            .await;
+        alice.create_room(json!({ "creation_content": { "room_version": "1", "m.federate": false } })).await;
     let create_event = content(&alice, &room_id, "m.room.create", "").await;
     assert_eq!(create_event["room_version"], default, "{create_event}");
     assert_eq!(create_event["m.federate"], false, "other creation_content is kept");
@@ -61,8 +44,7 @@ scenario!(rooms_of_every_supported_version_accept_messages, |backend| {
     let bob = hs.client().register("bob", "passw0rd!").await;
     for version in ["6", "7", "8", "9", "10", "11", "12"] {
         let room_id =
-            create_room(&alice, json!({ "room_version": version, "preset": "public_chat", "name": "v" }))
-                .await;
+            alice.create_room(json!({ "room_version": version, "preset": "public_chat", "name": "v" })).await;
         assert_eq!(content(&alice, &room_id, "m.room.create", "").await["room_version"], version);
         let sent = send_message(&alice, &room_id, &format!("v{version}")).await;
         let event_id = sent.expect_status(200)["event_id"].as_str().expect("event_id").to_owned();
@@ -84,7 +66,7 @@ scenario!(presets_set_join_rules_history_and_guest_access, |backend| {
         (json!({ "visibility": "public" }), "public", "forbidden"),
     ];
     for (body, join_rule, guest_access) in cases {
-        let room_id = create_room(&alice, body.clone()).await;
+        let room_id = alice.create_room(body.clone()).await;
         assert_eq!(
             content(&alice, &room_id, "m.room.join_rules", "").await["join_rule"],
             join_rule,
@@ -106,14 +88,14 @@ scenario!(trusted_private_chat_gives_invitees_the_creators_power, |backend| {
     let bob = hs.client().register("bob", "passw0rd!").await;
 
     let v11 = json!({ "preset": "trusted_private_chat", "invite": [bob.me()], "room_version": "11" });
-    let room_id = create_room(&alice, v11).await;
+    let room_id = alice.create_room(v11).await;
     let levels = content(&alice, &room_id, "m.room.power_levels", "").await;
     assert_eq!(levels["users"][bob.me()], 100, "{levels}");
     assert_eq!(levels["users"][alice.me()], 100, "{levels}");
 
     // From v12, creators sit outside the power levels: invitees become additional creators.
     let v12 = json!({ "preset": "trusted_private_chat", "invite": [bob.me()], "room_version": "12" });
-    let room_id = create_room(&alice, v12).await;
+    let room_id = alice.create_room(v12).await;
     let create_event = content(&alice, &room_id, "m.room.create", "").await;
     assert_eq!(create_event["additional_creators"], json!([bob.me()]), "{create_event}");
     bob.post(&format!("{V3}/rooms/{}/join", enc(&room_id)), json!({})).await.expect_status(200);
@@ -126,16 +108,14 @@ scenario!(direct_invites_are_marked_is_direct, |backend| {
     let alice = hs.client().register("alice", "passw0rd!").await;
     let bob = hs.client().register("bob", "passw0rd!").await;
     let carol = hs.client().register("carol", "passw0rd!").await;
-    let dm = create_room(
-        &alice,
-        json!({ "preset": "trusted_private_chat", "invite": [bob.me()], "is_direct": true }),
-    )
-    .await;
+    let dm = alice
+        .create_room(json!({ "preset": "trusted_private_chat", "invite": [bob.me()], "is_direct": true }))
+        .await;
     let invite = content(&alice, &dm, "m.room.member", bob.me()).await;
     assert_eq!(invite["membership"], "invite");
     assert_eq!(invite["is_direct"], true);
 
-    let group = create_room(&alice, json!({ "invite": [carol.me()] })).await;
+    let group = alice.create_room(json!({ "invite": [carol.me()] })).await;
     let invite = content(&alice, &group, "m.room.member", carol.me()).await;
     assert_eq!(invite["membership"], "invite");
     assert!(invite.get("is_direct").is_none_or(|d| d == false), "{invite}");
@@ -145,9 +125,8 @@ scenario!(initial_state_overrides_the_preset_and_adds_custom_state, |backend| {
     let hs = TestServer::start(backend).await;
     let alice = hs.client().register("alice", "passw0rd!").await;
     let bob = hs.client().register("bob", "passw0rd!").await;
-    let room_id = create_room(
-        &alice,
-        json!({
+    let room_id = alice
+        .create_room(json!({
             "preset": "private_chat",
             "name": "named by the request",
             "initial_state": [
@@ -155,9 +134,8 @@ scenario!(initial_state_overrides_the_preset_and_adds_custom_state, |backend| {
                 { "type": "org.example.custom", "state_key": "k", "content": { "x": 1 } },
                 { "type": "m.room.name", "state_key": "", "content": { "name": "named by initial_state" } },
             ],
-        }),
-    )
-    .await;
+        }))
+        .await;
     assert_eq!(content(&alice, &room_id, "m.room.join_rules", "").await["join_rule"], "public");
     assert_eq!(content(&alice, &room_id, "org.example.custom", "k").await["x"], 1);
     assert_eq!(content(&alice, &room_id, "m.room.name", "").await["name"], "named by the request");
@@ -169,9 +147,9 @@ scenario!(power_level_content_override_replaces_the_defaults_it_names, |backend|
     let alice = hs.client().register("alice", "passw0rd!").await;
     let bob = hs.client().register("bob", "passw0rd!").await;
     let overrides = json!({ "events": { "m.room.topic": 0 }, "events_default": 10 });
-    let room_id =
-        create_room(&alice, json!({ "preset": "public_chat", "power_level_content_override": overrides }))
-            .await;
+    let room_id = alice
+        .create_room(json!({ "preset": "public_chat", "power_level_content_override": overrides }))
+        .await;
     let levels = content(&alice, &room_id, "m.room.power_levels", "").await;
     assert_eq!(levels["events"], json!({ "m.room.topic": 0 }), "{levels}");
     assert_eq!(levels["events_default"], 10);

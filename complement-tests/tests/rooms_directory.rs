@@ -1,26 +1,10 @@
 //! ROOM-1 and ROOM-9 (SCENARIOS.md › Rooms & membership) plus the room directory: aliases,
 //! canonical alias checks, visibility, and `/publicRooms` paging and search.
 
-use hearth_complement_tests::{Client, TestServer, scenario};
+use hearth_complement_tests::{Client, TestServer, client::enc, scenario};
 use serde_json::{Value, json};
 
 const V3: &str = "/_matrix/client/v3";
-
-/// Percent-encodes a path segment (`#`, `:`, `!` and non-ASCII included).
-fn enc(segment: &str) -> String {
-    segment
-        .bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => char::from(b).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-async fn create_room(client: &Client, body: Value) -> String {
-    let response = client.post(&format!("{V3}/createRoom"), body).await;
-    response.expect_status(200)["room_id"].as_str().expect("room_id").to_owned()
-}
 
 async fn join(client: &Client, room_id: &str) {
     client.post(&format!("{V3}/join/{}", enc(room_id)), json!({})).await.expect_status(200);
@@ -59,14 +43,12 @@ scenario!(room_1_public_chat_has_its_state_alias_and_directory_entry, |backend| 
     let hs = TestServer::start(backend).await;
     let alice = hs.client().register("alice", "passw0rd!").await;
     let alias = format!("#theroom:{}", hs.server_name);
-    let room_id = create_room(
-        &alice,
-        json!({
+    let room_id = alice
+        .create_room(json!({
             "preset": "public_chat", "visibility": "public", "name": "The Room", "topic": "Tea",
             "room_alias_name": "theroom",
-        }),
-    )
-    .await;
+        }))
+        .await;
 
     let state = alice.get(&format!("{V3}/rooms/{}/state", enc(&room_id))).await;
     let state = state.expect_status(200).as_array().expect("state list").clone();
@@ -103,7 +85,7 @@ scenario!(room_9_aliases_are_unique_and_deleted_by_their_creator_or_the_powerful
     let alice = hs.client().register("alice", "passw0rd!").await;
     let bob = hs.client().register("bob", "passw0rd!").await;
     let carol = hs.client().register("carol", "passw0rd!").await;
-    let room_id = create_room(&alice, json!({ "preset": "public_chat" })).await;
+    let room_id = alice.create_room(json!({ "preset": "public_chat" })).await;
     let nine = format!("#nine:{}", hs.server_name);
 
     alice.put(&alias_path(&nine), json!({ "room_id": room_id })).await.expect_status(200);
@@ -142,8 +124,8 @@ scenario!(room_9_aliases_are_unique_and_deleted_by_their_creator_or_the_powerful
 scenario!(room_9_canonical_alias_must_name_aliases_of_the_room, |backend| {
     let hs = TestServer::start(backend).await;
     let alice = hs.client().register("alice", "passw0rd!").await;
-    let room_id = create_room(&alice, json!({ "room_alias_name": "mine" })).await;
-    create_room(&alice, json!({ "room_alias_name": "theirs" })).await;
+    let room_id = alice.create_room(json!({ "room_alias_name": "mine" })).await;
+    alice.create_room(json!({ "room_alias_name": "theirs" })).await;
     let (mine, theirs, missing) = (
         format!("#mine:{}", hs.server_name),
         format!("#theirs:{}", hs.server_name),
@@ -184,7 +166,7 @@ scenario!(directory_visibility_is_changed_only_by_the_powerful, |backend| {
     let hs = TestServer::start(backend).await;
     let alice = hs.client().register("alice", "passw0rd!").await;
     let bob = hs.client().register("bob", "passw0rd!").await;
-    let room_id = create_room(&alice, json!({ "preset": "public_chat" })).await;
+    let room_id = alice.create_room(json!({ "preset": "public_chat" })).await;
     let path = format!("{V3}/directory/list/room/{}", enc(&room_id));
 
     assert_eq!(hs.client().get(&path).await.expect_status(200)["visibility"], "private");
@@ -209,10 +191,9 @@ scenario!(public_rooms_pages_forwards_and_back_without_gaps, |backend| {
     let bob = hs.client().register("bob", "passw0rd!").await;
     let mut created = Vec::new();
     for i in 0..5 {
-        created
-            .push(create_room(&alice, json!({ "visibility": "public", "name": format!("room {i}") })).await);
+        created.push(alice.create_room(json!({ "visibility": "public", "name": format!("room {i}") })).await);
     }
-    create_room(&alice, json!({ "visibility": "private", "name": "hidden" })).await;
+    alice.create_room(json!({ "visibility": "private", "name": "hidden" })).await;
     join(&bob, &created[3]).await;
 
     let first = public_rooms(&alice, json!({ "limit": 2 })).await;
@@ -248,12 +229,11 @@ scenario!(public_rooms_pages_forwards_and_back_without_gaps, |backend| {
 scenario!(public_rooms_search_matches_name_topic_and_alias_in_any_case, |backend| {
     let hs = TestServer::start(backend).await;
     let alice = hs.client().register("alice", "passw0rd!").await;
-    let by_name = create_room(&alice, json!({ "visibility": "public", "name": "Afternoon TEA" })).await;
-    let by_topic = create_room(&alice, json!({ "visibility": "public", "topic": "all about tea" })).await;
-    let by_alias =
-        create_room(&alice, json!({ "visibility": "public", "room_alias_name": "teahouse" })).await;
-    create_room(&alice, json!({ "visibility": "public", "name": "Coffee", "topic": "beans" })).await;
-    create_room(&alice, json!({ "visibility": "public", "name": "50% off" })).await;
+    let by_name = alice.create_room(json!({ "visibility": "public", "name": "Afternoon TEA" })).await;
+    let by_topic = alice.create_room(json!({ "visibility": "public", "topic": "all about tea" })).await;
+    let by_alias = alice.create_room(json!({ "visibility": "public", "room_alias_name": "teahouse" })).await;
+    alice.create_room(json!({ "visibility": "public", "name": "Coffee", "topic": "beans" })).await;
+    alice.create_room(json!({ "visibility": "public", "name": "50% off" })).await;
 
     let page = public_rooms(&alice, json!({ "filter": { "generic_search_term": "tEa" } })).await;
     let mut found: Vec<&str> =
@@ -271,9 +251,7 @@ scenario!(public_rooms_search_matches_name_topic_and_alias_in_any_case, |backend
 scenario!(public_rooms_entries_carry_the_room_summary, |backend| {
     let hs = TestServer::start(backend).await;
     let alice = hs.client().register("alice", "passw0rd!").await;
-    let room_id = create_room(
-        &alice,
-        json!({
+    let room_id = alice.create_room(json!({
             "visibility": "public",
             "preset": "private_chat",
             "creation_content": { "type": "m.space" },

@@ -1,25 +1,10 @@
 //! MSG-1, MSG-2, ROOM-8 and BAD-6 (SCENARIOS.md): reading a room's history through `/event`,
 //! `/messages`, `/context`, `/state` and `/members`, as history visibility allows.
 
-use hearth_complement_tests::{Client, Response, TestServer, scenario};
+use hearth_complement_tests::{Client, Response, TestServer, client::enc, scenario};
 use serde_json::{Value, json};
 
 const V3: &str = "/_matrix/client/v3";
-
-/// Percent-encodes a path segment or query value.
-fn enc(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => char::from(b).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-async fn create_room(client: &Client, body: Value) -> String {
-    let response = client.post(&format!("{V3}/createRoom"), body).await;
-    response.expect_status(200)["room_id"].as_str().expect("room_id").to_owned()
-}
 
 async fn join(client: &Client, room_id: &str) {
     client.post(&format!("{V3}/join/{}", enc(room_id)), json!({})).await.expect_status(200);
@@ -97,7 +82,7 @@ scenario!(msg_1_transaction_ids_are_idempotent_per_device_and_echoed_to_it_alone
     let hs = TestServer::start(backend).await;
     let alice = hs.client().register("alice", "passw0rd!").await;
     let bob = hs.client().register("bob", "passw0rd!").await;
-    let room_id = create_room(&alice, json!({ "preset": "public_chat" })).await;
+    let room_id = alice.create_room(json!({ "preset": "public_chat" })).await;
     join(&bob, &room_id).await;
 
     let content = json!({ "msgtype": "m.text", "body": "once" });
@@ -136,7 +121,7 @@ scenario!(msg_1_transaction_ids_are_idempotent_per_device_and_echoed_to_it_alone
 scenario!(msg_2_messages_pages_back_to_the_create_event_and_forward_again, |backend| {
     let hs = TestServer::start(backend).await;
     let alice = hs.client().register("alice", "passw0rd!").await;
-    let room_id = create_room(&alice, json!({ "preset": "private_chat" })).await;
+    let room_id = alice.create_room(json!({ "preset": "private_chat" })).await;
     let sent: Vec<String> = (0..12).map(|i| format!("message {i}")).collect();
     for body in &sent {
         say(&alice, &room_id, body).await;
@@ -178,7 +163,7 @@ scenario!(msg_2_non_members_and_unknown_rooms_are_refused, |backend| {
     let hs = TestServer::start(backend).await;
     let alice = hs.client().register("alice", "passw0rd!").await;
     let eve = hs.client().register("eve", "passw0rd!").await;
-    let room_id = create_room(&alice, json!({ "preset": "private_chat" })).await;
+    let room_id = alice.create_room(json!({ "preset": "private_chat" })).await;
     say(&alice, &room_id, "private").await;
 
     messages(&eve, &room_id, "dir=b").await.expect_error(403, "M_FORBIDDEN");
@@ -199,7 +184,7 @@ scenario!(msg_2_messages_filters_events_and_lazy_loads_senders, |backend| {
     let alice = hs.client().register("alice", "passw0rd!").await;
     let bob = hs.client().register("bob", "passw0rd!").await;
     let carol = hs.client().register("carol", "passw0rd!").await;
-    let room_id = create_room(&alice, json!({ "preset": "public_chat" })).await;
+    let room_id = alice.create_room(json!({ "preset": "public_chat" })).await;
     join(&bob, &room_id).await;
     join(&carol, &room_id).await;
     say(&carol, &room_id, "carol speaks early").await;
@@ -259,7 +244,7 @@ scenario!(msg_2_messages_filters_events_and_lazy_loads_senders, |backend| {
 scenario!(msg_2_context_returns_the_events_around_an_event, |backend| {
     let hs = TestServer::start(backend).await;
     let alice = hs.client().register("alice", "passw0rd!").await;
-    let room_id = create_room(&alice, json!({ "preset": "private_chat", "name": "Context" })).await;
+    let room_id = alice.create_room(json!({ "preset": "private_chat", "name": "Context" })).await;
     let mut sent = Vec::new();
     for i in 0..6 {
         sent.push(say(&alice, &room_id, &format!("m{i}")).await);
@@ -307,7 +292,7 @@ scenario!(room_8_history_after_leaving_stops_at_the_leave_and_forget_closes_it, 
     let hs = TestServer::start(backend).await;
     let alice = hs.client().register("alice", "passw0rd!").await;
     let bob = hs.client().register("bob", "passw0rd!").await;
-    let room_id = create_room(&alice, json!({ "preset": "public_chat", "name": "Old name" })).await;
+    let room_id = alice.create_room(json!({ "preset": "public_chat", "name": "Old name" })).await;
     join(&bob, &room_id).await;
     let before = say(&alice, &room_id, "before").await;
     leave(&bob, &room_id).await;
@@ -360,14 +345,14 @@ scenario!(bad_6_event_visibility_follows_history_visibility, |backend| {
     let carol = hs.client().register("carol", "passw0rd!").await;
 
     // shared: non-members see nothing; a later joiner sees what came before.
-    let shared = create_room(&alice, json!({ "preset": "public_chat" })).await;
+    let shared = alice.create_room(json!({ "preset": "public_chat" })).await;
     let old = say(&alice, &shared, "old news").await;
     get_event(&bob, &shared, &old).await.expect_error(404, "M_NOT_FOUND");
     join(&bob, &shared).await;
     get_event(&bob, &shared, &old).await.expect_status(200);
 
     // joined: a later joiner cannot read what was sent before their join.
-    let joined = create_room(&alice, json!({ "preset": "public_chat" })).await;
+    let joined = alice.create_room(json!({ "preset": "public_chat" })).await;
     set_visibility(&alice, &joined, "joined").await;
     let secret = say(&alice, &joined, "before you came").await;
     get_event(&bob, &joined, &secret).await.expect_error(404, "M_NOT_FOUND");
@@ -379,7 +364,7 @@ scenario!(bad_6_event_visibility_follows_history_visibility, |backend| {
     assert_eq!(bodies(&seen), vec!["welcome"], "only what came after the join");
 
     // world_readable: anyone may read, member or not.
-    let open = create_room(&alice, json!({ "preset": "public_chat" })).await;
+    let open = alice.create_room(json!({ "preset": "public_chat" })).await;
     set_visibility(&alice, &open, "world_readable").await;
     let public = say(&alice, &open, "for everyone").await;
     let event = get_event(&carol, &open, &public).await;
@@ -389,7 +374,7 @@ scenario!(bad_6_event_visibility_follows_history_visibility, |backend| {
     carol.get(&format!("{V3}/rooms/{}/state", enc(&open))).await.expect_status(200);
 
     // invited: readable from the invite on.
-    let invited = create_room(&alice, json!({ "preset": "private_chat" })).await;
+    let invited = alice.create_room(json!({ "preset": "private_chat" })).await;
     set_visibility(&alice, &invited, "invited").await;
     let earlier = say(&alice, &invited, "before the invite").await;
     let invite = json!({ "user_id": carol.me() });

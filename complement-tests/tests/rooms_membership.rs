@@ -1,26 +1,10 @@
 //! ROOM-4..7 and ROOM-12 (SCENARIOS.md › Rooms & membership): invites, joins, kicks and bans,
 //! power levels, and profile changes reaching every joined room.
 
-use hearth_complement_tests::{Client, Response, TestServer, scenario};
+use hearth_complement_tests::{Client, Response, TestServer, client::enc, scenario};
 use serde_json::{Value, json};
 
 const V3: &str = "/_matrix/client/v3";
-
-/// Percent-encodes a path segment (`#`, `:`, `!` and non-ASCII included).
-fn enc(segment: &str) -> String {
-    segment
-        .bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => char::from(b).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-async fn create_room(client: &Client, body: Value) -> String {
-    let response = client.post(&format!("{V3}/createRoom"), body).await;
-    response.expect_status(200)["room_id"].as_str().expect("room_id").to_owned()
-}
 
 async fn room_post(client: &Client, room_id: &str, action: &str, body: Value) -> Response {
     client.post(&format!("{V3}/rooms/{}/{action}", enc(room_id)), body).await
@@ -51,7 +35,7 @@ scenario!(room_4_invite_only_rooms_admit_invitees_and_show_rejections, |backend|
     let alice = hs.client().register("alice", "passw0rd!").await;
     let bob = hs.client().register("bob", "passw0rd!").await;
     let carol = hs.client().register("carol", "passw0rd!").await;
-    let room_id = create_room(&alice, json!({ "preset": "private_chat" })).await;
+    let room_id = alice.create_room(json!({ "preset": "private_chat" })).await;
 
     room_post(&bob, &room_id, "join", json!({})).await.expect_error(403, "M_FORBIDDEN");
     room_post(&alice, &room_id, "invite", json!({ "user_id": alice.me() }))
@@ -80,7 +64,7 @@ scenario!(room_5_joins_by_alias_or_id_keep_extra_content_and_never_double, |back
     let alice = hs.client().register("alice", "passw0rd!").await;
     let bob = hs.client().register("bob", "passw0rd!").await;
     let carol = hs.client().register("carol", "passw0rd!").await;
-    let room_id = create_room(&alice, json!({ "preset": "public_chat", "room_alias_name": "five" })).await;
+    let room_id = alice.create_room(json!({ "preset": "public_chat", "room_alias_name": "five" })).await;
     let alias = format!("#five:{}", hs.server_name);
 
     let extra = json!({ "reason": "saying hi", "org.example.flair": "teapot" });
@@ -114,7 +98,7 @@ scenario!(room_6_kicks_and_bans_need_power_and_bans_hold_until_lifted, |backend|
     let alice = hs.client().register("alice", "passw0rd!").await;
     let bob = hs.client().register("bob", "passw0rd!").await;
     let carol = hs.client().register("carol", "passw0rd!").await;
-    let room_id = create_room(&alice, json!({ "preset": "public_chat" })).await;
+    let room_id = alice.create_room(json!({ "preset": "public_chat" })).await;
     room_post(&bob, &room_id, "join", json!({})).await.expect_status(200);
 
     room_post(&carol, &room_id, "kick", json!({ "user_id": bob.me() }))
@@ -145,7 +129,7 @@ scenario!(room_7_power_levels_gate_state_and_cannot_be_exceeded, |backend| {
     let alice = hs.client().register("alice", "passw0rd!").await;
     let bob = hs.client().register("bob", "passw0rd!").await;
     let carol = hs.client().register("carol", "passw0rd!").await;
-    let room_id = create_room(&alice, json!({ "preset": "public_chat" })).await;
+    let room_id = alice.create_room(json!({ "preset": "public_chat" })).await;
     for user in [&bob, &carol] {
         room_post(user, &room_id, "join", json!({})).await.expect_status(200);
     }
@@ -180,9 +164,9 @@ scenario!(room_12_profile_changes_reach_every_joined_room, |backend| {
     let hs = TestServer::start(backend).await;
     let alice = hs.client().register("alice", "passw0rd!").await;
     let bob = hs.client().register("bob", "passw0rd!").await;
-    let first = create_room(&alice, json!({ "preset": "public_chat" })).await;
-    let second = create_room(&alice, json!({ "preset": "private_chat" })).await;
-    let left = create_room(&bob, json!({ "preset": "public_chat" })).await;
+    let first = alice.create_room(json!({ "preset": "public_chat" })).await;
+    let second = alice.create_room(json!({ "preset": "private_chat" })).await;
+    let left = bob.create_room(json!({ "preset": "public_chat" })).await;
     room_post(&bob, &first, "join", json!({})).await.expect_status(200);
     room_post(&alice, &left, "join", json!({})).await.expect_status(200);
     room_post(&alice, &left, "leave", json!({})).await.expect_status(200);

@@ -1,22 +1,7 @@
 //! ROOM-11: redactions (SCENARIOS.md › Rooms; spec: Client-Server API › Redactions).
 
-use hearth_complement_tests::{Client, TestServer, scenario};
+use hearth_complement_tests::{Client, TestServer, client::enc, scenario};
 use serde_json::{Value, json};
-
-/// Percent-encodes an identifier for a URL path or query.
-fn enc(id: &str) -> String {
-    id.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-async fn create_room(client: &Client, body: Value) -> String {
-    let response = client.post("/_matrix/client/v3/createRoom", body).await;
-    response.expect_status(200)["room_id"].as_str().expect("room_id").to_owned()
-}
 
 async fn send(client: &Client, room: &str, txn: &str, content: Value) -> String {
     let path = format!("/_matrix/client/v3/rooms/{}/send/m.room.message/{txn}", enc(room));
@@ -39,7 +24,7 @@ async fn join(client: &Client, room: &str) {
 scenario!(room_11_a_sender_redacts_their_own_message_and_every_read_shows_it_stripped, |backend| {
     let hs = TestServer::start(backend).await;
     let alice = hs.client().register("alice", "passw0rd!").await;
-    let room = create_room(&alice, json!({})).await;
+    let room = alice.create_room(json!({})).await;
     let message = send(&alice, &room, "m1", json!({ "msgtype": "m.text", "body": "oops" })).await;
 
     // Transaction IDs are scoped to the endpoint: the ID of the /send is new to /redact.
@@ -77,7 +62,7 @@ scenario!(room_11_redacting_someone_elses_event_needs_the_redact_power_level, |b
     let hs = TestServer::start(backend).await;
     let alice = hs.client().register("alice", "passw0rd!").await;
     let bob = hs.client().register("bob", "passw0rd!").await;
-    let room = create_room(&alice, json!({ "preset": "public_chat" })).await;
+    let room = alice.create_room(json!({ "preset": "public_chat" })).await;
     join(&bob, &room).await;
     let from_alice = send(&alice, &room, "a1", json!({ "msgtype": "m.text", "body": "mine" })).await;
     let from_bob = send(&bob, &room, "b1", json!({ "msgtype": "m.text", "body": "spam" })).await;
@@ -96,7 +81,7 @@ scenario!(room_11_redacting_someone_elses_event_needs_the_redact_power_level, |b
     assert_eq!(redacted["unsigned"]["redacted_because"]["sender"], alice.me());
 
     // An event of another room cannot be redacted from this one.
-    let other = create_room(&alice, json!({})).await;
+    let other = alice.create_room(json!({})).await;
     alice.put(&redact_path(&other, &from_alice, "r2"), json!({})).await.expect_error(400, "M_UNKNOWN");
     assert_eq!(get_event(&alice, &room, &from_alice).await["content"]["body"], "mine");
 });
@@ -110,7 +95,7 @@ scenario!(room_11_what_survives_a_redaction_depends_on_the_room_version, |backen
             "room_version": version,
             "power_level_content_override": { "invite": 50 },
         });
-        let room = create_room(&alice, body).await;
+        let room = alice.create_room(body).await;
         let state = alice.get(&format!("/_matrix/client/v3/rooms/{}/state", enc(&room))).await;
         let state = state.expect_status(200).as_array().expect("state").clone();
         let pl = state.iter().find(|e| e["type"] == "m.room.power_levels").expect("power levels");

@@ -2,17 +2,8 @@
 //! relationships between events, Threading, Event replacements, Event annotations, Reference
 //! relations), and `timestamp_to_event`.
 
-use hearth_complement_tests::{Client, TestServer, scenario};
+use hearth_complement_tests::{Client, TestServer, client::enc, scenario};
 use serde_json::{Value, json};
-
-fn enc(id: &str) -> String {
-    id.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
 
 /// A public room of `alice` that the other clients joined.
 async fn public_room(alice: &Client, others: &[&Client]) -> String {

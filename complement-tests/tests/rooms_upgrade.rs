@@ -1,21 +1,7 @@
 //! ROOM-10: room upgrades (SCENARIOS.md › Rooms; spec: Client-Server API › Room upgrades).
 
-use hearth_complement_tests::{Client, TestServer, scenario};
+use hearth_complement_tests::{Client, TestServer, client::enc, scenario};
 use serde_json::{Value, json};
-
-fn enc(id: &str) -> String {
-    id.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-async fn create_room(client: &Client, body: Value) -> String {
-    let response = client.post("/_matrix/client/v3/createRoom", body).await;
-    response.expect_status(200)["room_id"].as_str().expect("room_id").to_owned()
-}
 
 async fn state(client: &Client, room: &str, kind: &str) -> Value {
     let path = format!("/_matrix/client/v3/rooms/{}/state/{kind}/", enc(room));
@@ -44,7 +30,7 @@ scenario!(room_10_upgrade_tombstones_the_old_room_and_carries_its_state_over, |b
         "room_alias_name": "upgrademe",
         "power_level_content_override": { "users": { alice.me(): 100, bob.me(): 50 } },
     });
-    let old = create_room(&alice, body).await;
+    let old = alice.create_room(body).await;
     join(&bob, &old).await;
     join(&carol, &old).await;
 
@@ -92,7 +78,7 @@ scenario!(room_10_only_users_who_may_send_a_tombstone_can_upgrade, |backend| {
     let alice = hs.client().register("alice", "passw0rd!").await;
     let bob = hs.client().register("bob", "passw0rd!").await;
     let outsider = hs.client().register("outsider", "passw0rd!").await;
-    let room = create_room(&alice, json!({ "preset": "public_chat" })).await;
+    let room = alice.create_room(json!({ "preset": "public_chat" })).await;
     join(&bob, &room).await;
 
     bob.post(&upgrade_path(&room), json!({ "new_version": "12" })).await.expect_error(403, "M_FORBIDDEN");
@@ -121,7 +107,7 @@ scenario!(room_10_upgrading_out_of_v12_keeps_the_creator_powerful, |backend| {
     let alice = hs.client().register("alice", "passw0rd!").await;
     let bob = hs.client().register("bob", "passw0rd!").await;
     let body = json!({ "room_version": "12", "power_level_content_override": { "users": { bob.me(): 50 } } });
-    let old = create_room(&alice, body).await;
+    let old = alice.create_room(body).await;
     let response = alice.post(&upgrade_path(&old), json!({ "new_version": "11" })).await;
     let new = response.expect_status(200)["replacement_room"].as_str().expect("replacement_room").to_owned();
 

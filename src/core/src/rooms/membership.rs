@@ -4,7 +4,7 @@
 use ruma::{OwnedEventId, RoomId, UserId, events::TimelineEventType};
 use serde_json::{Map, Value, json};
 
-use super::{NewEvent, append::send};
+use super::{NewEvent, append::send, restricted};
 use crate::{
     Error, Homeserver, Result,
     accounts::profile,
@@ -33,6 +33,36 @@ pub async fn join(
     }
     let mut content = extra;
     content.insert("membership".to_owned(), json!("join"));
+    if !matches!(membership_of(hs, room_id, user).await?.as_deref(), Some("join" | "invite"))
+        && let Some(authoriser) = restricted::authoriser(hs, user, room_id).await?
+    {
+        content.insert("join_authorised_via_users_server".to_owned(), json!(authoriser));
+    }
+    with_profile(hs, user, &mut content).await;
+    member_event(hs, user, room_id, user, Value::Object(content)).await
+}
+
+/// Knocks on a room (join rule `knock` or `knock_restricted`, room version 7+; the auth rules
+/// decide). Display name and avatar come from the profile.
+pub async fn knock(
+    hs: &Homeserver,
+    user: &UserId,
+    room_id: &RoomId,
+    reason: Option<&str>,
+) -> Result<OwnedEventId> {
+    if rooms::version(hs.db().pool(), room_id).await?.is_none() {
+        return Err(Error::not_found("Unknown room"));
+    }
+    let mut content = json!({ "membership": "knock" });
+    add_reason(&mut content, reason);
+    if let Value::Object(content) = &mut content {
+        with_profile(hs, user, content).await;
+    }
+    member_event(hs, user, room_id, user, content).await
+}
+
+/// Fills in the display name and avatar from the user's profile unless already given.
+async fn with_profile(hs: &Homeserver, user: &UserId, content: &mut Map<String, Value>) {
     let me = profile::get(hs, user).await.unwrap_or_default();
     if let Some(name) = me.displayname {
         content.entry("displayname").or_insert(json!(name));
@@ -40,7 +70,6 @@ pub async fn join(
     if let Some(url) = me.avatar_url {
         content.entry("avatar_url").or_insert(json!(url));
     }
-    member_event(hs, user, room_id, user, Value::Object(content)).await
 }
 
 /// Invites `target`.

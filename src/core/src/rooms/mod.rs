@@ -20,6 +20,7 @@ pub mod profile;
 pub mod redaction;
 pub mod relations;
 pub mod resolve;
+pub mod restricted;
 pub mod send_queue;
 pub mod serve;
 pub mod state_view;
