@@ -59,18 +59,26 @@ pub async fn for_events<'c>(
     if event_ids.is_empty() {
         return Ok(Vec::new());
     }
-    let placeholders: Vec<String> = (3..event_ids.len() + 3).map(|n| format!("${n}")).collect();
+    // Looked up by event ID alone (each event has at most one row), then filtered here: given
+    // the user and device as well, SQLite walks the primary key's (user, device) prefix, that
+    // is every transaction the device ever sent.
+    let placeholders: Vec<String> = (1..=event_ids.len()).map(|n| format!("${n}")).collect();
     let sql = format!(
-        "SELECT event_id, txn_id FROM transaction_ids WHERE user_id = $1 AND device_id = $2 \
-         AND event_id IN ({})",
+        "SELECT event_id, txn_id, user_id, device_id FROM transaction_ids WHERE event_id IN ({})",
         placeholders.join(", ")
     );
-    let mut query = sqlx::query(&sql).bind(user_id.as_str()).bind(device_id.as_str());
+    let mut query = sqlx::query(&sql);
     for event_id in event_ids {
         query = query.bind(*event_id);
     }
-    let rows = query.fetch_all(executor).await?;
-    rows.into_iter().map(|r| Ok((r.try_get("event_id")?, r.try_get("txn_id")?))).collect()
+    let mut found = Vec::new();
+    for row in query.fetch_all(executor).await? {
+        let (user, device): (String, String) = (row.try_get("user_id")?, row.try_get("device_id")?);
+        if user == user_id.as_str() && device == device_id.as_str() {
+            found.push((row.try_get("event_id")?, row.try_get("txn_id")?));
+        }
+    }
+    Ok(found)
 }
 
 /// A transaction to look up or record in bulk.
