@@ -132,7 +132,7 @@ async fn persist(hs: &Homeserver, conn: &mut Conn, head: &mut RoomHead, pdu: &Pd
             .insert((kind, state_key.clone()), (event_nid, pdu.event_id.to_string()));
     }
     let replaced = match head.prev_events.as_slice() {
-        [(old, _)] => rooms::replace_extremity(conn, &pdu.room_id, *old, event_nid).await?,
+        [(old, _)] => rooms::replace_extremities(conn, &[(&pdu.room_id, *old, event_nid)]).await? == 1,
         _ => false,
     };
     if !replaced {

@@ -111,39 +111,27 @@ pub async fn touch<'c>(
     Ok(())
 }
 
-/// Deletes one device, its tokens and its encryption keys.
+/// Deletes one device. Its tokens and encryption keys go with it: their tables reference
+/// `devices` with `ON DELETE CASCADE` (foreign keys are on for SQLite, see `Db::connect`).
 pub async fn delete(conn: &mut Conn, user_id: &UserId, device_id: &DeviceId) -> sqlx::Result<()> {
-    super::e2ee_keys::delete_device(&mut *conn, user_id, device_id).await?;
-    sqlx::query("DELETE FROM access_tokens WHERE user_id = $1 AND device_id = $2")
-        .bind(user_id.as_str())
-        .bind(device_id.as_str())
-        .execute(&mut *conn)
-        .await?;
     sqlx::query("DELETE FROM devices WHERE user_id = $1 AND device_id = $2")
         .bind(user_id.as_str())
         .bind(device_id.as_str())
-        .execute(&mut *conn)
+        .execute(conn)
         .await?;
     Ok(())
 }
 
-/// Deletes every device of a user (and their tokens and encryption keys) except `keep`, if given.
+/// Deletes every device of a user except `keep`, if given (tokens and keys cascade).
 pub async fn delete_all_except(
     conn: &mut Conn,
     user_id: &UserId,
     keep: Option<&DeviceId>,
 ) -> sqlx::Result<()> {
-    super::e2ee_keys::delete_all_except(&mut *conn, user_id, keep).await?;
-    let keep = keep.map_or("", |d| d.as_str());
-    sqlx::query("DELETE FROM access_tokens WHERE user_id = $1 AND device_id <> $2")
-        .bind(user_id.as_str())
-        .bind(keep)
-        .execute(&mut *conn)
-        .await?;
     sqlx::query("DELETE FROM devices WHERE user_id = $1 AND device_id <> $2")
         .bind(user_id.as_str())
-        .bind(keep)
-        .execute(&mut *conn)
+        .bind(keep.map_or("", |d| d.as_str()))
+        .execute(conn)
         .await?;
     Ok(())
 }

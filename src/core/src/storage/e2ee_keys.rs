@@ -282,36 +282,3 @@ pub async fn unused_fallback_algorithms<'c>(
     .await?;
     rows.iter().map(|r| r.try_get("algorithm")).collect()
 }
-
-// === deletion ===
-
-const TABLES: [&str; 3] = ["e2e_device_keys", "e2e_one_time_keys", "e2e_fallback_keys"];
-
-/// Deletes every key of one device; called wherever the device itself is deleted.
-pub async fn delete_device(conn: &mut Conn, user_id: &UserId, device_id: &DeviceId) -> sqlx::Result<()> {
-    for table in TABLES {
-        sqlx::query(&format!("DELETE FROM {table} WHERE user_id = $1 AND device_id = $2"))
-            .bind(user_id.as_str())
-            .bind(device_id.as_str())
-            .execute(&mut *conn)
-            .await?;
-    }
-    Ok(())
-}
-
-/// Deletes the keys of every device of a user except `keep`, if given.
-pub async fn delete_all_except(
-    conn: &mut Conn,
-    user_id: &UserId,
-    keep: Option<&DeviceId>,
-) -> sqlx::Result<()> {
-    let keep = keep.map_or("", |d| d.as_str());
-    for table in TABLES {
-        sqlx::query(&format!("DELETE FROM {table} WHERE user_id = $1 AND device_id <> $2"))
-            .bind(user_id.as_str())
-            .bind(keep)
-            .execute(&mut *conn)
-            .await?;
-    }
-    Ok(())
-}

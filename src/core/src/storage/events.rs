@@ -111,24 +111,8 @@ pub async fn insert_many(conn: &mut Conn, events: &[NewEvent<'_>]) -> sqlx::Resu
 
 /// Inserts a timeline event and returns its interned ID.
 pub async fn insert(conn: &mut Conn, event: &NewEvent<'_>) -> sqlx::Result<i64> {
-    sqlx::query(
-        "INSERT INTO events (event_id, room_id, type, state_key, sender, depth, origin_server_ts, \
-         stream_ordering, state_group, json) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-         RETURNING event_nid",
-    )
-    .bind(event.event_id)
-    .bind(event.room_id.as_str())
-    .bind(event.kind)
-    .bind(event.state_key)
-    .bind(event.sender)
-    .bind(event.depth)
-    .bind(event.origin_server_ts)
-    .bind(event.stream_ordering)
-    .bind(event.state_group)
-    .bind(event.json)
-    .fetch_one(conn)
-    .await?
-    .try_get("event_nid")
+    let inserted = insert_many(conn, std::slice::from_ref(event)).await?;
+    inserted.first().map(|(_, nid)| *nid).ok_or(sqlx::Error::RowNotFound)
 }
 
 /// Loads one event by ID.

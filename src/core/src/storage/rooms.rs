@@ -73,19 +73,6 @@ pub async fn extremities(conn: &mut Conn, room_id: &RoomId) -> sqlx::Result<Vec<
         .collect()
 }
 
-/// Replaces the room's single forward extremity `old` by `new`: the common case of a local
-/// event on an unforked room, in one statement.
-pub async fn replace_extremity(conn: &mut Conn, room_id: &RoomId, old: i64, new: i64) -> sqlx::Result<bool> {
-    let result =
-        sqlx::query("UPDATE forward_extremities SET event_nid = $1 WHERE room_id = $2 AND event_nid = $3")
-            .bind(new)
-            .bind(room_id.as_str())
-            .bind(old)
-            .execute(conn)
-            .await?;
-    Ok(result.rows_affected() == 1)
-}
-
 /// Moves the single forward extremity of several rooms at once: `(room, old, new)` triples.
 /// Returns how many rooms were updated (fewer than asked means some room had forked).
 pub async fn replace_extremities(conn: &mut Conn, moves: &[(&RoomId, i64, i64)]) -> sqlx::Result<u64> {
