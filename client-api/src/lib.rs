@@ -20,19 +20,25 @@ pub mod media;
 pub mod membership;
 pub mod message;
 pub mod metrics;
+pub mod notifications;
 pub mod observe;
 pub mod presence;
 pub mod profile;
 pub mod push;
+pub mod pushers;
 pub mod read_marker;
+pub mod receipt;
 pub mod redact;
 pub mod relations;
 pub mod room;
 pub mod ruma_wrapper;
 pub mod session;
 pub mod state;
+pub mod sync;
 pub mod tags;
 pub mod threads;
+pub mod to_device;
+pub mod typing;
 pub mod voip;
 
 use axum::{Router, routing::get};
@@ -68,7 +74,19 @@ pub fn router(hs: &Homeserver) -> Router<Homeserver> {
         .ruma(profile::set_avatar)
         .ruma(filter::create)
         .ruma(filter::get)
+        .ruma_raw(sync::sync_events)
         .ruma(push::get_all)
+        .ruma(push::get_global)
+        .ruma(push::get)
+        .ruma(push::set)
+        .ruma(push::delete)
+        .ruma(push::get_enabled)
+        .ruma(push::set_enabled)
+        .ruma(push::get_actions)
+        .ruma(push::set_actions)
+        .ruma(pushers::get)
+        .ruma(pushers::set)
+        .ruma(notifications::get)
         .ruma(account_data::get_global)
         .ruma(account_data::set_global)
         .ruma(account_data::get_room)
@@ -77,15 +95,34 @@ pub fn router(hs: &Homeserver) -> Router<Homeserver> {
         .ruma(tags::set)
         .ruma(tags::delete)
         .ruma(read_marker::set)
+        .ruma(receipt::create)
+        .ruma(typing::create)
+        .ruma(to_device::send)
         .ruma(presence::get)
         .ruma(presence::set)
         .ruma(voip::turn_server)
         .ruma(media::config)
         .ruma(media::legacy_config)
+        .ruma(backup::create_version)
         .ruma(backup::latest_version)
+        .ruma(backup::get_version)
+        .ruma(backup::update_version)
+        .ruma(backup::delete_version)
+        .ruma(backup::put_keys)
+        .ruma(backup::put_room_keys)
+        .ruma(backup::put_session_key)
+        .ruma(backup::get_keys)
+        .ruma(backup::get_room_keys)
+        .ruma(backup::get_session_key)
+        .ruma(backup::delete_keys)
+        .ruma(backup::delete_room_keys)
+        .ruma(backup::delete_session_key)
         .ruma(keys::upload)
         .ruma(keys::query)
         .ruma(keys::claim)
+        .ruma(keys::changes)
+        .ruma(keys::upload_signing_keys)
+        .ruma(keys::upload_signatures)
         .ruma(room::create_room)
         .ruma(room::get_event)
         .ruma(room::upgrade)

@@ -179,6 +179,20 @@ impl Client {
         response.expect_status(200)["room_id"].as_str().expect("room_id").to_owned()
     }
 
+    /// `GET /sync` with `since` (none for an initial sync), a filter (inline JSON) and a
+    /// long-poll timeout in milliseconds; the response, which must be 200.
+    pub async fn sync(&self, since: Option<&str>, filter: Option<&Value>, timeout_ms: u64) -> Value {
+        let mut path = format!("/_matrix/client/v3/sync?timeout={timeout_ms}");
+        if let Some(since) = since {
+            path.push_str(&format!("&since={}", enc(since)));
+        }
+        if let Some(filter) = filter {
+            path.push_str(&format!("&filter={}", enc(&filter.to_string())));
+        }
+        let response = self.get(&path).await;
+        response.expect_status(200).clone()
+    }
+
     /// The user ID of a logged-in client.
     pub fn me(&self) -> &str {
         self.user_id.as_deref().expect("a logged-in client")

@@ -7,6 +7,7 @@
 //! to `off` to skip the PostgreSQL variants on a machine without PostgreSQL.
 
 pub mod client;
+pub mod rooms;
 pub mod server;
 
 pub use client::{Client, Response};

@@ -79,9 +79,10 @@ pub async fn set(
         .map_err(|_| Error::bad_json("Account data content must be a JSON object"))?;
     let room = room_id.map_or(GLOBAL, RoomId::as_str);
     let mut tx = hs.db().begin().await?;
-    let position = streams::next_position(&mut tx, hs.db().backend(), Stream::AccountData).await?;
+    let position = streams::next_position(&mut tx, Stream::AccountData).await?;
     account_data::put(&mut tx, user, room, kind, &Value::Object(content).to_string(), position).await?;
     tx.commit().await?;
+    hs.notifier().wake_users([user]);
     Ok(())
 }
 
@@ -128,7 +129,7 @@ async fn edit_tags(
     edit: impl FnOnce(&mut Map<String, Value>) -> bool,
 ) -> Result<()> {
     let mut tx = hs.db().begin().await?;
-    let position = streams::next_position(&mut tx, hs.db().backend(), Stream::AccountData).await?;
+    let position = streams::next_position(&mut tx, Stream::AccountData).await?;
     let stored = account_data::get(&mut *tx, user, room_id.as_str(), TAGS).await?;
     let mut tags = tags_of(stored.as_deref());
     if !edit(&mut tags) {
@@ -137,6 +138,7 @@ async fn edit_tags(
     let content = json!({ "tags": tags }).to_string();
     account_data::put(&mut tx, user, room_id.as_str(), TAGS, &content, position).await?;
     tx.commit().await?;
+    hs.notifier().wake_users([user]);
     Ok(())
 }
 
@@ -172,7 +174,7 @@ pub async fn set_read_markers(
     history::event(hs, user, room_id, event_id.as_str()).await?;
 
     let mut tx = hs.db().begin().await?;
-    let position = streams::next_position(&mut tx, hs.db().backend(), Stream::AccountData).await?;
+    let position = streams::next_position(&mut tx, Stream::AccountData).await?;
     let new_position = stream_ordering(&mut tx, event_id.as_str()).await?;
     let current = account_data::get(&mut *tx, user, room_id.as_str(), FULLY_READ).await?;
     let current_event = current
@@ -190,6 +192,7 @@ pub async fn set_read_markers(
     let content = json!({ "event_id": event_id }).to_string();
     account_data::put(&mut tx, user, room_id.as_str(), FULLY_READ, &content, position).await?;
     tx.commit().await?;
+    hs.notifier().wake_users([user]);
     Ok(())
 }
 

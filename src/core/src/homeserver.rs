@@ -10,11 +10,14 @@ use crate::{
     Config,
     accounts::{password::PasswordHashers, token_cache::TokenCache},
     metrics::Metrics,
+    notifier::Notifier,
+    push::cache::PushCache,
     rate_limit::RateLimiter,
     room_locks::RoomLocks,
     rooms::{cache::RoomCache, send_queue::SendQueue},
     signing_key,
     storage::Db,
+    typing::Typing,
 };
 
 /// One homeserver instance: configuration, database pool, signing key and metrics.
@@ -32,6 +35,10 @@ struct Inner {
     token_cache: TokenCache,
     send_queue: SendQueue,
     password_hashers: PasswordHashers,
+    push_cache: PushCache,
+    notifier: Notifier,
+    typing: Typing,
+    filter_cache: crate::filters::FilterCache,
 }
 
 impl Homeserver {
@@ -44,6 +51,8 @@ impl Homeserver {
         db.migrate().await?;
         let metrics = Metrics::new();
         let rate_limiter = RateLimiter::new(&config.rate_limits);
+        let notifier = Notifier::start(&db, config.server_name.clone());
+        let typing = Typing::start(notifier.room_waker());
         Ok(Homeserver(Arc::new(Inner {
             config,
             db,
@@ -55,6 +64,10 @@ impl Homeserver {
             token_cache: TokenCache::default(),
             send_queue: SendQueue::default(),
             password_hashers: PasswordHashers::default(),
+            push_cache: PushCache::default(),
+            notifier,
+            filter_cache: crate::filters::new_cache(),
+            typing,
         })))
     }
 
@@ -98,6 +111,21 @@ impl Homeserver {
         &self.0.send_queue
     }
 
+    /// Recently used sync filters.
+    pub fn filter_cache(&self) -> &crate::filters::FilterCache {
+        &self.0.filter_cache
+    }
+
+    /// Wakes waiting requests when something concerning their user changed.
+    pub fn notifier(&self) -> &Notifier {
+        &self.0.notifier
+    }
+
+    /// Who is typing in which room.
+    pub fn typing(&self) -> &Typing {
+        &self.0.typing
+    }
+
     /// The limit on concurrent password hashing.
     pub fn password_hashers(&self) -> &PasswordHashers {
         &self.0.password_hashers
@@ -111,5 +139,10 @@ impl Homeserver {
     /// The per-user / per-IP request limiter.
     pub fn rate_limiter(&self) -> &RateLimiter {
         &self.0.rate_limiter
+    }
+
+    /// Cached push rule sets and room push contexts.
+    pub fn push_cache(&self) -> &PushCache {
+        &self.0.push_cache
     }
 }

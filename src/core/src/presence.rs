@@ -12,7 +12,7 @@ use crate::{
     storage::{
         presence, rooms,
         streams::{self, Stream},
-        users,
+        sync, users,
     },
     time::now_ms,
 };
@@ -52,11 +52,68 @@ pub async fn set(
         PresenceState::Online | PresenceState::Unavailable | PresenceState::Offline => state.as_str(),
         other => return Err(Error::invalid_param(format!("Unknown presence state {other}"))),
     };
+    write(hs, user, state, status_msg, now_ms()).await
+}
+
+/// Records what a `/sync` with `set_presence` says of its user. Writes (and wakes the users who
+/// see it) only when the state changes or an `online` user's last activity is older than the
+/// `currently_active` window, so a client syncing in a loop does not flood the stream.
+pub async fn touch(hs: &Homeserver, user: &UserId, state: &PresenceState) -> Result<()> {
+    let state = match state {
+        PresenceState::Online | PresenceState::Unavailable | PresenceState::Offline => state.as_str(),
+        other => return Err(Error::invalid_param(format!("Unknown presence state {other}"))),
+    };
+    let now = now_ms();
+    let stored = presence::get(hs.db().pool(), user).await?;
+    let stale = |row: &presence::PresenceRow| {
+        state == PresenceState::Online.as_str()
+            && now.saturating_sub(row.last_active_ts)
+                > i64::try_from(CURRENTLY_ACTIVE_WITHIN.as_millis()).unwrap_or(i64::MAX)
+    };
+    match &stored {
+        Some(row) if row.state == state && !stale(row) => Ok(()),
+        _ => write(hs, user, state, stored.as_ref().and_then(|row| row.status_msg.as_deref()), now).await,
+    }
+}
+
+async fn write(
+    hs: &Homeserver,
+    user: &UserId,
+    state: &str,
+    status_msg: Option<&str>,
+    now: i64,
+) -> Result<()> {
     let mut tx = hs.db().begin().await?;
-    let position = streams::next_position(&mut tx, hs.db().backend(), Stream::Presence).await?;
-    presence::put(&mut tx, user, state, status_msg, now_ms(), position).await?;
+    let position = streams::next_position(&mut tx, Stream::Presence).await?;
+    presence::put(&mut tx, user, state, status_msg, now, position).await?;
     tx.commit().await?;
+    hs.notifier().wake_sharing_with(user.to_owned());
     Ok(())
+}
+
+/// The `m.presence` events of the users whose presence changed in the stream window `(from,
+/// to]`, among `viewer` and the users sharing a room with them.
+pub async fn changed(hs: &Homeserver, viewer: &UserId, from: i64, to: i64) -> Result<Vec<serde_json::Value>> {
+    let pool = hs.db().pool();
+    let now = now_ms();
+    let mut events = Vec::new();
+    for user_id in sync::presence_changed(pool, viewer, from, to).await? {
+        let Some(row) = presence::get(pool, &user_id).await? else { continue };
+        let seen = as_seen(&row, now);
+        let mut content = serde_json::json!({ "presence": seen.state.as_str() });
+        if let Some(ago) = seen.last_active_ago {
+            content["last_active_ago"] =
+                serde_json::json!(u64::try_from(ago.as_millis()).unwrap_or(u64::MAX));
+        }
+        if let Some(active) = seen.currently_active {
+            content["currently_active"] = serde_json::json!(active);
+        }
+        if let Some(msg) = &seen.status_msg {
+            content["status_msg"] = serde_json::json!(msg);
+        }
+        events.push(serde_json::json!({ "type": "m.presence", "sender": user_id, "content": content }));
+    }
+    Ok(events)
 }
 
 /// `target`'s presence as `viewer` may see it: their own, or that of a user they share a room

@@ -5,6 +5,7 @@ use ruma::{DeviceId, UserId};
 use super::{User, password, registration};
 use crate::{
     Error, Homeserver, Result,
+    e2ee::device_lists,
     storage::{
         devices::{self, DeviceRow},
         users,
@@ -42,11 +43,18 @@ pub async fn rename(
 /// Deletes devices (and their tokens). Unknown IDs are ignored, as the spec allows.
 pub async fn delete(hs: &Homeserver, user_id: &UserId, device_ids: &[&DeviceId]) -> Result<()> {
     let mut tx = hs.db().begin().await?;
+    let mut deleted = false;
     for device_id in device_ids {
-        devices::delete(&mut tx, user_id, device_id).await?;
+        deleted |= devices::delete(&mut tx, user_id, device_id).await?;
+    }
+    if deleted {
+        device_lists::record_change(&mut tx, user_id).await?;
     }
     tx.commit().await?;
     hs.token_cache().clear();
+    if deleted {
+        device_lists::announce(hs, user_id);
+    }
     Ok(())
 }
 
@@ -61,11 +69,16 @@ pub async fn change_password(
     let hash = password::hash(hs, new_password).await?;
     let mut tx = hs.db().begin().await?;
     users::set_password_hash(&mut tx, &user.user_id, &hash).await?;
-    if logout_devices {
-        devices::delete_all_except(&mut tx, &user.user_id, Some(&user.device_id)).await?;
+    let deleted = logout_devices
+        && devices::delete_all_except(&mut tx, &user.user_id, Some(&user.device_id)).await? > 0;
+    if deleted {
+        device_lists::record_change(&mut tx, &user.user_id).await?;
     }
     tx.commit().await?;
     hs.token_cache().clear();
+    if deleted {
+        device_lists::announce(hs, &user.user_id);
+    }
     Ok(())
 }
 
@@ -79,9 +92,15 @@ pub async fn reset_password(hs: &Homeserver, user_id: &UserId, new_password: &st
     let hash = password::hash(hs, new_password).await?;
     let mut tx = hs.db().begin().await?;
     users::set_password_hash(&mut tx, user_id, &hash).await?;
-    devices::delete_all_except(&mut tx, user_id, None).await?;
+    let deleted = devices::delete_all_except(&mut tx, user_id, None).await? > 0;
+    if deleted {
+        device_lists::record_change(&mut tx, user_id).await?;
+    }
     tx.commit().await?;
     hs.token_cache().clear();
+    if deleted {
+        device_lists::announce(hs, user_id);
+    }
     Ok(())
 }
 
@@ -89,9 +108,15 @@ pub async fn reset_password(hs: &Homeserver, user_id: &UserId, new_password: &st
 pub async fn deactivate(hs: &Homeserver, user_id: &UserId) -> Result<()> {
     let mut tx = hs.db().begin().await?;
     users::deactivate(&mut tx, user_id).await?;
-    devices::delete_all_except(&mut tx, user_id, None).await?;
+    let deleted = devices::delete_all_except(&mut tx, user_id, None).await? > 0;
+    if deleted {
+        device_lists::record_change(&mut tx, user_id).await?;
+    }
     tx.commit().await?;
     hs.token_cache().clear();
+    if deleted {
+        device_lists::announce(hs, user_id);
+    }
     tracing::info!(user_id = %user_id, "deactivated account");
     Ok(())
 }

@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use super::{User, localpart, password};
 use crate::{
     Error, Homeserver, Result,
+    e2ee::device_lists,
     storage::{devices, tokens, users},
     time::now_ms,
 };
@@ -37,7 +38,10 @@ pub async fn start(
     let mut tx = hs.db().begin().await?;
     devices::upsert(&mut tx, user_id, &device_id, display_name, now).await?;
     tokens::replace_for_device(&mut tx, &digest(&access_token), user_id, &device_id, now).await?;
+    // Other users' clients list the user's devices again (spec: Tracking the device list).
+    device_lists::record_change(&mut tx, user_id).await?;
     tx.commit().await?;
+    device_lists::announce(hs, user_id);
     // The device's previous token, if any, just died.
     hs.token_cache().clear();
     Ok(Session { access_token, device_id })
@@ -86,8 +90,10 @@ pub async fn authenticate(hs: &Homeserver, access_token: &str) -> Result<User> {
 pub async fn logout(hs: &Homeserver, user: &User) -> Result<()> {
     let mut tx = hs.db().begin().await?;
     devices::delete(&mut tx, &user.user_id, &user.device_id).await?;
+    device_lists::record_change(&mut tx, &user.user_id).await?;
     tx.commit().await?;
     hs.token_cache().clear();
+    device_lists::announce(hs, &user.user_id);
     Ok(())
 }
 
@@ -95,8 +101,10 @@ pub async fn logout(hs: &Homeserver, user: &User) -> Result<()> {
 pub async fn logout_all(hs: &Homeserver, user: &User) -> Result<()> {
     let mut tx = hs.db().begin().await?;
     devices::delete_all_except(&mut tx, &user.user_id, None).await?;
+    device_lists::record_change(&mut tx, &user.user_id).await?;
     tx.commit().await?;
     hs.token_cache().clear();
+    device_lists::announce(hs, &user.user_id);
     Ok(())
 }
 

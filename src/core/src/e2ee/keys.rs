@@ -10,11 +10,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use ruma::{
     CanonicalJsonValue, DeviceId, OneTimeKeyAlgorithm, OwnedDeviceId, OwnedOneTimeKeyId, OwnedUserId, UInt,
     UserId,
-    encryption::{DeviceKeys, OneTimeKey},
+    encryption::{CrossSigningKey, DeviceKeys, OneTimeKey},
     serde::Raw,
 };
 use serde_json::{Value as JsonValue, json, value::RawValue};
 
+use super::{
+    cross_signing::{self, SignatureIndex},
+    device_lists,
+};
 use crate::{
     Error, Homeserver, Result,
     accounts::User,
@@ -29,9 +33,16 @@ pub type OneTimeKeyCounts = BTreeMap<OneTimeKeyAlgorithm, UInt>;
 /// The answer to a `/keys/query`.
 #[derive(Debug, Default)]
 pub struct QueriedKeys {
-    /// Identity keys per user and device, with `unsigned.device_display_name`. Every queried
-    /// local user is listed, with an empty map when they have no keys (or do not exist).
+    /// Identity keys per user and device, with `unsigned.device_display_name` and the
+    /// signatures of the owner's self-signing key. Every queried local user is listed, with an
+    /// empty map when they have no keys (or do not exist).
     pub device_keys: BTreeMap<OwnedUserId, BTreeMap<OwnedDeviceId, Raw<DeviceKeys>>>,
+    /// Master keys of the queried users that have one, with the signatures the querier may see.
+    pub master_keys: BTreeMap<OwnedUserId, Raw<CrossSigningKey>>,
+    /// Self-signing keys of the queried users that have one.
+    pub self_signing_keys: BTreeMap<OwnedUserId, Raw<CrossSigningKey>>,
+    /// The querier's own user-signing key, if they queried themselves.
+    pub user_signing_keys: BTreeMap<OwnedUserId, Raw<CrossSigningKey>>,
     /// Servers that could not be asked, with why.
     pub failures: BTreeMap<String, JsonValue>,
 }
@@ -73,8 +84,12 @@ pub async fn upload(hs: &Homeserver, user: &User, upload: Upload<'_>) -> Result<
 
     let (user_id, device_id) = (&user.user_id, &user.device_id);
     let mut tx = hs.db().begin().await?;
+    let mut changed = false;
     if let Some((keys, json)) = device_keys {
-        store_device_keys(&mut tx, user, &keys, &json).await?;
+        changed = store_device_keys(&mut tx, user, &keys, &json).await?;
+    }
+    if changed {
+        device_lists::record_change(&mut tx, user_id).await?;
     }
     for key in &one_time_keys {
         store_one_time_key(&mut tx, user, key).await?;
@@ -85,19 +100,26 @@ pub async fn upload(hs: &Homeserver, user: &User, upload: Upload<'_>) -> Result<
     }
     let counts = e2ee_keys::one_time_key_counts(&mut *tx, user_id, device_id).await?;
     tx.commit().await?;
+    if changed {
+        device_lists::announce(hs, user_id);
+    }
     Ok(to_counts(counts))
 }
 
-/// Stores the device's identity keys, unless it already has other ones.
-async fn store_device_keys(conn: &mut Conn, user: &User, keys: &DeviceKeys, json: &str) -> Result<()> {
+/// Stores the device's identity keys, unless it already has other ones; `true` when they were
+/// new or changed.
+async fn store_device_keys(conn: &mut Conn, user: &User, keys: &DeviceKeys, json: &str) -> Result<bool> {
     let (user_id, device_id) = (&user.user_id, &user.device_id);
     match e2ee_keys::device_keys(&mut *conn, user_id, device_id).await? {
-        Some(stored) if stored == json => Ok(()),
+        Some(stored) if stored == json => Ok(false),
         Some(stored) if parse_device_keys(&stored)?.keys != keys.keys => Err(Error::invalid_param(
             "This device already has different identity keys; log in as a new device to use new keys",
         )),
         // New keys, or the same identity keys with other signatures or algorithms.
-        _ => Ok(e2ee_keys::set_device_keys(conn, user_id, device_id, json, now_ms()).await?),
+        _ => {
+            e2ee_keys::set_device_keys(conn, user_id, device_id, json, now_ms()).await?;
+            Ok(true)
+        }
     }
 }
 
@@ -118,10 +140,12 @@ async fn store_one_time_key(conn: &mut Conn, user: &User, key: &CanonicalKey) ->
     }
 }
 
-/// The identity keys of the requested devices (an empty list asks for all of a user's devices).
-/// Users on other servers are not asked yet: their server is listed in `failures`.
+/// The identity keys of the requested devices (an empty list asks for all of a user's devices)
+/// and the users' cross-signing keys, as `viewer` may see them. Users on other servers are not
+/// asked yet: their server is listed in `failures`.
 pub async fn query(
     hs: &Homeserver,
+    viewer: &UserId,
     requested: &BTreeMap<OwnedUserId, Vec<OwnedDeviceId>>,
 ) -> Result<QueriedKeys> {
     let mut answer = QueriedKeys::default();
@@ -135,13 +159,18 @@ pub async fn query(
         }
     }
     let mut conn = hs.db().pool().acquire().await?;
+    let signatures = cross_signing::visible_signatures(&mut conn, &local, viewer).await?;
     for row in e2ee_keys::device_keys_of_users(&mut conn, &local).await? {
         let wanted = requested.get(&row.user_id).is_some_and(|d| d.is_empty() || d.contains(&row.device_id));
         if wanted {
-            let keys = with_display_name(&row.key_json, row.display_name.as_deref())?;
+            let keys = queried_device_keys(&row, &signatures)?;
             answer.device_keys.entry(row.user_id).or_default().insert(row.device_id, keys);
         }
     }
+    let signing = cross_signing::for_query(&mut conn, &local, viewer, &signatures).await?;
+    answer.master_keys = signing.master;
+    answer.self_signing_keys = signing.self_signing;
+    answer.user_signing_keys = signing.user_signing;
     Ok(answer)
 }
 
@@ -189,23 +218,23 @@ pub async fn claim(
 }
 
 /// The device's unclaimed one-time keys per algorithm (for `/sync`'s
-/// `device_one_time_keys_count`).
+/// `device_one_time_keys_count`; `signed_curve25519` is listed even at 0).
 pub async fn one_time_key_counts(
-    hs: &Homeserver,
+    conn: &mut Conn,
     user_id: &UserId,
     device_id: &DeviceId,
 ) -> Result<OneTimeKeyCounts> {
-    Ok(to_counts(e2ee_keys::one_time_key_counts(hs.db().pool(), user_id, device_id).await?))
+    Ok(to_counts(e2ee_keys::one_time_key_counts(conn, user_id, device_id).await?))
 }
 
 /// The algorithms for which the device has a fallback key no one has claimed yet (for `/sync`'s
 /// `device_unused_fallback_key_types`).
 pub async fn unused_fallback_key_types(
-    hs: &Homeserver,
+    conn: &mut Conn,
     user_id: &UserId,
     device_id: &DeviceId,
 ) -> Result<Vec<OneTimeKeyAlgorithm>> {
-    let algorithms = e2ee_keys::unused_fallback_algorithms(hs.db().pool(), user_id, device_id).await?;
+    let algorithms = e2ee_keys::unused_fallback_algorithms(conn, user_id, device_id).await?;
     Ok(algorithms.into_iter().map(OneTimeKeyAlgorithm::from).collect())
 }
 
@@ -256,10 +285,23 @@ fn parse_device_keys(stored: &str) -> Result<DeviceKeys> {
     serde_json::from_str(stored).map_err(|e| Error::Internal(anyhow::anyhow!("stored device keys: {e}")))
 }
 
-/// Stored identity keys with the server's `unsigned` section: the device's display name.
-fn with_display_name(stored: &str, display_name: Option<&str>) -> Result<Raw<DeviceKeys>> {
-    let mut object: BTreeMap<String, CanonicalJsonValue> = serde_json::from_str(stored)
+/// Stored identity keys as `/keys/query` returns them: with the uploaded signatures of the
+/// device, and the device's display name in `unsigned`.
+fn queried_device_keys(
+    row: &e2ee_keys::DeviceKeysRow,
+    signatures: &SignatureIndex,
+) -> Result<Raw<DeviceKeys>> {
+    let mut object: BTreeMap<String, CanonicalJsonValue> = serde_json::from_str(&row.key_json)
         .map_err(|e| Error::Internal(anyhow::anyhow!("stored device keys: {e}")))?;
+    cross_signing::merge_signatures(&mut object, signatures, &row.user_id, row.device_id.as_str());
+    with_display_name(object, row.display_name.as_deref())
+}
+
+/// Identity keys with the server's `unsigned` section: the device's display name.
+fn with_display_name(
+    mut object: BTreeMap<String, CanonicalJsonValue>,
+    display_name: Option<&str>,
+) -> Result<Raw<DeviceKeys>> {
     let unsigned = match display_name {
         Some(name) => json!({ "device_display_name": name }),
         None => json!({}),
@@ -313,8 +355,9 @@ mod tests {
 
     #[test]
     fn the_display_name_replaces_any_client_unsigned_section() {
-        let stored = r#"{"device_id":"D","unsigned":{"x":1},"user_id":"@a:h"}"#;
-        let named = with_display_name(stored, Some("Phone")).expect("keys");
+        let stored: BTreeMap<String, CanonicalJsonValue> =
+            serde_json::from_str(r#"{"device_id":"D","unsigned":{"x":1},"user_id":"@a:h"}"#).expect("json");
+        let named = with_display_name(stored.clone(), Some("Phone")).expect("keys");
         assert_eq!(
             named.json().get(),
             r#"{"device_id":"D","unsigned":{"device_display_name":"Phone"},"user_id":"@a:h"}"#

@@ -3,14 +3,14 @@
 
 use std::sync::Arc;
 
-use ruma::{OwnedEventId, RoomId, UserId, events::TimelineEventType};
+use ruma::{OwnedEventId, OwnedUserId, RoomId, UserId, events::TimelineEventType};
 use serde_json::Value;
 use tokio::sync::OwnedMutexGuard;
 
 use super::{Pdu, RoomHead, auth, build, redaction, relations};
 use crate::{
     Homeserver, Result,
-    storage::{Conn, WriteTx, events, rooms, state},
+    storage::{Conn, WriteTx, events, positions::Written, rooms, state},
 };
 
 /// An event a local user wants to send.
@@ -46,12 +46,13 @@ impl NewEvent {
 /// caller holds the room's write lock and commits the transaction.
 pub async fn append(
     hs: &Homeserver,
-    conn: &mut Conn,
+    tx: &mut WriteTx,
     head: &mut RoomHead,
     sender: &UserId,
     event: &NewEvent,
 ) -> Result<Pdu> {
     let pdu = build::build(hs, head, sender, event)?;
+    let conn: &mut Conn = tx;
     auth::check_local(hs, conn, head, &pdu).await?;
     // Checks the auth rules leave to the sender's server.
     if pdu.kind == TimelineEventType::RoomRedaction {
@@ -61,17 +62,24 @@ pub async fn append(
     if pdu.kind == TimelineEventType::RoomCanonicalAlias {
         super::aliases::check_canonical_alias(hs, conn, head, &event.content).await?;
     }
-    persist(hs, conn, head, &pdu).await?;
+    let stream_ordering = persist(hs, tx, head, &pdu).await?;
     if pdu.is_state() {
         // State events are the next events' auth events.
         hs.room_cache().put_event(Arc::new(pdu.clone()));
     }
+    crate::push::evaluate::record(hs, tx, head, &pdu, stream_ordering).await?;
     Ok(pdu)
 }
 
-async fn persist(hs: &Homeserver, conn: &mut Conn, head: &mut RoomHead, pdu: &Pdu) -> Result<()> {
+/// Writes the event and moves `head` past it; returns its stream position.
+async fn persist(hs: &Homeserver, tx: &mut WriteTx, head: &mut RoomHead, pdu: &Pdu) -> Result<i64> {
     let json = serde_json::to_string(&pdu.json).map_err(|e| crate::Error::Internal(e.into()))?;
-    let stream_ordering = hs.db().next_stream_ordering(conn).await?;
+    let stream_ordering = tx.next_stream_ordering();
+    let member = (pdu.kind == TimelineEventType::RoomMember)
+        .then(|| pdu.state_key.as_deref().and_then(|key| OwnedUserId::try_from(key).ok()))
+        .flatten();
+    tx.record(Written { position: stream_ordering, room_id: pdu.room_id.clone(), member });
+    let conn: &mut Conn = tx;
     let depth = head.depth + 1;
 
     // A state event starts a new state group: a delta on the head's group, or a full snapshot
@@ -141,7 +149,7 @@ async fn persist(hs: &Homeserver, conn: &mut Conn, head: &mut RoomHead, pdu: &Pd
     head.prev_events = vec![(event_nid, pdu.event_id.to_string())];
     head.depth = depth;
     head.room_id = pdu.room_id.clone();
-    Ok(())
+    Ok(stream_ordering)
 }
 
 /// Sends one event into an existing room: takes the room's write lock, appends, commits.

@@ -1,5 +1,5 @@
 //! In-memory caches of the room code: the head of each room (what the next local event builds
-//! on) and recently used events (auth events above all). Events are immutable, so the event
+//! on), recently used events (auth events above all) and state groups. Events are immutable, so the event
 //! cache is always correct; a head is only replaced after its transaction committed, and only
 //! the process holding the room's write lock writes the room.
 
@@ -13,20 +13,31 @@ use lru::LruCache;
 use ruma::{EventId, OwnedEventId, OwnedRoomId, RoomId};
 
 use super::{Pdu, RoomHead};
+use crate::storage::{
+    Conn,
+    state::{self, StateEntry},
+};
 
 /// How many events the event cache keeps.
 const EVENTS: NonZeroUsize = NonZeroUsize::new(16_384).expect("non-zero");
+/// How many state groups the group cache keeps.
+const GROUPS: NonZeroUsize = NonZeroUsize::new(1_024).expect("non-zero");
 
 /// The room caches of one homeserver.
 pub struct RoomCache {
     // std mutexes: held for a map operation only, never across an await.
     heads: Mutex<HashMap<OwnedRoomId, RoomHead>>,
     events: Mutex<LruCache<OwnedEventId, Arc<Pdu>>>,
+    groups: Mutex<LruCache<i64, Arc<Vec<StateEntry>>>>,
 }
 
 impl Default for RoomCache {
     fn default() -> Self {
-        RoomCache { heads: Mutex::new(HashMap::new()), events: Mutex::new(LruCache::new(EVENTS)) }
+        RoomCache {
+            heads: Mutex::new(HashMap::new()),
+            events: Mutex::new(LruCache::new(EVENTS)),
+            groups: Mutex::new(LruCache::new(GROUPS)),
+        }
     }
 }
 
@@ -53,5 +64,15 @@ impl RoomCache {
     /// Caches an event.
     pub fn put_event(&self, pdu: Arc<Pdu>) {
         locked(&self.events).put(pdu.event_id.clone(), pdu);
+    }
+
+    /// The entries of a state group, loaded once: groups never change after they are written.
+    pub async fn state_group(&self, conn: &mut Conn, group: i64) -> sqlx::Result<Arc<Vec<StateEntry>>> {
+        if let Some(entries) = locked(&self.groups).get(&group).cloned() {
+            return Ok(entries);
+        }
+        let entries = Arc::new(state::load_group(conn, group).await?);
+        locked(&self.groups).put(group, entries.clone());
+        Ok(entries)
     }
 }

@@ -79,7 +79,7 @@ pub async fn create_room(hs: &Homeserver, creator: &UserId, request: CreateRoom)
     }
 
     let mut tx = hs.db().begin().await?;
-    let conn = &mut *tx;
+    let conn = &mut tx;
     append(
         hs,
         conn,
@@ -91,7 +91,7 @@ pub async fn create_room(hs: &Homeserver, creator: &UserId, request: CreateRoom)
     let room_id = head.room_id.clone();
     rooms::insert(conn, &room_id, &version, creator, now_ms()).await?;
     if request.public {
-        rooms::set_public(&mut *conn, &room_id, true).await?;
+        rooms::set_public(&mut **conn, &room_id, true).await?;
     }
 
     let me = profile::get(hs, creator).await.unwrap_or_default();
@@ -122,7 +122,7 @@ pub async fn create_room(hs: &Homeserver, creator: &UserId, request: CreateRoom)
     .await?;
 
     if let Some(alias) = &alias {
-        if !aliases::insert(&mut *conn, alias, &room_id, creator, now_ms()).await? {
+        if !aliases::insert(&mut **conn, alias, &room_id, creator, now_ms()).await? {
             return Err(Error::matrix(
                 http::StatusCode::BAD_REQUEST,
                 ruma::api::error::ErrorKind::RoomInUse,

@@ -47,7 +47,7 @@ fn has_url(pdu: &Pdu) -> bool {
 }
 
 /// Matches `text` against `pattern`, where `*` stands for any run of characters.
-fn glob(pattern: &str, text: &str) -> bool {
+pub(crate) fn glob(pattern: &str, text: &str) -> bool {
     let Some((first, rest)) = pattern.split_once('*') else {
         return pattern == text;
     };

@@ -57,6 +57,8 @@ pub struct MessagesQuery<'a> {
 pub struct Page {
     /// Events in the order asked for.
     pub events: Vec<Pdu>,
+    /// Their stream positions.
+    pub positions: Vec<i64>,
     /// With lazy-loading: the member events of the events' senders.
     pub state: Vec<Pdu>,
     /// Where the page started.
@@ -73,10 +75,20 @@ pub async fn messages(
     query: MessagesQuery<'_>,
 ) -> Result<Page> {
     let readable = readable(hs, user, room_id).await?;
-    let now = events::max_stream_ordering(hs.db().pool()).await?;
+    page(hs, &readable, room_id, query).await
+}
+
+/// Pages through the `readable` part of a room's timeline (for callers that already know what
+/// the user may read, such as `/sync` for a user joined throughout its window).
+pub async fn page(
+    hs: &Homeserver,
+    readable: &Readable,
+    room_id: &RoomId,
+    query: MessagesQuery<'_>,
+) -> Result<Page> {
+    let now = hs.db().events().upto();
     let start = query.from.unwrap_or(StreamToken(if query.backwards { now } else { 0 }));
-    let scan =
-        Scan { hs, room_id, readable: &readable, filter: query.filter, to: query.to.map(|t| t.0), now };
+    let scan = Scan { hs, room_id, readable, filter: query.filter, to: query.to.map(|t| t.0), now };
     let limit = query.limit.clamp(1, MAX_LIMIT);
     let found = scan.run(start.0, query.backwards, limit).await?;
     let state = match found.events.first() {
@@ -86,6 +98,7 @@ pub async fn messages(
         _ => Vec::new(),
     };
     Ok(Page {
+        positions: found.events.iter().map(|f| f.position).collect(),
         events: found.events.into_iter().map(|f| f.pdu).collect(),
         state,
         start,
@@ -126,7 +139,7 @@ pub async fn context(
     if !readable.contains(found.position) {
         return Err(not_found());
     }
-    let now = events::max_stream_ordering(hs.db().pool()).await?;
+    let now = hs.db().events().upto();
     let scan = Scan { hs, room_id, readable: &readable, filter, to: None, now };
     let limit = limit.min(MAX_LIMIT);
     let before = scan.run(found.position - 1, true, limit / 2).await?;

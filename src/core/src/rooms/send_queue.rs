@@ -17,8 +17,10 @@ use tokio::sync::oneshot;
 use super::{NewEvent, Pdu, RoomHead, auth, build, relations};
 use crate::{
     Error, Homeserver, Result,
+    push::evaluate::{self, Notifications},
     storage::{
         events::{self, NewEvent as EventRow},
+        push_actions::{self, NewPushAction},
         rooms,
         txns::{self, TxnKey},
     },
@@ -33,6 +35,8 @@ struct Job {
     sender: OwnedUserId,
     txn: TxnKey,
     event: NewEvent,
+    /// Push rules evaluated before queueing (see [`check`]).
+    push: Option<Notifications>,
     reply: oneshot::Sender<Result<OwnedEventId>>,
 }
 
@@ -54,10 +58,20 @@ pub async fn send(
     txn_id: String,
     event: NewEvent,
 ) -> Result<OwnedEventId> {
+    // Push rule evaluation is CPU work for every member of the room: done here, in the
+    // sender's task, it stays out of the serial write section.
+    let push = evaluate::before_send(hs, &room_id, &sender, &event).await?;
     let queue = hs.send_queue();
     let (reply, mut answer) = oneshot::channel();
     let txn = TxnKey { user_id: sender.to_string(), device_id: device_id.to_string(), scope, txn_id };
-    queue.pending.lock().unwrap_or_else(|p| p.into_inner()).push(Job { room_id, sender, txn, event, reply });
+    queue.pending.lock().unwrap_or_else(|p| p.into_inner()).push(Job {
+        room_id,
+        sender,
+        txn,
+        event,
+        push,
+        reply,
+    });
     loop {
         let _leader = queue.commit.lock().await;
         // An earlier leader may have written our send with its batch.
@@ -80,6 +94,7 @@ pub async fn send(
 struct Accepted {
     job: Job,
     pdu: Pdu,
+    push: Notifications,
     json: String,
     stream_ordering: i64,
     depth: i64,
@@ -138,7 +153,7 @@ async fn prepare_and_write(
     let mut in_batch: HashMap<TxnKey, OwnedEventId> = HashMap::new();
     let mut accepted: Vec<Accepted> = Vec::with_capacity(jobs.len());
     let mut repeats: Vec<(Job, OwnedEventId)> = Vec::new();
-    for job in jobs {
+    for mut job in jobs {
         if let Some(id) = seen.get(&job.txn).and_then(|id| OwnedEventId::try_from(id.as_str()).ok()) {
             let _ = job.reply.send(Ok(id));
             continue;
@@ -164,8 +179,8 @@ async fn prepare_and_write(
             }
         }
         let head = heads.get_mut(&job.room_id).expect("head inserted above");
-        match check(hs, &mut tx, head, &job).await {
-            Ok(pdu) => {
+        match check(hs, &mut tx, head, &mut job).await {
+            Ok((pdu, push)) => {
                 let json = match serde_json::to_string(&pdu.json) {
                     Ok(json) => json,
                     Err(e) => {
@@ -177,7 +192,7 @@ async fn prepare_and_write(
                 head.depth += 1;
                 head.prev_events = vec![(0, pdu.event_id.to_string())];
                 in_batch.insert(job.txn.clone(), pdu.event_id.clone());
-                accepted.push(Accepted { job, pdu, json, stream_ordering: 0, depth: head.depth });
+                accepted.push(Accepted { job, pdu, push, json, stream_ordering: 0, depth: head.depth });
             }
             Err(e) => {
                 let _ = job.reply.send(Err(e));
@@ -186,7 +201,7 @@ async fn prepare_and_write(
     }
 
     let checked = started.elapsed();
-    let written = write(hs, &mut tx, &mut accepted, &mut heads, &first_extremity).await;
+    let written = write(&mut tx, &mut accepted, &mut heads, &first_extremity).await;
     let committed = match written {
         Ok(()) => tx.commit().await.map_err(Error::from),
         Err(e) => Err(e),
@@ -209,17 +224,26 @@ async fn prepare_and_write(
     }
 }
 
-/// Builds and authorises one send on top of `head`.
-async fn check(hs: &Homeserver, conn: &mut crate::storage::Conn, head: &RoomHead, job: &Job) -> Result<Pdu> {
+/// Builds and authorises one send on top of `head`, with the notifications it causes.
+async fn check(
+    hs: &Homeserver,
+    conn: &mut crate::storage::Conn,
+    head: &RoomHead,
+    job: &mut Job,
+) -> Result<(Pdu, Notifications)> {
     let pdu = build::build(hs, head, &job.sender, &job.event)?;
     auth::check_local(hs, conn, head, &pdu).await?;
     relations::check_local(conn, head, &pdu).await?;
-    Ok(pdu)
+    // Evaluated before queueing, unless the room's state changed since (or was not cached).
+    let push = match job.push.take() {
+        Some(push) if push.computed_on(head) => push,
+        _ => evaluate::for_pdu(hs, conn, head, &pdu).await?,
+    };
+    Ok((pdu, push))
 }
 
 /// The batch's statements: stream positions, events, relations, extremities, transactions.
 async fn write(
-    hs: &Homeserver,
     tx: &mut crate::storage::WriteTx,
     accepted: &mut [Accepted],
     heads: &mut HashMap<OwnedRoomId, RoomHead>,
@@ -228,9 +252,14 @@ async fn write(
     if accepted.is_empty() {
         return Ok(());
     }
-    let positions = hs.db().next_stream_orderings(tx, accepted.len()).await?;
+    let positions = tx.next_stream_orderings(accepted.len());
     for (a, position) in accepted.iter_mut().zip(positions) {
         a.stream_ordering = position;
+        tx.record(crate::storage::positions::Written {
+            position,
+            room_id: a.pdu.room_id.clone(),
+            member: None,
+        });
     }
     let kinds: Vec<String> = accepted.iter().map(|a| a.pdu.kind.to_string()).collect();
     let rows: Vec<EventRow<'_>> = accepted
@@ -261,6 +290,9 @@ async fn write(
     for a in accepted.iter() {
         relations::index(tx, &a.pdu, nid_of(a)?).await?;
     }
+    let push_rows: Vec<NewPushAction<'_>> =
+        accepted.iter().flat_map(|a| a.push.rows(&a.pdu, a.stream_ordering)).collect();
+    push_actions::insert_many(tx, &push_rows).await?;
 
     // Each room's extremity moves from its head before the batch to its last event in the batch.
     let mut last: HashMap<&OwnedRoomId, (i64, String)> = HashMap::new();

@@ -3,7 +3,7 @@
 //! (joined, or the room is world-readable), else the state at the last event they may read — for
 //! a user who left, the state right after their leave, so nothing that happened later shows.
 
-use ruma::{RoomId, UserId, events::TimelineEventType};
+use ruma::{EventId, RoomId, UserId, events::TimelineEventType};
 
 use super::{
     Pdu,
@@ -12,7 +12,7 @@ use super::{
 };
 use crate::{
     Homeserver, Result,
-    storage::{events, history, state},
+    storage::{events, history},
 };
 
 /// Which state a user sees.
@@ -99,12 +99,20 @@ pub(crate) async fn state_in_group(
     wanted: impl Fn(&str, &str) -> bool,
 ) -> Result<Vec<Pdu>> {
     let mut conn = hs.db().pool().acquire().await?;
-    let nids: Vec<i64> = state::load_group(&mut *conn, group)
-        .await?
-        .into_iter()
-        .filter(|e| wanted(&e.kind, &e.state_key))
-        .map(|e| e.event_nid)
-        .collect();
-    let rows = events::get_by_nids(&mut conn, &nids).await?;
-    rows.iter().map(|row| parse(row, room_id)).collect()
+    let cache = hs.room_cache();
+    let entries = cache.state_group(&mut conn, group).await?;
+    let mut found = Vec::new();
+    let mut missing = Vec::new();
+    for entry in entries.iter().filter(|e| wanted(&e.kind, &e.state_key)) {
+        match EventId::parse(&entry.event_id).ok().and_then(|id| cache.event(&id)) {
+            Some(pdu) => found.push(Pdu::clone(&pdu)),
+            None => missing.push(entry.event_nid),
+        }
+    }
+    for row in events::get_by_nids(&mut conn, &missing).await? {
+        let pdu = parse(&row, room_id)?;
+        cache.put_event(std::sync::Arc::new(pdu.clone()));
+        found.push(pdu);
+    }
+    Ok(found)
 }

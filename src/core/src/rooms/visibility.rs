@@ -154,6 +154,11 @@ impl Readable {
         }
     }
 
+    /// Everything: what a user joined throughout a stretch of the timeline may read of it.
+    pub fn all() -> Readable {
+        Readable { ranges: vec![(i64::MIN, i64::MAX)] }
+    }
+
     /// Whether the user may read nothing at all.
     pub fn is_empty(&self) -> bool {
         self.ranges.is_empty()

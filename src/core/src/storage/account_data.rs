@@ -49,3 +49,28 @@ pub async fn put(
     .await?;
     Ok(())
 }
+
+/// The global account data of type `kind` of each of `user_ids` that has it: `(user_id,
+/// content)` pairs (push rule sets of a room's members, loaded together).
+pub async fn get_global_many(
+    conn: &mut Conn,
+    user_ids: &[&str],
+    kind: &str,
+) -> sqlx::Result<Vec<(String, String)>> {
+    let mut found = Vec::new();
+    for chunk in user_ids.chunks(500) {
+        let list: Vec<String> = (3..chunk.len() + 3).map(|n| format!("${n}")).collect();
+        let sql = format!(
+            "SELECT user_id, content FROM account_data WHERE room_id = $1 AND type = $2 AND user_id IN ({})",
+            list.join(", ")
+        );
+        let mut query = sqlx::query(&sql).bind(GLOBAL).bind(kind);
+        for user_id in chunk {
+            query = query.bind(*user_id);
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            found.push((row.try_get("user_id")?, row.try_get("content")?));
+        }
+    }
+    Ok(found)
+}

@@ -111,27 +111,29 @@ pub async fn touch<'c>(
     Ok(())
 }
 
-/// Deletes one device. Its tokens and encryption keys go with it: their tables reference
-/// `devices` with `ON DELETE CASCADE` (foreign keys are on for SQLite, see `Db::connect`).
-pub async fn delete(conn: &mut Conn, user_id: &UserId, device_id: &DeviceId) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM devices WHERE user_id = $1 AND device_id = $2")
+/// Deletes one device; returns whether it existed. Its tokens and encryption keys go with it:
+/// their tables reference `devices` with `ON DELETE CASCADE` (foreign keys are on for SQLite,
+/// see `Db::connect`).
+pub async fn delete(conn: &mut Conn, user_id: &UserId, device_id: &DeviceId) -> sqlx::Result<bool> {
+    let result = sqlx::query("DELETE FROM devices WHERE user_id = $1 AND device_id = $2")
         .bind(user_id.as_str())
         .bind(device_id.as_str())
         .execute(conn)
         .await?;
-    Ok(())
+    Ok(result.rows_affected() > 0)
 }
 
-/// Deletes every device of a user except `keep`, if given (tokens and keys cascade).
+/// Deletes every device of a user except `keep`, if given (tokens and keys cascade); returns
+/// how many were deleted.
 pub async fn delete_all_except(
     conn: &mut Conn,
     user_id: &UserId,
     keep: Option<&DeviceId>,
-) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM devices WHERE user_id = $1 AND device_id <> $2")
+) -> sqlx::Result<u64> {
+    let result = sqlx::query("DELETE FROM devices WHERE user_id = $1 AND device_id <> $2")
         .bind(user_id.as_str())
         .bind(keep.map_or("", |d| d.as_str()))
         .execute(conn)
         .await?;
-    Ok(())
+    Ok(result.rows_affected())
 }

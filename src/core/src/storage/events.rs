@@ -3,7 +3,7 @@
 use ruma::RoomId;
 use sqlx::{Executor, Row, any::AnyRow};
 
-use super::{Backend, Conn};
+use super::Conn;
 
 /// A new event row.
 #[derive(Clone, Debug)]
@@ -66,15 +66,6 @@ pub(crate) fn from_row(row: AnyRow) -> sqlx::Result<StoredEvent> {
     })
 }
 
-/// The highest stream position in use, read inside the write transaction.
-pub async fn stream_ordering_in_tx(conn: &mut Conn, backend: Backend) -> sqlx::Result<i64> {
-    let sql = match backend {
-        Backend::Sqlite => "SELECT COALESCE(MAX(stream_ordering), 0) AS next FROM events",
-        Backend::Postgres => "SELECT nextval('events_stream_seq') AS next",
-    };
-    sqlx::query(sql).fetch_one(conn).await?.try_get("next")
-}
-
 /// Inserts many timeline events in one statement; returns `(event_id, event_nid)` pairs.
 pub async fn insert_many(conn: &mut Conn, events: &[NewEvent<'_>]) -> sqlx::Result<Vec<(String, i64)>> {
     if events.is_empty() {
@@ -127,9 +118,16 @@ pub async fn get<'c>(
 /// Loads events by interned ID, in no particular order.
 pub async fn get_by_nids(conn: &mut Conn, nids: &[i64]) -> sqlx::Result<Vec<StoredEvent>> {
     let mut events = Vec::with_capacity(nids.len());
-    let sql = format!("SELECT {COLUMNS} FROM events WHERE event_nid = $1");
-    for nid in nids {
-        if let Some(row) = sqlx::query(&sql).bind(nid).fetch_optional(&mut *conn).await? {
+    for chunk in nids.chunks(500) {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM events WHERE event_nid IN ({})",
+            super::placeholders(1, chunk.len())
+        );
+        let mut query = sqlx::query(&sql);
+        for nid in chunk {
+            query = query.bind(nid);
+        }
+        for row in query.fetch_all(&mut *conn).await? {
             events.push(from_row(row)?);
         }
     }

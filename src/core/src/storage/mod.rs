@@ -6,6 +6,9 @@
 
 pub mod account_data;
 pub mod aliases;
+pub mod backup;
+pub mod cross_signing;
+pub mod device_lists;
 pub mod devices;
 pub mod directory;
 pub mod e2ee_keys;
@@ -13,25 +16,24 @@ pub mod events;
 pub mod filters;
 pub mod history;
 pub mod nonces;
+pub mod positions;
 pub mod presence;
+pub mod push_actions;
+pub mod pushers;
+pub mod receipts;
 pub mod redactions;
 pub mod relations;
 pub mod rooms;
 pub mod state;
 pub mod streams;
+pub mod sync;
+pub mod to_device;
 pub mod tokens;
 pub mod txns;
 pub mod uia;
 pub mod users;
 
-use std::{
-    str::FromStr,
-    sync::{
-        Arc,
-        atomic::{AtomicI64, Ordering},
-    },
-    time::Duration,
-};
+use std::{str::FromStr, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use sqlx::{
@@ -40,6 +42,7 @@ use sqlx::{
     migrate::Migrator,
 };
 
+use self::positions::{EventPositions, Held, Written};
 use crate::config::DatabaseConfig;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/sqlite");
@@ -61,9 +64,8 @@ pub enum Backend {
 pub struct Db {
     pool: AnyPool,
     backend: Backend,
-    /// SQLite's last stream position, read once inside a write transaction and then counted in
-    /// memory: SQLite has one writer, holding the write lock while it takes the next position.
-    sqlite_stream: tokio::sync::OnceCell<AtomicI64>,
+    /// The event stream's positions, handed out to and released by write transactions.
+    events: Arc<EventPositions>,
     /// Queues SQLite writers in FIFO order (see [`Db::begin`]).
     sqlite_writer: Arc<tokio::sync::Mutex<()>>,
 }
@@ -71,13 +73,33 @@ pub struct Db {
 /// A write transaction; rolled back when dropped without [`commit`](WriteTx::commit).
 pub struct WriteTx {
     tx: Transaction<'static, Any>,
+    held: Held,
     _writer: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 impl WriteTx {
-    /// Commits, then lets the next writer in.
+    /// Commits, then releases the event positions taken (telling the commit hook what was
+    /// written) and lets the next writer in.
     pub async fn commit(self) -> sqlx::Result<()> {
-        self.tx.commit().await
+        let WriteTx { tx, mut held, _writer } = self;
+        tx.commit().await?;
+        held.mark_committed();
+        Ok(())
+    }
+
+    /// The next position in the global event stream, in flight until this transaction ends.
+    pub fn next_stream_ordering(&mut self) -> i64 {
+        self.held.take(1)[0]
+    }
+
+    /// `n` consecutive positions, like [`next_stream_ordering`](Self::next_stream_ordering).
+    pub fn next_stream_orderings(&mut self, n: usize) -> Vec<i64> {
+        self.held.take(n)
+    }
+
+    /// Records an event written at one of this transaction's positions, for the commit hook.
+    pub fn record(&mut self, written: Written) {
+        self.held.record(written);
     }
 }
 
@@ -129,7 +151,7 @@ impl Db {
         Ok(Db {
             pool,
             backend,
-            sqlite_stream: tokio::sync::OnceCell::new(),
+            events: Arc::new(EventPositions::default()),
             sqlite_writer: Arc::new(tokio::sync::Mutex::new(())),
         })
     }
@@ -140,7 +162,11 @@ impl Db {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
-        migrator.run(&self.pool).await.context("applying database migrations")
+        migrator.run(&self.pool).await.context("applying database migrations")?;
+        let last =
+            events::max_stream_ordering(&self.pool).await.context("reading the last event position")?;
+        self.events.start_after(last);
+        Ok(())
     }
 
     /// Which engine this is.
@@ -162,49 +188,18 @@ impl Db {
             Backend::Sqlite => {
                 let guard = self.sqlite_writer.clone().lock_owned().await;
                 let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-                Ok(WriteTx { tx, _writer: Some(guard) })
+                Ok(WriteTx { tx, held: Held::new(self.events.clone()), _writer: Some(guard) })
             }
-            Backend::Postgres => Ok(WriteTx { tx: self.pool.begin().await?, _writer: None }),
-        }
-    }
-
-    /// The next position in the global event stream; call inside a write transaction. SQLite
-    /// counts in memory, PostgreSQL takes it from a sequence.
-    pub async fn next_stream_ordering(&self, conn: &mut Conn) -> sqlx::Result<i64> {
-        match self.backend {
-            Backend::Postgres => events::stream_ordering_in_tx(conn, self.backend).await,
-            Backend::Sqlite => {
-                let counter = self
-                    .sqlite_stream
-                    .get_or_try_init(|| async {
-                        events::stream_ordering_in_tx(conn, self.backend).await.map(AtomicI64::new)
-                    })
-                    .await?;
-                Ok(counter.fetch_add(1, Ordering::SeqCst) + 1)
-            }
-        }
-    }
-
-    /// `n` consecutive stream positions, like [`next_stream_ordering`](Self::next_stream_ordering).
-    pub async fn next_stream_orderings(&self, conn: &mut Conn, n: usize) -> sqlx::Result<Vec<i64>> {
-        match self.backend {
             Backend::Postgres => {
-                let rows = sqlx::query(
-                    "SELECT nextval('events_stream_seq') AS next FROM generate_series(1, $1) ORDER BY next",
-                )
-                .bind(i64::try_from(n).unwrap_or(i64::MAX))
-                .fetch_all(conn)
-                .await?;
-                rows.iter().map(|r| sqlx::Row::try_get(r, "next")).collect()
-            }
-            Backend::Sqlite => {
-                let mut positions = Vec::with_capacity(n);
-                for _ in 0..n {
-                    positions.push(self.next_stream_ordering(&mut *conn).await?);
-                }
-                Ok(positions)
+                let tx = self.pool.begin().await?;
+                Ok(WriteTx { tx, held: Held::new(self.events.clone()), _writer: None })
             }
         }
+    }
+
+    /// The event stream's positions: how far readers may go, and the commit hook.
+    pub fn events(&self) -> &EventPositions {
+        &self.events
     }
 
     /// Open and idle connection counts, for metrics.
@@ -216,6 +211,11 @@ impl Db {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// `$first, $first+1, …`: `count` numbered parameters for an `IN (…)` list.
+pub(crate) fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ")
 }
 
 /// Adds `mode=rwc` (create if missing) to a SQLite URL and creates the parent directory.

@@ -8,16 +8,13 @@ use sqlx::{Executor, Row};
 use super::{
     Conn,
     events::{COLUMNS, StoredEvent, from_row},
+    placeholders,
 };
 
 /// Only events in the timeline take part in relations.
 const VISIBLE: &str = "outlier = 0 AND rejected = 0 AND soft_failed = 0";
 
 /// `$first, $first+1, …` for `count` parameters, for `IN (…)` lists.
-fn placeholders(first: usize, count: usize) -> String {
-    (first..first + count).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ")
-}
-
 /// A relation of a new child event.
 #[derive(Clone, Copy, Debug)]
 pub struct NewRelation<'a> {

@@ -1,6 +1,6 @@
 //! The `rooms` and `forward_extremities` tables.
 
-use ruma::{OwnedRoomId, RoomId, RoomVersionId, UserId};
+use ruma::{OwnedRoomId, OwnedUserId, RoomId, RoomVersionId, UserId};
 use sqlx::{Executor, Row};
 
 use super::Conn;
@@ -203,4 +203,40 @@ pub async fn share_a_room<'c>(
     .fetch_optional(executor)
     .await?;
     Ok(row.is_some())
+}
+
+/// Users joined to, invited to or knocking on a room: those its changes concern.
+pub async fn members_to_notify<'c>(
+    executor: impl Executor<'c, Database = sqlx::Any>,
+    room_id: &RoomId,
+) -> sqlx::Result<Vec<OwnedUserId>> {
+    let rows = sqlx::query(
+        "SELECT state_key FROM current_state WHERE room_id = $1 AND type = 'm.room.member' \
+         AND membership IN ('join', 'invite', 'knock')",
+    )
+    .bind(room_id.as_str())
+    .fetch_all(executor)
+    .await?;
+    rows.iter().map(user_column).collect()
+}
+
+/// Users joined to at least one room `user` is joined to (`user` included).
+pub async fn users_sharing_rooms_with<'c>(
+    executor: impl Executor<'c, Database = sqlx::Any>,
+    user: &UserId,
+) -> sqlx::Result<Vec<OwnedUserId>> {
+    let rows = sqlx::query(
+        "SELECT DISTINCT y.state_key FROM current_state x JOIN current_state y ON y.room_id = x.room_id \
+         WHERE x.type = 'm.room.member' AND x.state_key = $1 AND x.membership = 'join' \
+         AND y.type = 'm.room.member' AND y.membership = 'join'",
+    )
+    .bind(user.as_str())
+    .fetch_all(executor)
+    .await?;
+    rows.iter().map(user_column).collect()
+}
+
+fn user_column(row: &sqlx::any::AnyRow) -> sqlx::Result<OwnedUserId> {
+    let id: String = row.try_get("state_key")?;
+    OwnedUserId::try_from(id).map_err(|e| sqlx::Error::Decode(Box::new(e)))
 }

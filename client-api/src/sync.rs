@@ -1,0 +1,39 @@
+//! Syncing (spec: Client-Server API › Syncing).
+
+use axum::Json;
+use hearth_core::{
+    Error, Homeserver, filters,
+    sync::{self, SyncRequest, SyncToken},
+};
+use ruma::api::client::{filter::FilterDefinition, sync::sync_events::v3};
+use serde_json::Value;
+
+use crate::{error::Result, ruma_wrapper::Ruma};
+
+/// `GET /_matrix/client/v3/sync`
+/// <https://spec.matrix.org/latest/client-server-api/#get_matrixclientv3sync>
+///
+/// Answered as raw JSON: ruma's response type leaves out empty sections that clients look for.
+pub async fn sync_events(hs: Homeserver, req: Ruma<v3::Request>) -> Result<Json<Value>> {
+    let body = req.body;
+    let filter = match body.filter {
+        None => FilterDefinition::default(),
+        Some(v3::Filter::FilterDefinition(filter)) => filter,
+        // ruma falls back to an ID when the JSON does not parse as a filter.
+        Some(v3::Filter::FilterId(id)) if id.trim_start().starts_with('{') => {
+            return Err(Error::bad_json("The filter is not a valid filter definition").into());
+        }
+        Some(v3::Filter::FilterId(id)) => filters::get(&hs, &req.auth.user_id, &id).await?,
+        Some(_) => return Err(Error::invalid_param("Unsupported filter").into()),
+    };
+    let request = SyncRequest {
+        user: &req.auth.user_id,
+        device: &req.auth.device_id,
+        since: body.since.as_deref().map(SyncToken::parse).transpose()?,
+        filter,
+        full_state: body.full_state,
+        set_presence: Some(body.set_presence),
+        timeout: body.timeout.unwrap_or_default(),
+    };
+    Ok(Json(sync::sync(&hs, &request).await?))
+}

@@ -1,0 +1,181 @@
+//! Positions in the room event stream: handed out in memory, and tracked until their transaction
+//! commits or rolls back, so readers know the highest position below which every write has
+//! committed (DESIGN §3: an incremental sync never skips an event written concurrently with it).
+//!
+//! Positions are counted in memory (starting from the highest stored one) on both backends, so
+//! handing one out and marking it in flight is one atomic step; a PostgreSQL sequence could
+//! hand out a position that commits before a lower one was even registered. This assumes one
+//! writing process per database, as the process-local room write locks already do.
+
+use std::{
+    collections::BTreeSet,
+    sync::{
+        Arc, Mutex, OnceLock,
+        atomic::{AtomicI64, Ordering},
+    },
+};
+
+use ruma::{OwnedRoomId, OwnedUserId};
+
+/// One event written in a transaction, reported to the commit hook once it committed.
+#[derive(Clone, Debug)]
+pub struct Written {
+    /// Its position in the event stream.
+    pub position: i64,
+    /// Its room.
+    pub room_id: OwnedRoomId,
+    /// The target of a membership event (whose room list changes).
+    pub member: Option<OwnedUserId>,
+}
+
+/// Called after a transaction ended: what it committed (empty after a rollback) and the new
+/// highest position below which everything committed.
+pub type CommitHook = Box<dyn Fn(Vec<Written>, i64) + Send + Sync>;
+
+/// The event stream's positions of one database.
+#[derive(Default)]
+pub struct EventPositions {
+    state: Mutex<State>,
+    /// Every position at or below this one has committed or rolled back.
+    upto: AtomicI64,
+    hook: OnceLock<CommitHook>,
+}
+
+#[derive(Default)]
+struct State {
+    last: i64,
+    in_flight: BTreeSet<i64>,
+}
+
+impl EventPositions {
+    /// Starts counting after `last`, the highest stored position.
+    pub(super) fn start_after(&self, last: i64) {
+        let mut state = self.lock();
+        state.last = state.last.max(last);
+        self.upto.fetch_max(last, Ordering::SeqCst);
+    }
+
+    /// Sets the function told about every commit (the notifier's).
+    pub fn set_hook(&self, hook: CommitHook) {
+        // A second hook would be a wiring bug; the first one stays.
+        let _ = self.hook.set(hook);
+    }
+
+    /// The highest position at or below which every write has committed.
+    pub fn upto(&self) -> i64 {
+        self.upto.load(Ordering::SeqCst)
+    }
+
+    /// Hands out the next `n` positions, in flight until released.
+    fn take(&self, n: usize) -> Vec<i64> {
+        let mut state = self.lock();
+        let first = state.last + 1;
+        state.last += i64::try_from(n).unwrap_or(i64::MAX);
+        let positions: Vec<i64> = (first..=state.last).collect();
+        state.in_flight.extend(&positions);
+        positions
+    }
+
+    /// Ends `positions`' flight (committed or rolled back) and advances `upto`.
+    fn release(&self, written: Vec<Written>, positions: &[i64]) {
+        let upto = {
+            let mut state = self.lock();
+            for p in positions {
+                state.in_flight.remove(p);
+            }
+            let upto = state.in_flight.first().map_or(state.last, |first| first - 1);
+            self.upto.fetch_max(upto, Ordering::SeqCst);
+            upto
+        };
+        if let Some(hook) = self.hook.get() {
+            hook(written, upto);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // Held for a few integer operations, never across an await.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// The positions a write transaction took, released when it ends.
+pub(super) struct Held {
+    tracker: Arc<EventPositions>,
+    positions: Vec<i64>,
+    written: Vec<Written>,
+    committed: bool,
+}
+
+impl Held {
+    pub(super) fn new(tracker: Arc<EventPositions>) -> Held {
+        Held { tracker, positions: Vec::new(), written: Vec::new(), committed: false }
+    }
+
+    /// Takes `n` positions.
+    pub(super) fn take(&mut self, n: usize) -> Vec<i64> {
+        let positions = self.tracker.take(n);
+        self.positions.extend(&positions);
+        positions
+    }
+
+    /// Records what an event at `position` changes, for the commit hook.
+    pub(super) fn record(&mut self, written: Written) {
+        self.written.push(written);
+    }
+
+    pub(super) fn mark_committed(&mut self) {
+        self.committed = true;
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if self.positions.is_empty() {
+            return;
+        }
+        let written = if self.committed { std::mem::take(&mut self.written) } else { Vec::new() };
+        self.tracker.release(written, &self.positions);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upto_waits_for_the_lowest_position_still_in_flight() {
+        let tracker = Arc::new(EventPositions::default());
+        tracker.start_after(10);
+        let mut first = Held::new(tracker.clone());
+        let mut second = Held::new(tracker.clone());
+        assert_eq!(first.take(2), [11, 12]);
+        assert_eq!(second.take(1), [13]);
+
+        second.mark_committed();
+        drop(second);
+        assert_eq!(tracker.upto(), 10, "13 committed but 11 and 12 are still in flight");
+
+        drop(first); // rolled back
+        assert_eq!(tracker.upto(), 13);
+    }
+
+    #[test]
+    fn the_hook_hears_only_committed_events() {
+        let tracker = Arc::new(EventPositions::default());
+        let heard = Arc::new(Mutex::new(Vec::new()));
+        let sink = heard.clone();
+        tracker.set_hook(Box::new(move |written, upto| {
+            sink.lock().expect("lock").push((written.len(), upto));
+        }));
+        let room: OwnedRoomId = "!r:x".try_into().expect("room id");
+        for commit in [false, true] {
+            let mut held = Held::new(tracker.clone());
+            let position = held.take(1)[0];
+            held.record(Written { position, room_id: room.clone(), member: None });
+            if commit {
+                held.mark_committed();
+            }
+        }
+        assert_eq!(*heard.lock().expect("lock"), [(0, 1), (1, 2)]);
+    }
+}

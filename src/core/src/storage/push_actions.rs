@@ -1,0 +1,220 @@
+//! The `event_push_actions` table: which events notify which local users (spec: Client-Server
+//! API › Push Notifications), the unread counts derived from it, and the few reads push rule
+//! evaluation needs (member events by interned ID, an event's relation).
+
+use sqlx::{Executor, Row};
+
+use super::{
+    Conn,
+    events::{StoredEvent, from_row},
+};
+
+/// Columns per row in [`insert_many`].
+const COLUMNS_PER_ROW: usize = 9;
+/// Rows per statement: well below the parameter limits of SQLite (32 766) and PostgreSQL
+/// (65 535).
+const ROWS_PER_STATEMENT: usize = 3_000;
+
+/// One notification of one user about one event.
+#[derive(Clone, Debug)]
+pub struct NewPushAction<'a> {
+    /// The recipient.
+    pub user_id: &'a str,
+    /// The event's room.
+    pub room_id: &'a str,
+    /// The event.
+    pub event_id: &'a str,
+    /// The event's position in the room event stream.
+    pub stream_ordering: i64,
+    /// The thread root, for events in a thread.
+    pub thread_id: Option<&'a str>,
+    /// Whether the actions notify.
+    pub notify: bool,
+    /// Whether the actions highlight.
+    pub highlight: bool,
+    /// The actions, as a JSON array.
+    pub actions: &'a str,
+    /// When the event was sent (ms since the epoch).
+    pub ts: i64,
+}
+
+/// Inserts rows with multi-row statements (one per 3 000 rows).
+///
+/// On SQLite the parameters are anonymous (`?`): binding numbered ones costs a scan of all the
+/// statement's parameter names per parameter (`sqlite3_bind_parameter_name`), quadratic in the
+/// row count, which made 1 000 rows take tens of milliseconds.
+pub async fn insert_many(conn: &mut Conn, rows: &[NewPushAction<'_>]) -> sqlx::Result<()> {
+    let anonymous = conn.backend_name() == "SQLite";
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                let p: Vec<String> = (1..=COLUMNS_PER_ROW)
+                    .map(|c| if anonymous { "?".to_owned() } else { format!("${}", i * COLUMNS_PER_ROW + c) })
+                    .collect();
+                format!("({})", p.join(", "))
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO event_push_actions (user_id, room_id, event_id, stream_ordering, thread_id, \
+             notify, highlight, actions, ts) VALUES {}",
+            values.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for row in chunk {
+            query = query
+                .bind(row.user_id)
+                .bind(row.room_id)
+                .bind(row.event_id)
+                .bind(row.stream_ordering)
+                .bind(row.thread_id)
+                .bind(i64::from(row.notify))
+                .bind(i64::from(row.highlight))
+                .bind(row.actions)
+                .bind(row.ts);
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Notifying rows and highlights of one thread (or the main timeline).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counted {
+    /// The thread root; `None` for the main timeline.
+    pub thread_id: Option<String>,
+    /// Rows that notify.
+    pub notifications: i64,
+    /// Of those, rows that highlight.
+    pub highlights: i64,
+}
+
+/// `user_id`'s notifying rows in `room_id` after stream position `after`, per thread.
+pub async fn count_by_thread<'c>(
+    executor: impl Executor<'c, Database = sqlx::Any>,
+    user_id: &str,
+    room_id: &str,
+    after: i64,
+) -> sqlx::Result<Vec<Counted>> {
+    let rows = sqlx::query(
+        "SELECT thread_id, COUNT(*) AS notifications, \
+         COUNT(CASE WHEN highlight = 1 THEN 1 END) AS highlights FROM event_push_actions \
+         WHERE user_id = $1 AND room_id = $2 AND stream_ordering > $3 AND notify = 1 GROUP BY thread_id",
+    )
+    .bind(user_id)
+    .bind(room_id)
+    .bind(after)
+    .fetch_all(executor)
+    .await?;
+    rows.into_iter()
+        .map(|r| {
+            Ok(Counted {
+                thread_id: r.try_get("thread_id")?,
+                notifications: r.try_get("notifications")?,
+                highlights: r.try_get("highlights")?,
+            })
+        })
+        .collect()
+}
+
+/// `user_id`'s notifying rows in one thread of `room_id` after stream position `after`.
+pub async fn count_in_thread<'c>(
+    executor: impl Executor<'c, Database = sqlx::Any>,
+    user_id: &str,
+    room_id: &str,
+    thread_id: &str,
+    after: i64,
+) -> sqlx::Result<Counted> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS notifications, COUNT(CASE WHEN highlight = 1 THEN 1 END) AS highlights \
+         FROM event_push_actions WHERE user_id = $1 AND room_id = $2 AND stream_ordering > $3 \
+         AND thread_id = $4 AND notify = 1",
+    )
+    .bind(user_id)
+    .bind(room_id)
+    .bind(after)
+    .bind(thread_id)
+    .fetch_one(executor)
+    .await?;
+    Ok(Counted {
+        thread_id: Some(thread_id.to_owned()),
+        notifications: row.try_get("notifications")?,
+        highlights: row.try_get("highlights")?,
+    })
+}
+
+/// One notification with its event, for `GET /notifications`.
+#[derive(Clone, Debug)]
+pub struct Notification {
+    /// The event.
+    pub event: StoredEvent,
+    /// The actions, as a JSON array.
+    pub actions: String,
+    /// When the event was sent.
+    pub ts: i64,
+}
+
+/// `user_id`'s notifications before stream position `before` (all when `None`), newest first,
+/// at most `limit`; only highlights when `only_highlight`.
+pub async fn list<'c>(
+    executor: impl Executor<'c, Database = sqlx::Any>,
+    user_id: &str,
+    before: Option<i64>,
+    limit: i64,
+    only_highlight: bool,
+) -> sqlx::Result<Vec<Notification>> {
+    let rows = sqlx::query(
+        "SELECT e.event_nid, e.event_id, e.room_id, e.json, e.stream_ordering, e.state_group, \
+         e.redacted_by, p.actions, p.ts FROM event_push_actions p \
+         JOIN events e ON e.event_id = p.event_id \
+         WHERE p.user_id = $1 AND p.stream_ordering < $2 AND p.notify = 1 AND p.highlight >= $3 \
+         ORDER BY p.stream_ordering DESC LIMIT $4",
+    )
+    .bind(user_id)
+    .bind(before.unwrap_or(i64::MAX))
+    .bind(i64::from(only_highlight))
+    .bind(limit)
+    .fetch_all(executor)
+    .await?;
+    rows.into_iter()
+        .map(|row| {
+            let actions = row.try_get("actions")?;
+            let ts = row.try_get("ts")?;
+            Ok(Notification { event: from_row(row)?, actions, ts })
+        })
+        .collect()
+}
+
+// === Reads for evaluation ===
+
+/// `(event_nid, json)` of events by interned ID, in no particular order (member events whose
+/// membership and display name the evaluation needs).
+pub async fn event_json_by_nids(conn: &mut Conn, nids: &[i64]) -> sqlx::Result<Vec<(i64, String)>> {
+    let mut found = Vec::with_capacity(nids.len());
+    for chunk in nids.chunks(500) {
+        let list: Vec<String> = (1..=chunk.len()).map(|n| format!("${n}")).collect();
+        let sql = format!("SELECT event_nid, json FROM events WHERE event_nid IN ({})", list.join(", "));
+        let mut query = sqlx::query(&sql);
+        for nid in chunk {
+            query = query.bind(nid);
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            found.push((row.try_get("event_nid")?, row.try_get("json")?));
+        }
+    }
+    Ok(found)
+}
+
+/// The relation `event_id` itself has: `(rel_type, parent event ID)`.
+pub async fn relation_of<'c>(
+    executor: impl Executor<'c, Database = sqlx::Any>,
+    event_id: &str,
+) -> sqlx::Result<Option<(String, String)>> {
+    let row = sqlx::query(
+        "SELECT r.rel_type, r.parent_id FROM event_relations r JOIN events e ON e.event_nid = r.event_nid \
+         WHERE e.event_id = $1",
+    )
+    .bind(event_id)
+    .fetch_optional(executor)
+    .await?;
+    row.map(|r| Ok((r.try_get("rel_type")?, r.try_get("parent_id")?))).transpose()
+}

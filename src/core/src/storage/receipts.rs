@@ -1,0 +1,146 @@
+//! The `receipts` table: each user's latest read receipt per room, receipt type and thread,
+//! with its position in the receipts stream.
+
+use ruma::{RoomId, UserId};
+use sqlx::{Executor, Row};
+
+use super::Conn;
+
+/// The `thread_id` column of an unthreaded receipt.
+pub const UNTHREADED: &str = "";
+
+/// One receipt to store.
+#[derive(Clone, Copy, Debug)]
+pub struct NewReceipt<'a> {
+    /// The room.
+    pub room_id: &'a RoomId,
+    /// Whose receipt it is.
+    pub user_id: &'a UserId,
+    /// `m.read` or `m.read.private`.
+    pub receipt_type: &'a str,
+    /// [`UNTHREADED`], `main` or a thread root's event ID.
+    pub thread_id: &'a str,
+    /// The event read up to.
+    pub event_id: &'a str,
+    /// That event's position in the room event stream.
+    pub event_stream_ordering: i64,
+    /// When the receipt was sent (ms since the epoch).
+    pub ts: i64,
+    /// Its position in the receipts stream.
+    pub stream_id: i64,
+}
+
+/// A stored receipt, as `/sync` reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReceiptRow {
+    /// The room.
+    pub room_id: String,
+    /// Whose receipt it is.
+    pub user_id: String,
+    /// `m.read` or `m.read.private`.
+    pub receipt_type: String,
+    /// [`UNTHREADED`], `main` or a thread root's event ID.
+    pub thread_id: String,
+    /// The event read up to.
+    pub event_id: String,
+    /// When the receipt was sent.
+    pub ts: i64,
+}
+
+/// The event stream position of the event `user_id`'s receipt of this type and thread points
+/// at, if they sent one.
+pub async fn event_position<'c>(
+    executor: impl Executor<'c, Database = sqlx::Any>,
+    room_id: &RoomId,
+    user_id: &UserId,
+    receipt_type: &str,
+    thread_id: &str,
+) -> sqlx::Result<Option<i64>> {
+    let row = sqlx::query(
+        "SELECT event_stream_ordering FROM receipts \
+         WHERE room_id = $1 AND user_id = $2 AND receipt_type = $3 AND thread_id = $4",
+    )
+    .bind(room_id.as_str())
+    .bind(user_id.as_str())
+    .bind(receipt_type)
+    .bind(thread_id)
+    .fetch_optional(executor)
+    .await?;
+    row.map(|r| r.try_get("event_stream_ordering")).transpose()
+}
+
+/// Creates or replaces the user's receipt of this type and thread.
+pub async fn put(conn: &mut Conn, receipt: &NewReceipt<'_>) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO receipts (room_id, user_id, receipt_type, thread_id, event_id, event_stream_ordering, ts, \
+         stream_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+         ON CONFLICT (room_id, user_id, receipt_type, thread_id) \
+         DO UPDATE SET event_id = $5, event_stream_ordering = $6, ts = $7, stream_id = $8",
+    )
+    .bind(receipt.room_id.as_str())
+    .bind(receipt.user_id.as_str())
+    .bind(receipt.receipt_type)
+    .bind(receipt.thread_id)
+    .bind(receipt.event_id)
+    .bind(receipt.event_stream_ordering)
+    .bind(receipt.ts)
+    .bind(receipt.stream_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Receipts in `room_ids` whose position is in `(from, to]`, oldest first: every public one,
+/// and the private ones of `owner`.
+pub async fn changed(
+    conn: &mut Conn,
+    room_ids: &[&str],
+    owner: &UserId,
+    from: i64,
+    to: i64,
+) -> sqlx::Result<Vec<ReceiptRow>> {
+    let mut found = Vec::new();
+    for chunk in room_ids.chunks(500) {
+        let list: Vec<String> = (5..chunk.len() + 5).map(|n| format!("${n}")).collect();
+        let sql = format!(
+            "SELECT room_id, user_id, receipt_type, thread_id, event_id, ts FROM receipts \
+             WHERE stream_id > $1 AND stream_id <= $2 AND (receipt_type = $3 OR user_id = $4) \
+             AND room_id IN ({}) ORDER BY stream_id",
+            list.join(", ")
+        );
+        let mut query = sqlx::query(&sql).bind(from).bind(to).bind("m.read").bind(owner.as_str());
+        for room_id in chunk {
+            query = query.bind(*room_id);
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            found.push(ReceiptRow {
+                room_id: row.try_get("room_id")?,
+                user_id: row.try_get("user_id")?,
+                receipt_type: row.try_get("receipt_type")?,
+                thread_id: row.try_get("thread_id")?,
+                event_id: row.try_get("event_id")?,
+                ts: row.try_get("ts")?,
+            });
+        }
+    }
+    Ok(found)
+}
+
+/// Per thread ID ([`UNTHREADED`], `main`, thread roots): the furthest event stream position
+/// `user_id`'s `m.read` and `m.read.private` receipts in `room_id` point at.
+pub async fn read_positions<'c>(
+    executor: impl Executor<'c, Database = sqlx::Any>,
+    user_id: &UserId,
+    room_id: &RoomId,
+) -> sqlx::Result<Vec<(String, i64)>> {
+    let rows = sqlx::query(
+        "SELECT thread_id, MAX(event_stream_ordering) AS upto FROM receipts \
+         WHERE room_id = $1 AND user_id = $2 AND receipt_type IN ('m.read', 'm.read.private') \
+         GROUP BY thread_id",
+    )
+    .bind(room_id.as_str())
+    .bind(user_id.as_str())
+    .fetch_all(executor)
+    .await?;
+    rows.iter().map(|r| Ok((r.try_get("thread_id")?, r.try_get("upto")?))).collect()
+}

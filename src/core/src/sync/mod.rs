@@ -1,0 +1,234 @@
+//! `/sync` (spec: Client-Server API › Syncing): everything that changed for one user's device
+//! between two [`SyncToken`]s — rooms (see [`rooms`]), account data, presence, to-device
+//! messages, device lists — long-polling on the [`Notifier`](crate::notifier::Notifier) until
+//! something does or the timeout passes.
+//!
+//! Every window read is `(since, now]` where `now` holds, per stream, a position below which
+//! every write has committed, so an event written concurrently with a sync lands in exactly one
+//! response.
+
+pub mod rooms;
+pub mod token;
+
+use std::time::Duration;
+
+use ruma::{DeviceId, UserId, api::client::filter::FilterDefinition, presence::PresenceState};
+use serde_json::{Map, Value, json};
+
+pub use self::token::SyncToken;
+use crate::{
+    Homeserver, Result,
+    e2ee::{device_lists, keys},
+    presence,
+    rooms::event_filter::glob,
+    storage::sync as queries,
+    to_device,
+};
+
+/// Longest a sync waits for news, whatever the client asks.
+const MAX_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+
+/// A `/sync` request.
+#[derive(Clone, Debug)]
+pub struct SyncRequest<'a> {
+    /// Who syncs.
+    pub user: &'a UserId,
+    /// From which device.
+    pub device: &'a DeviceId,
+    /// Where the previous sync stopped; `None` for an initial sync.
+    pub since: Option<SyncToken>,
+    /// What to include.
+    pub filter: FilterDefinition,
+    /// Whether joined rooms carry their full state.
+    pub full_state: bool,
+    /// The presence the sync sets, if any (`None` leaves it alone).
+    pub set_presence: Option<PresenceState>,
+    /// How long to wait for news.
+    pub timeout: Duration,
+}
+
+/// Syncs: answers at once when anything changed since `since` (or for an initial sync), else
+/// waits until something concerning the user does, or until the timeout.
+pub async fn sync(hs: &Homeserver, request: &SyncRequest<'_>) -> Result<Value> {
+    if let Some(state) = &request.set_presence {
+        presence::touch(hs, request.user, state).await?;
+    }
+    // Subscribe before reading: a change committed after this point wakes the wait below.
+    let mut listener = hs.notifier().listen(request.user);
+    let deadline = tokio::time::Instant::now() + request.timeout.min(MAX_TIMEOUT);
+    let mut since = request.since;
+    loop {
+        let now = SyncToken::current(hs).await?;
+        let unchanged = since == Some(now) && !request.full_state;
+        if !unchanged {
+            let (response, now) = collect(hs, request, since, now).await?;
+            if since.is_none() || request.full_state || !response.is_empty() {
+                return Ok(response.into_json(now));
+            }
+            // Nothing in (since, now] concerns this user: wait for what comes after.
+            since = Some(now);
+        }
+        if !listener.wait(deadline).await {
+            return Ok(Response::default().into_json(since.unwrap_or(now)));
+        }
+    }
+}
+
+/// The parts of a sync response; empty sections are still sent, as clients expect them.
+#[derive(Debug, Default)]
+pub struct Response {
+    rooms: rooms::Rooms,
+    account_data: Vec<Value>,
+    presence: Vec<Value>,
+    to_device: Vec<Value>,
+    device_lists: device_lists::Changes,
+    one_time_keys: Value,
+    fallback_key_types: Value,
+}
+
+impl Response {
+    fn is_empty(&self) -> bool {
+        self.rooms.is_empty()
+            && self.account_data.is_empty()
+            && self.presence.is_empty()
+            && self.to_device.is_empty()
+            && self.device_lists.0.is_empty()
+            && self.device_lists.1.is_empty()
+    }
+
+    fn into_json(self, next_batch: SyncToken) -> Value {
+        json!({
+            "next_batch": next_batch.to_string(),
+            "rooms": self.rooms.into_json(),
+            "account_data": { "events": self.account_data },
+            "presence": { "events": self.presence },
+            "to_device": { "events": self.to_device },
+            "device_lists": { "changed": self.device_lists.0, "left": self.device_lists.1 },
+            "device_one_time_keys_count": self.one_time_keys,
+            "device_unused_fallback_key_types": self.fallback_key_types,
+        })
+    }
+}
+
+/// Everything in `(since, now]` for the request, and the token it ends at (`now`, unless a
+/// stream delivered only part of its window).
+async fn collect(
+    hs: &Homeserver,
+    request: &SyncRequest<'_>,
+    since: Option<SyncToken>,
+    mut now: SyncToken,
+) -> Result<(Response, SyncToken)> {
+    let pool = hs.db().pool();
+    let from = since.unwrap_or_default();
+    // A stream whose position did not move since the last sync has nothing to read.
+    let account_data = if from.account_data == now.account_data {
+        Vec::new()
+    } else {
+        queries::account_data_changed(pool, request.user, from.account_data, now.account_data).await?
+    };
+    let (global, per_room): (Vec<_>, Vec<_>) =
+        account_data.into_iter().partition(|(room, _, _)| room.is_empty());
+    let ignored = ignored_users(&global, hs, request.user, since.is_some()).await?;
+
+    let rooms = rooms::collect(hs, request, since, now, &ignored, per_room).await?;
+    let account_data = global
+        .into_iter()
+        .filter(|(_, kind, _)| allows(&request.filter.account_data, kind, None))
+        .map(|(_, kind, content)| account_data_event(&kind, &content))
+        .collect();
+    let presence = if request.filter.presence.limit == Some(ruma::UInt::MIN) || from.presence == now.presence
+    {
+        Vec::new()
+    } else {
+        presence::changed(hs, request.user, from.presence, now.presence)
+            .await?
+            .into_iter()
+            .filter(|event| {
+                let sender = event["sender"].as_str().unwrap_or_default();
+                allows(&request.filter.presence, "m.presence", Some(sender))
+            })
+            .collect()
+    };
+    let mut conn = pool.acquire().await?;
+    let device_lists = match since {
+        Some(since) => {
+            let window = ((since.events, since.device_lists), (now.events, now.device_lists));
+            device_lists::changes(&mut conn, request.user, window.0, window.1).await?
+        }
+        None => Default::default(),
+    };
+    let one_time_keys = keys::one_time_key_counts(&mut conn, request.user, request.device).await?;
+    let fallback_key_types = keys::unused_fallback_key_types(&mut conn, request.user, request.device).await?;
+    // Acknowledged messages are deleted by the next sync that has new ones to deliver.
+    let taken = if from.to_device == now.to_device {
+        to_device::Taken { events: Vec::new(), position: now.to_device }
+    } else {
+        to_device::take(hs.db(), request.user, request.device, from.to_device, now.to_device).await?
+    };
+    now.to_device = taken.position;
+    let response = Response {
+        rooms,
+        account_data,
+        presence,
+        to_device: taken.events,
+        device_lists,
+        one_time_keys: json!(one_time_keys),
+        fallback_key_types: json!(fallback_key_types),
+    };
+    Ok((response, now))
+}
+
+/// The users `user` ignores (`m.ignored_user_list`), from this sync's changes if it changed,
+/// else from storage.
+async fn ignored_users(
+    changed: &[queries::AccountDataChange],
+    hs: &Homeserver,
+    user: &UserId,
+    incremental: bool,
+) -> Result<Vec<ruma::OwnedUserId>> {
+    const IGNORED: &str = "m.ignored_user_list";
+    let content = match changed.iter().find(|(_, kind, _)| kind == IGNORED) {
+        Some((_, _, content)) => Some(content.clone()),
+        None if incremental || !changed.is_empty() => {
+            crate::storage::account_data::get(hs.db().pool(), user, "", IGNORED).await?
+        }
+        None => None,
+    };
+    let Some(content) = content else { return Ok(Vec::new()) };
+    let parsed: Value = serde_json::from_str(&content).unwrap_or(Value::Null);
+    Ok(parsed["ignored_users"]
+        .as_object()
+        .map(|users| users.keys().filter_map(|u| ruma::OwnedUserId::try_from(u.as_str()).ok()).collect())
+        .unwrap_or_default())
+}
+
+/// An account data event as sync delivers it.
+fn account_data_event(kind: &str, content: &str) -> Value {
+    let content: Value = serde_json::from_str(content).unwrap_or_else(|_| Value::Object(Map::new()));
+    json!({ "type": kind, "content": content })
+}
+
+/// Whether an event `filter` lets an event of `kind` from `sender` through (`limit: 0` none).
+fn allows(filter: &ruma::api::client::filter::Filter, kind: &str, sender: Option<&str>) -> bool {
+    let sender_ok = sender.is_none_or(|sender| {
+        filter.senders.as_ref().is_none_or(|senders| senders.iter().any(|s| s.as_str() == sender))
+            && !filter.not_senders.iter().any(|s| s.as_str() == sender)
+    });
+    kind_allowed(filter.limit, filter.types.as_deref(), &filter.not_types, kind) && sender_ok
+}
+
+/// Whether a room's account data `filter` lets an event of `kind` through.
+fn allows_room_data(filter: &ruma::api::client::filter::RoomEventFilter, kind: &str) -> bool {
+    kind_allowed(filter.limit, filter.types.as_deref(), &filter.not_types, kind)
+}
+
+fn kind_allowed(
+    limit: Option<ruma::UInt>,
+    types: Option<&[String]>,
+    not_types: &[String],
+    kind: &str,
+) -> bool {
+    limit != Some(ruma::UInt::MIN)
+        && types.is_none_or(|types| types.iter().any(|t| glob(t, kind)))
+        && !not_types.iter().any(|t| glob(t, kind))
+}
