@@ -1,8 +1,6 @@
 //! The notification list (spec: Client-Server API › Push Notifications › Listing
 //! Notifications).
 
-use std::collections::HashMap;
-
 use hearth_core::{Homeserver, push::notifications};
 use ruma::{
     MilliSecondsSinceUnixEpoch, UInt,
@@ -19,13 +17,9 @@ pub async fn get(
 ) -> Result<get_notifications::v3::Response> {
     let body = req.body;
     let only_highlight = body.only.as_deref() == Some("highlight");
-    // Read receipts are not stored yet: no room has a read position, so every notification is
-    // unread. Once they are, pass each room's read position here.
-    let read_upto = HashMap::new();
     let limit = body.limit.map(u64::from);
     let page =
-        notifications::list(&hs, &req.auth.user_id, body.from.as_deref(), limit, only_highlight, &read_upto)
-            .await?;
+        notifications::list(&hs, &req.auth.user_id, body.from.as_deref(), limit, only_highlight).await?;
     let notifications = page
         .notifications
         .into_iter()

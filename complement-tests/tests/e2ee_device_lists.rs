@@ -87,10 +87,12 @@ scenario!(key_4_changes_after_a_sync_token_are_only_the_later_ones, |backend| {
     let (changed, _) = changes(&alice, &since).await;
     assert_eq!(changed, [bob.me()], "bob's new keys");
 
+    let since = alice.sync(None, None, 0).await["next_batch"].as_str().expect("next_batch").to_owned();
     let laptop = hs.client().login("bob", PASSWORD).await;
+    let (changed, _) = changes(&alice, &since).await;
+    assert!(changed.is_empty(), "a new device without keys changes nothing: {changed:?}");
     let path = format!("{V3}/devices/{}", enc(laptop.device_id.as_deref().expect("device")));
     let auth = hearth_complement_tests::client::password_auth("bob", PASSWORD, None);
-    let since = alice.sync(None, None, 0).await["next_batch"].as_str().expect("next_batch").to_owned();
     bob.delete(&path, json!({ "auth": auth })).await.expect_status(200);
     let (changed, _) = changes(&alice, &since).await;
     assert_eq!(changed, [bob.me()], "bob deleted a device");

@@ -72,6 +72,9 @@ pub async fn touch(hs: &Homeserver, user: &UserId, state: &PresenceState) -> Res
     };
     match &stored {
         Some(row) if row.state == state && !stale(row) => Ok(()),
+        // A user who never set a presence is offline already: nothing anyone sees changes
+        // (announcing it woke every member of every shared room once per syncing user).
+        None if state == PresenceState::Offline.as_str() => Ok(()),
         _ => write(hs, user, state, stored.as_ref().and_then(|row| row.status_msg.as_deref()), now).await,
     }
 }

@@ -268,13 +268,10 @@ mod tests {
     use ruma::{owned_room_id, owned_user_id};
 
     use super::*;
-    use crate::{config::DatabaseConfig, storage::Db};
+    use crate::storage::{Db, test_db};
 
     async fn db(dir: &tempfile::TempDir) -> Db {
-        let url = format!("sqlite://{}/h.db", dir.path().display());
-        let db = Db::connect(&DatabaseConfig { url, max_connections: 2 }).await.expect("connect");
-        db.migrate().await.expect("migrate");
-        db
+        test_db(dir).await
     }
 
     /// Writes a receipt at event position `at`, receipts stream position `stream_id`.

@@ -150,13 +150,10 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::{config::DatabaseConfig, storage::users};
+    use crate::storage::{test_db, users};
 
     async fn db(dir: &tempfile::TempDir) -> Db {
-        let url = format!("sqlite://{}/h.db", dir.path().display());
-        let db = Db::connect(&DatabaseConfig { url, max_connections: 2 }).await.expect("connect");
-        db.migrate().await.expect("migrate");
-        db
+        test_db(dir).await
     }
 
     async fn add_device(db: &Db, user: &UserId, device: &DeviceId) {

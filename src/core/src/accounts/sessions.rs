@@ -38,10 +38,10 @@ pub async fn start(
     let mut tx = hs.db().begin().await?;
     devices::upsert(&mut tx, user_id, &device_id, display_name, now).await?;
     tokens::replace_for_device(&mut tx, &digest(&access_token), user_id, &device_id, now).await?;
-    // Other users' clients list the user's devices again (spec: Tracking the device list).
-    device_lists::record_change(&mut tx, user_id).await?;
+    // A new device is no device-list change until it uploads identity keys (spec: Tracking the
+    // device list): announcing every login woke every syncing member of the user's rooms, which
+    // made a burst of logins quadratic (docs/BENCHMARKS.md, idle).
     tx.commit().await?;
-    device_lists::announce(hs, user_id);
     // The device's previous token, if any, just died.
     hs.token_cache().clear();
     Ok(Session { access_token, device_id })

@@ -121,15 +121,14 @@ pub struct NotificationPage {
 
 /// `user`'s notifications, newest first (`GET /notifications`): from the token `from` (a page's
 /// `next_token`), at most `limit` (default 20, at most 100), only highlights when
-/// `only_highlight`. `read_upto` maps rooms to the user's read position there (see
-/// [`unread_counts`]); rooms not in it count as unread.
+/// `only_highlight`. A notification is `read` when the user's read receipt in its room (main
+/// timeline, see [`crate::receipts::read_upto`]) is at or past it.
 pub async fn list(
     hs: &Homeserver,
     user: &UserId,
     from: Option<&str>,
     limit: Option<u64>,
     only_highlight: bool,
-    read_upto: &HashMap<OwnedRoomId, i64>,
 ) -> Result<NotificationPage> {
     let before = from
         .map(|token| token.parse::<i64>().map_err(|_| Error::invalid_param("Unknown pagination token")))
@@ -159,6 +158,14 @@ pub async fn list(
         pdus.push(pdu);
     }
     let served = serve::client_events(hs, user, &pdus).await?;
+    let mut read_upto: HashMap<OwnedRoomId, i64> = HashMap::new();
+    let mut conn = hs.db().pool().acquire().await?;
+    for pdu in &pdus {
+        if !read_upto.contains_key(&pdu.room_id) {
+            let (main, _) = crate::receipts::read_upto(&mut conn, user, &pdu.room_id).await?;
+            read_upto.insert(pdu.room_id.clone(), main);
+        }
+    }
 
     let mut notifications = Vec::with_capacity(rows.len());
     for ((row, pdu), mut event) in rows.iter().zip(&pdus).zip(served) {
@@ -185,10 +192,7 @@ mod tests {
     use ruma::{owned_event_id, room_id, user_id};
 
     use super::*;
-    use crate::{
-        config::DatabaseConfig,
-        storage::{Db, push_actions::NewPushAction},
-    };
+    use crate::storage::{Db, push_actions::NewPushAction};
 
     const THREAD: &str = "$thread";
 
@@ -196,9 +200,7 @@ mod tests {
     /// in a thread (6 highlights), 7 in the main timeline; and one for Carol.
     async fn database() -> (tempfile::TempDir, Db) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let url = format!("sqlite://{}/h.db", dir.path().display());
-        let db = Db::connect(&DatabaseConfig { url, max_connections: 2 }).await.expect("connect");
-        db.migrate().await.expect("migrate");
+        let db = crate::storage::test_db(&dir).await;
         let ids: Vec<String> = (1..=8).map(|n| format!("$e{n}")).collect();
         let row = |user_id, n: usize, thread_id, highlight| NewPushAction {
             user_id,

@@ -96,14 +96,11 @@ pub async fn current(conn: &mut Conn, stream: Stream) -> sqlx::Result<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{config::DatabaseConfig, storage::Db};
 
     #[tokio::test]
     async fn positions_grow_with_every_write_including_rewrites() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let url = format!("sqlite://{}/h.db", dir.path().display());
-        let db = Db::connect(&DatabaseConfig { url, max_connections: 2 }).await.expect("connect");
-        db.migrate().await.expect("migrate");
+        let db = crate::storage::test_db(&dir).await;
 
         let mut positions = Vec::new();
         for content in ["{}", "{\"a\":1}", "{}"] {

@@ -61,7 +61,9 @@ pub async fn sync(hs: &Homeserver, request: &SyncRequest<'_>) -> Result<Value> {
         let now = SyncToken::current(hs).await?;
         let unchanged = since == Some(now) && !request.full_state;
         if !unchanged {
-            let (response, now) = collect(hs, request, since, now).await?;
+            // Boxed: the waiting future then holds a pointer, not the whole state machine of a
+            // sync (idle long-polls must cost kilobytes).
+            let (response, now) = Box::pin(collect(hs, request, since, now)).await?;
             if since.is_none() || request.full_state || !response.is_empty() {
                 return Ok(response.into_json(now));
             }
