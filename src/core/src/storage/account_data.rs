@@ -59,10 +59,9 @@ pub async fn get_global_many(
 ) -> sqlx::Result<Vec<(String, String)>> {
     let mut found = Vec::new();
     for chunk in user_ids.chunks(500) {
-        let list: Vec<String> = (3..chunk.len() + 3).map(|n| format!("${n}")).collect();
         let sql = format!(
             "SELECT user_id, content FROM account_data WHERE room_id = $1 AND type = $2 AND user_id IN ({})",
-            list.join(", ")
+            super::placeholders(3, chunk.len())
         );
         let mut query = sqlx::query(&sql).bind(GLOBAL).bind(kind);
         for user_id in chunk {

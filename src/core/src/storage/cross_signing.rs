@@ -5,7 +5,7 @@
 use ruma::{OwnedUserId, UserId};
 use sqlx::Row;
 
-use super::Conn;
+use super::{Conn, placeholders};
 
 /// Users looked up per statement: far below the bind-parameter limits of both backends.
 const USERS_PER_QUERY: usize = 500;
@@ -135,12 +135,6 @@ pub async fn signatures_visible_to(
     Ok(found)
 }
 
-/// `$first, $first+1, …` for `n` parameters.
-fn placeholders(first: usize, n: usize) -> String {
-    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
-}
-
 fn user(row: &sqlx::any::AnyRow, column: &str) -> sqlx::Result<OwnedUserId> {
-    let id: String = row.try_get(column)?;
-    OwnedUserId::try_from(id).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+    super::id_column(row, column)
 }

@@ -86,6 +86,5 @@ pub async fn joined_members(conn: &mut Conn, room_id: &RoomId) -> sqlx::Result<V
 }
 
 fn user(row: &sqlx::any::AnyRow, column: &str) -> sqlx::Result<OwnedUserId> {
-    let id: String = row.try_get(column)?;
-    OwnedUserId::try_from(id).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+    super::id_column(row, column)
 }

@@ -234,6 +234,17 @@ pub(crate) async fn test_db(dir: &tempfile::TempDir) -> Db {
     db
 }
 
+/// Reads `column` as a typed Matrix ID (user, room…); a stored ID that does not parse is a
+/// decode error.
+pub(crate) fn id_column<T>(row: &sqlx::any::AnyRow, column: &str) -> sqlx::Result<T>
+where
+    T: TryFrom<String>,
+    T::Error: std::error::Error + Send + Sync + 'static,
+{
+    let id: String = sqlx::Row::try_get(row, column)?;
+    T::try_from(id).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+}
+
 /// `$first, $first+1, …`: `count` numbered parameters for an `IN (…)` list.
 pub(crate) fn placeholders(first: usize, count: usize) -> String {
     (first..first + count).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ")

@@ -125,12 +125,7 @@ pub async fn rooms_with_membership<'c>(
     .bind(membership)
     .fetch_all(executor)
     .await?;
-    rows.into_iter()
-        .map(|r| {
-            let id: String = r.try_get("room_id")?;
-            OwnedRoomId::try_from(id).map_err(|e| sqlx::Error::Decode(Box::new(e)))
-        })
-        .collect()
+    rows.iter().map(|r| super::id_column(r, "room_id")).collect()
 }
 
 /// Lists or unlists a room in the room directory.
@@ -217,7 +212,7 @@ pub async fn members_to_notify<'c>(
     .bind(room_id.as_str())
     .fetch_all(executor)
     .await?;
-    rows.iter().map(user_column).collect()
+    rows.iter().map(|r| super::id_column(r, "state_key")).collect()
 }
 
 /// Users joined to at least one room `user` is joined to (`user` included).
@@ -233,10 +228,5 @@ pub async fn users_sharing_rooms_with<'c>(
     .bind(user.as_str())
     .fetch_all(executor)
     .await?;
-    rows.iter().map(user_column).collect()
-}
-
-fn user_column(row: &sqlx::any::AnyRow) -> sqlx::Result<OwnedUserId> {
-    let id: String = row.try_get("state_key")?;
-    OwnedUserId::try_from(id).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+    rows.iter().map(|r| super::id_column(r, "state_key")).collect()
 }

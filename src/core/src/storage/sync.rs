@@ -55,12 +55,7 @@ pub async fn membership_changed<'c>(
     .bind(to)
     .fetch_all(executor)
     .await?;
-    rows.into_iter().map(|row| room_column(&row)).collect()
-}
-
-fn room_column(row: &sqlx::any::AnyRow) -> sqlx::Result<OwnedRoomId> {
-    let id: String = row.try_get("room_id")?;
-    OwnedRoomId::try_from(id).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+    rows.iter().map(|row| super::id_column(row, "room_id")).collect()
 }
 
 /// Rooms with timeline events in the stream window `(from, to]`.
@@ -76,7 +71,7 @@ pub async fn rooms_changed<'c>(
     .bind(to)
     .fetch_all(executor)
     .await?;
-    rows.into_iter().map(|row| room_column(&row)).collect()
+    rows.iter().map(|row| super::id_column(row, "room_id")).collect()
 }
 
 /// The state events of `room_id` in the stream window `(from, before)`, oldest first.
@@ -138,12 +133,7 @@ pub async fn presence_changed<'c>(
     .bind(to)
     .fetch_all(executor)
     .await?;
-    rows.into_iter()
-        .map(|r| {
-            let id: String = r.try_get("user_id")?;
-            ruma::OwnedUserId::try_from(id).map_err(|e| sqlx::Error::Decode(Box::new(e)))
-        })
-        .collect()
+    rows.iter().map(|r| super::id_column(r, "user_id")).collect()
 }
 
 /// How many users are joined to and invited to `room_id`.

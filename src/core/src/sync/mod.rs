@@ -180,8 +180,8 @@ async fn collect(
     Ok((response, now))
 }
 
-/// The users `user` ignores (`m.ignored_user_list`), from this sync's changes if it changed,
-/// else from storage.
+/// The users `user` ignores (`m.ignored_user_list`): from this sync's changes if it changed
+/// (an initial sync's changes hold all account data), else, incrementally, from storage.
 async fn ignored_users(
     changed: &[queries::AccountDataChange],
     hs: &Homeserver,
@@ -191,9 +191,7 @@ async fn ignored_users(
     const IGNORED: &str = "m.ignored_user_list";
     let content = match changed.iter().find(|(_, kind, _)| kind == IGNORED) {
         Some((_, _, content)) => Some(content.clone()),
-        None if incremental || !changed.is_empty() => {
-            crate::storage::account_data::get(hs.db().pool(), user, "", IGNORED).await?
-        }
+        None if incremental => crate::storage::account_data::get(hs.db().pool(), user, "", IGNORED).await?,
         None => None,
     };
     let Some(content) = content else { return Ok(Vec::new()) };

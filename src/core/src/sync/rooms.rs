@@ -141,22 +141,23 @@ pub(super) async fn collect(
         }
     }
 
+    let memberships: Vec<(String, queries::MembershipRow)> =
+        memberships.into_iter().map(|row| (membership_of(&row.event.json), row)).collect();
     let joined: Vec<OwnedRoomId> = memberships
         .iter()
-        .filter(|row| membership_of(&row.event.json) == "join" && room_wanted(room_filter, &row.room_id))
-        .map(|row| row.room_id.clone())
+        .filter(|(membership, row)| membership == "join" && room_wanted(room_filter, &row.room_id))
+        .map(|(_, row)| row.room_id.clone())
         .collect();
     let mut ephemeral = ephemeral(hs, request, since, now, &joined).await?;
 
     let mut rooms = Rooms::default();
-    for row in memberships {
+    for (membership, row) in memberships {
         let room_id = row.room_id;
         if !room_wanted(room_filter, &room_id) {
             continue;
         }
         let position = row.event.stream_ordering.unwrap_or(0);
         let new_since_token = since.is_none_or(|s| position > s.events);
-        let membership = membership_of(&row.event.json);
         let member_event = parse(&row.event, &room_id)?;
         match membership.as_str() {
             "join" => {
