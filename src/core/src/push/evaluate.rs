@@ -1,7 +1,14 @@
 //! Evaluating a new room event against the push rules of every local recipient (spec:
 //! Client-Server API › Push Notifications › Server behaviour): the local joined members except
-//! the sender, and the invitee of an invite. Each recipient whose matching rule notifies gets a
-//! row in `event_push_actions`, written in the event's own transaction.
+//! the sender, and the invitee of an invite.
+//!
+//! What is stored is one row per event, not one per recipient: the outcome for a recipient with
+//! the server-default rules whom the event does not name (the *default*, in
+//! `event_notifications` when it notifies), plus a row in `event_push_actions` for each
+//! recipient whose outcome differs (a mention, a muted room, changed rules, the invitee). Who
+//! the default applies to is known when counting: the local members joined since before the
+//! event, other than its sender (see [`crate::storage::push_actions`]). A message to a room of
+//! ten thousand members writes one row, written in the event's own transaction.
 //!
 //! The event is flattened once and every recipient's rules (cached, see [`super::cache`]) are
 //! matched by ruma against it with one shared room context whose user fields are swapped per
@@ -34,7 +41,7 @@ use crate::{
     rooms::{NewEvent, Pdu, RoomHead, head::StateMap, relations::relates_to},
     storage::{
         Conn,
-        push_actions::{self, NewPushAction},
+        push_actions::{self, NewDefault, NewPushAction},
     },
 };
 
@@ -48,20 +55,49 @@ pub struct Notifications {
     state: Option<Arc<StateMap>>,
     /// The thread root, for events in a thread.
     pub thread_id: Option<OwnedEventId>,
-    /// Every recipient whose rules notify.
-    pub notified: Vec<Notified>,
+    /// The outcome for every recipient not in `exceptions`.
+    pub outcome: Outcome,
 }
 
-/// One recipient to notify.
-#[derive(Clone, Debug)]
-pub struct Notified {
-    /// The recipient.
-    pub user_id: OwnedUserId,
-    /// Whether the actions highlight.
+/// How one event notifies its recipients.
+#[derive(Clone, Debug, Default)]
+pub struct Outcome {
+    /// The event's sender, who is never notified.
+    pub sender: Option<OwnedUserId>,
+    /// What a recipient with the server-default rules whom the event does not name gets;
+    /// `None` when that does not notify.
+    pub default: Option<Actions>,
+    /// The recipients whose outcome differs from the default: their actions, or `None` when
+    /// they are not notified.
+    pub exceptions: Vec<(OwnedUserId, Option<Actions>)>,
+}
+
+/// Actions that notify.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Actions {
+    /// Whether they highlight.
     pub highlight: bool,
     /// The actions, as a JSON array (shared by the recipients matched by the same template
     /// rule).
     pub actions: Arc<str>,
+}
+
+impl Outcome {
+    /// What `user`, a recipient, is notified of.
+    pub fn for_user(&self, user: &UserId) -> Option<&Actions> {
+        if self.sender.as_deref() == Some(user) {
+            return None;
+        }
+        match self.exceptions.iter().find(|(u, _)| u == user) {
+            Some((_, actions)) => actions.as_ref(),
+            None => self.default.as_ref(),
+        }
+    }
+
+    /// Whether anybody is notified.
+    pub fn notifies_anyone(&self) -> bool {
+        self.default.is_some() || self.exceptions.iter().any(|(_, actions)| actions.is_some())
+    }
 }
 
 impl Notifications {
@@ -70,21 +106,45 @@ impl Notifications {
         self.state.as_ref().is_some_and(|state| Arc::ptr_eq(state, &head.state))
     }
 
-    /// The rows to write for `pdu`, stored at `stream_ordering`.
-    pub fn rows<'a>(&'a self, pdu: &'a Pdu, stream_ordering: i64) -> impl Iterator<Item = NewPushAction<'a>> {
-        let ts = i64::from(pdu.origin_server_ts.get());
-        self.notified.iter().map(move |n| NewPushAction {
-            user_id: n.user_id.as_str(),
-            room_id: pdu.room_id.as_str(),
-            event_id: pdu.event_id.as_str(),
+    /// The rows to write for `pdu`, stored at `stream_ordering`: the default's, if it notifies,
+    /// and one per exception.
+    pub fn rows<'a>(&'a self, pdu: &'a Pdu, stream_ordering: i64) -> Rows<'a> {
+        let thread_id = self.thread_id.as_deref().map(EventId::as_str);
+        let default = self.outcome.default.as_ref().map(|d| NewDefault {
             stream_ordering,
-            thread_id: self.thread_id.as_deref().map(EventId::as_str),
-            notify: true,
-            highlight: n.highlight,
-            actions: &n.actions,
-            ts,
-        })
+            room_id: pdu.room_id.as_str(),
+            sender: pdu.sender.as_str(),
+            thread_id,
+            highlight: d.highlight,
+            actions: &d.actions,
+        });
+        let ts = i64::from(pdu.origin_server_ts.get());
+        let exceptions = self
+            .outcome
+            .exceptions
+            .iter()
+            .map(|(user_id, actions)| NewPushAction {
+                user_id: user_id.as_str(),
+                room_id: pdu.room_id.as_str(),
+                event_id: pdu.event_id.as_str(),
+                stream_ordering,
+                thread_id,
+                notify: actions.is_some(),
+                highlight: actions.as_ref().is_some_and(|a| a.highlight),
+                actions: actions.as_ref().map_or("[]", |a| &a.actions),
+                ts,
+            })
+            .collect();
+        Rows { default, exceptions }
     }
+}
+
+/// The rows of one event's notifications.
+pub struct Rows<'a> {
+    /// Its default, when that notifies.
+    pub default: Option<NewDefault<'a>>,
+    /// Its exceptions.
+    pub exceptions: Vec<NewPushAction<'a>>,
 }
 
 /// Evaluates a message about to be queued for the group commit, on the room's cached head and
@@ -123,8 +183,9 @@ pub async fn record(
     stream_ordering: i64,
 ) -> Result<()> {
     let notifications = for_pdu(hs, conn, head, pdu).await?;
-    let rows: Vec<NewPushAction<'_>> = notifications.rows(pdu, stream_ordering).collect();
-    push_actions::insert_many(conn, &rows).await?;
+    let rows = notifications.rows(pdu, stream_ordering);
+    push_actions::insert_defaults(conn, rows.default.as_slice()).await?;
+    push_actions::insert_many(conn, &rows.exceptions).await?;
     Ok(())
 }
 
@@ -158,9 +219,9 @@ async fn notifications(
     let rules = rules::user_rules_for(hs, db, &users).await?;
     let event = flatten(&head.room_id, view)?;
     let pairs: Vec<(&LocalMember, &UserRules)> = recipients.iter().copied().zip(&rules).collect();
-    let notified = evaluate(&context, hs.push_cache().template(), &event, &pairs).await;
-    let thread_id = if notified.is_empty() { None } else { thread_of(db, view.content).await? };
-    Ok(Notifications { state: Some(head.state.clone()), thread_id, notified })
+    let outcome = evaluate(&context, hs.push_cache().template(), &event, &pairs).await;
+    let thread_id = if outcome.notifies_anyone() { thread_of(db, view.content).await? } else { None };
+    Ok(Notifications { state: Some(head.state.clone()), thread_id, outcome })
 }
 
 /// The local user an invite is for, who is not joined yet but is notified all the same
@@ -193,16 +254,17 @@ fn flatten(room_id: &RoomId, view: &View<'_>) -> Result<FlattenedJson> {
 }
 
 /// Matches `event` against each recipient's rules (ruma's matching; the first matching rule
-/// wins, in the spec's order of kinds) and keeps the recipients whose actions notify. Rules of
-/// the server-default set that do not name the user are matched once for everyone on
-/// `template`.
+/// wins, in the spec's order of kinds) and returns the default outcome with the recipients
+/// whose outcome differs from it. Rules of the server-default set that do not name the user are
+/// matched once for everyone on `template`.
 pub async fn evaluate(
     room: &RoomContext,
     template: &Template,
     event: &FlattenedJson,
     recipients: &[(&LocalMember, &UserRules)],
-) -> Vec<Notified> {
-    let Some(first) = recipients.first() else { return Vec::new() };
+) -> Outcome {
+    let sender = event.get_str("sender").and_then(|s| OwnedUserId::try_from(s).ok());
+    let Some(first) = recipients.first() else { return Outcome { sender, ..Outcome::default() } };
     // One context for all recipients, whose user fields change between them, and one for the
     // template (the power levels are cloned twice per event, not per recipient).
     let context = |user: &OwnedUserId| {
@@ -220,11 +282,17 @@ pub async fn evaluate(
         matched: vec![None; rules_count],
         serialized: vec![None; rules_count],
     };
-    let mut notified = Vec::new();
-    let sender = event.get_str("sender");
+    // The template user is named by nothing: what it gets is the default.
+    let nobody = DefaultRules(Vec::new());
+    let template_context = shared.context.clone();
+    let default = match shared.first_match(template, &nobody, event, &template_context).await {
+        Some((actions, index)) => shared.notifying(actions, index),
+        None => None,
+    };
+    let mut exceptions = Vec::new();
     for (member, rules) in recipients {
         // Nobody is notified of their own events (spec: Push Rules).
-        if sender == Some(member.user_id.as_str()) {
+        if sender.as_ref() == Some(&member.user_id) {
             continue;
         }
         user_context.user_id.clone_from(&member.user_id);
@@ -233,19 +301,15 @@ pub async fn evaluate(
             UserRules::Custom(ruleset) => first_match(ruleset, event, &user_context).await.map(|a| (a, None)),
             UserRules::Default(own) => shared.first_match(template, own, event, &user_context).await,
         };
-        let Some((actions, template_rule)) =
-            matched.filter(|(actions, _)| actions.iter().any(Action::should_notify))
-        else {
-            continue;
+        let actions = match matched {
+            Some((actions, index)) => shared.notifying(actions, index),
+            None => None,
         };
-        let highlight = actions.iter().any(Action::is_highlight);
-        let actions = match template_rule {
-            Some(i) => shared.serialized[i].get_or_insert_with(|| serialize(actions)).clone(),
-            None => serialize(actions),
-        };
-        notified.push(Notified { user_id: member.user_id.clone(), highlight, actions });
+        if actions != default {
+            exceptions.push((member.user_id.clone(), actions));
+        }
     }
-    notified
+    Outcome { sender, default, exceptions }
 }
 
 fn serialize(actions: &[Action]) -> Arc<str> {
@@ -276,6 +340,19 @@ struct Shared {
 }
 
 impl Shared {
+    /// `actions` if they notify, serialized once per template rule (`index`).
+    fn notifying(&mut self, actions: &[Action], index: Option<usize>) -> Option<Actions> {
+        if !actions.iter().any(Action::should_notify) {
+            return None;
+        }
+        let highlight = actions.iter().any(Action::is_highlight);
+        let actions = match index {
+            Some(i) => self.serialized[i].get_or_insert_with(|| serialize(actions)).clone(),
+            None => serialize(actions),
+        };
+        Some(Actions { highlight, actions })
+    }
+
     /// The actions of the first applying rule of a user with the server-default rules: the
     /// user's own version of the rules that name them, the template's match for the others
     /// (with the template rule's index).

@@ -111,11 +111,39 @@ async fn a_rule_change_applies_to_the_next_message() {
 }
 
 #[tokio::test]
-async fn a_member_who_left_is_no_longer_notified() {
+async fn a_member_who_left_is_no_longer_notified_and_counts_afresh_after_rejoining() {
     let f = fixture().await;
     f.say("1", text("one")).await;
     membership::leave(&f.hs, &f.bob, &f.room_id, None).await.expect("leave");
     f.say("2", text("two")).await;
+    assert_eq!(f.counts(&f.bob, &f.room_id).await.notification_count, 0, "not a member");
 
-    assert_eq!(f.counts(&f.bob, &f.room_id).await.notification_count, 1);
+    membership::join(&f.hs, &f.bob, &f.room_id, Default::default()).await.expect("rejoin");
+    f.say("3", text("three")).await;
+    assert_eq!(f.counts(&f.bob, &f.room_id).await.notification_count, 1, "only what came after the rejoin");
+}
+
+#[tokio::test]
+async fn a_member_who_joins_later_counts_only_what_came_after_their_join() {
+    let f = fixture().await;
+    let dave = OwnedUserId::try_from(format!("@dave:{}", f.hs.server_name())).expect("user ID");
+    let mut conn = f.hs.db().pool().acquire().await.expect("conn");
+    users::insert(&mut conn, &dave, None, Some("dave"), false, 0).await.expect("user");
+    drop(conn);
+    f.say("1", text("before dave")).await;
+    membership::join(&f.hs, &dave, &f.room_id, Default::default()).await.expect("join");
+    f.say("2", text("after dave")).await;
+
+    assert_eq!(f.counts(&dave, &f.room_id).await.notification_count, 1);
+    assert_eq!(f.counts(&f.bob, &f.room_id).await.notification_count, 2);
+}
+
+#[tokio::test]
+async fn a_display_name_change_keeps_the_unread_count() {
+    let f = fixture().await;
+    f.say("1", text("one")).await;
+    crate::rooms::profile::set_displayname(&f.hs, &f.bob, &f.bob, Some("Bobby")).await.expect("rename");
+    f.say("2", text("two")).await;
+
+    assert_eq!(f.counts(&f.bob, &f.room_id).await.notification_count, 2, "the join run goes on");
 }

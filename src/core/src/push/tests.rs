@@ -16,7 +16,7 @@ use ruma::{
 use serde_json::{Value, json};
 
 use super::{
-    evaluate::{Notified, evaluate},
+    evaluate::{Actions, evaluate},
     room::{LocalMember, RoomContext},
     rules::UserRules,
     template::Template,
@@ -71,9 +71,10 @@ async fn notified(
     event: &FlattenedJson,
     recipient: &LocalMember,
     rules: &Ruleset,
-) -> Option<Notified> {
+) -> Option<Actions> {
     let rules = UserRules::Custom(Arc::new(rules.clone()));
-    evaluate(room, &Template::new(), event, &[(recipient, &rules)]).await.pop()
+    let outcome = evaluate(room, &Template::new(), event, &[(recipient, &rules)]).await;
+    outcome.for_user(&recipient.user_id).cloned()
 }
 
 /// How the server-default rules notify `recipient` of `event`: the same whether matched in full
@@ -82,14 +83,13 @@ async fn notified_by_default(
     room: &RoomContext,
     event: &FlattenedJson,
     recipient: &LocalMember,
-) -> Option<Notified> {
+) -> Option<Actions> {
     let template = Template::new();
     let in_full = notified(room, event, recipient, &Ruleset::server_default(&recipient.user_id)).await;
     let own = UserRules::Default(Arc::new(template.user_rules(&recipient.user_id)));
-    let templated = evaluate(room, &template, event, &[(recipient, &own)]).await.pop();
-    let outcome =
-        |n: &Option<Notified>| n.as_ref().map(|n| (n.user_id.clone(), n.highlight, n.actions.clone()));
-    assert_eq!(outcome(&in_full), outcome(&templated), "the template changes nothing");
+    let outcome = evaluate(room, &template, event, &[(recipient, &own)]).await;
+    let templated = outcome.for_user(&recipient.user_id).cloned();
+    assert_eq!(in_full, templated, "the template changes nothing");
     templated
 }
 
@@ -298,8 +298,11 @@ async fn each_recipient_is_judged_by_their_own_rules() {
     let content = json!({ "msgtype": "m.text", "body": "both of you", "m.mentions": { "user_ids": [bob.user_id, carol.user_id] } });
 
     let recipients = [(&bob, &bob_rules), (&carol, &carol_rules), (&dave, &dave_rules)];
-    let notified = evaluate(&room(5), &template, &message("alice", content), &recipients).await;
+    let evaluated = evaluate(&room(5), &template, &message("alice", content), &recipients).await;
 
-    let outcome: Vec<(&str, bool)> = notified.iter().map(|n| (n.user_id.as_str(), n.highlight)).collect();
+    let outcome: Vec<(&str, bool)> = [&bob, &carol, &dave]
+        .iter()
+        .filter_map(|m| evaluated.for_user(&m.user_id).map(|a| (m.user_id.as_str(), a.highlight)))
+        .collect();
     assert_eq!(outcome, [("@bob:example.org", true), ("@dave:example.org", false)], "Carol muted everything");
 }

@@ -133,7 +133,15 @@ async fn persist(hs: &Homeserver, tx: &mut WriteTx, head: &mut RoomHead, pdu: &P
         let membership = (pdu.kind == TimelineEventType::RoomMember)
             .then(|| pdu.content_value().get("membership").and_then(Value::as_str).map(str::to_owned))
             .flatten();
-        state::set_current(conn, &pdu.room_id, &kind, state_key, event_nid, membership.as_deref()).await?;
+        state::set_current(
+            conn,
+            &pdu.room_id,
+            &kind,
+            state_key,
+            (event_nid, stream_ordering),
+            membership.as_deref(),
+        )
+        .await?;
         head.chain_len = chain_len;
         head.state_group = Some(group);
         Arc::make_mut(&mut head.state)

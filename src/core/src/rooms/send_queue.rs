@@ -20,8 +20,7 @@ use crate::{
     push::evaluate::{self, Notifications},
     storage::{
         events::{self, NewEvent as EventRow},
-        push_actions::{self, NewPushAction},
-        rooms,
+        push_actions, rooms,
         txns::{self, TxnKey},
     },
 };
@@ -290,9 +289,14 @@ async fn write(
     for a in accepted.iter() {
         relations::index(tx, &a.pdu, nid_of(a)?).await?;
     }
-    let push_rows: Vec<NewPushAction<'_>> =
-        accepted.iter().flat_map(|a| a.push.rows(&a.pdu, a.stream_ordering)).collect();
-    push_actions::insert_many(tx, &push_rows).await?;
+    let (mut defaults, mut exceptions) = (Vec::new(), Vec::new());
+    for a in accepted.iter() {
+        let rows = a.push.rows(&a.pdu, a.stream_ordering);
+        defaults.extend(rows.default);
+        exceptions.extend(rows.exceptions);
+    }
+    push_actions::insert_defaults(tx, &defaults).await?;
+    push_actions::insert_many(tx, &exceptions).await?;
 
     // Each room's extremity moves from its head before the batch to its last event in the batch.
     let mut last: HashMap<&OwnedRoomId, (i64, String)> = HashMap::new();

@@ -1,6 +1,13 @@
-//! The `event_push_actions` table: which events notify which local users (spec: Client-Server
-//! API › Push Notifications), the unread counts derived from it, and the few reads push rule
-//! evaluation needs (member events by interned ID, an event's relation).
+//! Which events notify which local users (spec: Client-Server API › Push Notifications), the
+//! unread counts derived from it, and the few reads push rule evaluation needs (member events by
+//! interned ID, an event's relation).
+//!
+//! An event that notifies its recipients by default has one row in `event_notifications`; it
+//! applies to every local member joined since before the event (`current_state.joined_at`)
+//! other than its sender. A recipient whose outcome differs has a row of their own in
+//! `event_push_actions` (`notify = 0` when they are not notified), which replaces the default
+//! for them. Counting for a user is then: default rows after their join and read position
+//! without an exception of theirs, plus their notifying exception rows.
 
 use sqlx::{Executor, Row};
 
@@ -11,11 +18,12 @@ use super::{
 
 /// Columns per row in [`insert_many`].
 const COLUMNS_PER_ROW: usize = 9;
-/// Rows per statement: well below the parameter limits of SQLite (32 766) and PostgreSQL
-/// (65 535).
+/// Rows per statement of [`insert_many`]: well below the parameter limits of SQLite (32 766)
+/// and PostgreSQL (65 535).
 const ROWS_PER_STATEMENT: usize = 3_000;
 
-/// One notification of one user about one event.
+/// An exception to an event's default notification: how one user is notified of it, or that
+/// they are not (`notify` false).
 #[derive(Clone, Debug)]
 pub struct NewPushAction<'a> {
     /// The recipient.
@@ -38,26 +46,54 @@ pub struct NewPushAction<'a> {
     pub ts: i64,
 }
 
-/// Inserts rows with multi-row statements (one per 3 000 rows).
-///
-/// On SQLite the parameters are anonymous (`?`): binding numbered ones costs a scan of all the
-/// statement's parameter names per parameter (`sqlite3_bind_parameter_name`), quadratic in the
-/// row count, which made 1 000 rows take tens of milliseconds.
+/// The default notification of one event.
+#[derive(Clone, Debug)]
+pub struct NewDefault<'a> {
+    /// The event's position in the room event stream.
+    pub stream_ordering: i64,
+    /// The event's room.
+    pub room_id: &'a str,
+    /// The event's sender.
+    pub sender: &'a str,
+    /// The thread root, for events in a thread.
+    pub thread_id: Option<&'a str>,
+    /// Whether the actions highlight.
+    pub highlight: bool,
+    /// The actions, as a JSON array.
+    pub actions: &'a str,
+}
+
+/// Inserts default notifications with one statement per 5 000 rows.
+pub async fn insert_defaults(conn: &mut Conn, rows: &[NewDefault<'_>]) -> sqlx::Result<()> {
+    const COLUMNS: usize = 6;
+    for chunk in rows.chunks(5_000) {
+        let sql = format!(
+            "INSERT INTO event_notifications (stream_ordering, room_id, sender, thread_id, highlight, actions) \
+             VALUES {}",
+            super::row_values(conn, chunk.len(), COLUMNS)
+        );
+        let mut query = sqlx::query(&sql);
+        for row in chunk {
+            query = query
+                .bind(row.stream_ordering)
+                .bind(row.room_id)
+                .bind(row.sender)
+                .bind(row.thread_id)
+                .bind(i64::from(row.highlight))
+                .bind(row.actions);
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Inserts exception rows with multi-row statements (one per 3 000 rows).
 pub async fn insert_many(conn: &mut Conn, rows: &[NewPushAction<'_>]) -> sqlx::Result<()> {
-    let anonymous = conn.backend_name() == "SQLite";
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let values: Vec<String> = (0..chunk.len())
-            .map(|i| {
-                let p: Vec<String> = (1..=COLUMNS_PER_ROW)
-                    .map(|c| if anonymous { "?".to_owned() } else { format!("${}", i * COLUMNS_PER_ROW + c) })
-                    .collect();
-                format!("({})", p.join(", "))
-            })
-            .collect();
         let sql = format!(
             "INSERT INTO event_push_actions (user_id, room_id, event_id, stream_ordering, thread_id, \
              notify, highlight, actions, ts) VALUES {}",
-            values.join(", ")
+            super::row_values(conn, chunk.len(), COLUMNS_PER_ROW)
         );
         let mut query = sqlx::query(&sql);
         for row in chunk {
@@ -88,23 +124,36 @@ pub struct Counted {
     pub highlights: i64,
 }
 
-/// `user_id`'s notifying rows in `room_id` after stream position `after`, per thread.
+/// The notifications of user `$1` in room `$2` after position `$3` (with `$4`, if any, in the
+/// extra condition): the room's default notifications since the user's current join, not sent
+/// by them, and not replaced by an exception; then the user's notifying exceptions.
+fn unread_rows(extra: &str) -> String {
+    format!(
+        "SELECT d.thread_id, d.highlight FROM event_notifications d \
+         WHERE d.room_id = $2 AND d.stream_ordering > $3 AND d.sender <> $1 {extra} \
+         AND d.stream_ordering > (SELECT c.joined_at FROM current_state c \
+             WHERE c.room_id = $2 AND c.type = 'm.room.member' AND c.state_key = $1) \
+         AND NOT EXISTS (SELECT 1 FROM event_push_actions x \
+             WHERE x.user_id = $1 AND x.room_id = $2 AND x.stream_ordering = d.stream_ordering) \
+         UNION ALL \
+         SELECT d.thread_id, d.highlight FROM event_push_actions d \
+         WHERE d.user_id = $1 AND d.room_id = $2 AND d.stream_ordering > $3 AND d.notify = 1 {extra}"
+    )
+}
+
+/// `user_id`'s notifications in `room_id` after stream position `after`, per thread.
 pub async fn count_by_thread<'c>(
     executor: impl Executor<'c, Database = sqlx::Any>,
     user_id: &str,
     room_id: &str,
     after: i64,
 ) -> sqlx::Result<Vec<Counted>> {
-    let rows = sqlx::query(
-        "SELECT thread_id, COUNT(*) AS notifications, \
-         COUNT(CASE WHEN highlight = 1 THEN 1 END) AS highlights FROM event_push_actions \
-         WHERE user_id = $1 AND room_id = $2 AND stream_ordering > $3 AND notify = 1 GROUP BY thread_id",
-    )
-    .bind(user_id)
-    .bind(room_id)
-    .bind(after)
-    .fetch_all(executor)
-    .await?;
+    let sql = format!(
+        "SELECT thread_id, COUNT(*) AS notifications, COUNT(CASE WHEN highlight = 1 THEN 1 END) AS highlights \
+         FROM ({}) AS unread GROUP BY thread_id",
+        unread_rows("")
+    );
+    let rows = sqlx::query(&sql).bind(user_id).bind(room_id).bind(after).fetch_all(executor).await?;
     rows.into_iter()
         .map(|r| {
             Ok(Counted {
@@ -116,7 +165,7 @@ pub async fn count_by_thread<'c>(
         .collect()
 }
 
-/// `user_id`'s notifying rows in one thread of `room_id` after stream position `after`.
+/// `user_id`'s notifications in one thread of `room_id` after stream position `after`.
 pub async fn count_in_thread<'c>(
     executor: impl Executor<'c, Database = sqlx::Any>,
     user_id: &str,
@@ -124,17 +173,13 @@ pub async fn count_in_thread<'c>(
     thread_id: &str,
     after: i64,
 ) -> sqlx::Result<Counted> {
-    let row = sqlx::query(
+    let sql = format!(
         "SELECT COUNT(*) AS notifications, COUNT(CASE WHEN highlight = 1 THEN 1 END) AS highlights \
-         FROM event_push_actions WHERE user_id = $1 AND room_id = $2 AND stream_ordering > $3 \
-         AND thread_id = $4 AND notify = 1",
-    )
-    .bind(user_id)
-    .bind(room_id)
-    .bind(after)
-    .bind(thread_id)
-    .fetch_one(executor)
-    .await?;
+         FROM ({}) AS unread",
+        unread_rows("AND d.thread_id = $4")
+    );
+    let row =
+        sqlx::query(&sql).bind(user_id).bind(room_id).bind(after).bind(thread_id).fetch_one(executor).await?;
     Ok(Counted {
         thread_id: Some(thread_id.to_owned()),
         notifications: row.try_get("notifications")?,
@@ -154,7 +199,8 @@ pub struct Notification {
 }
 
 /// `user_id`'s notifications before stream position `before` (all when `None`), newest first,
-/// at most `limit`; only highlights when `only_highlight`.
+/// at most `limit`; only highlights when `only_highlight`. Default notifications count in the
+/// rooms the user is joined to now, since their join (see the module documentation).
 pub async fn list<'c>(
     executor: impl Executor<'c, Database = sqlx::Any>,
     user_id: &str,
@@ -164,9 +210,17 @@ pub async fn list<'c>(
 ) -> sqlx::Result<Vec<Notification>> {
     let rows = sqlx::query(
         "SELECT e.event_nid, e.event_id, e.room_id, e.json, e.stream_ordering, e.state_group, \
-         e.redacted_by, p.actions, p.ts FROM event_push_actions p \
-         JOIN events e ON e.event_id = p.event_id \
-         WHERE p.user_id = $1 AND p.stream_ordering < $2 AND p.notify = 1 AND p.highlight >= $3 \
+         e.redacted_by, p.actions, e.origin_server_ts AS ts FROM ( \
+           SELECT d.stream_ordering, d.actions FROM event_notifications d \
+           JOIN current_state c ON c.room_id = d.room_id AND c.type = 'm.room.member' \
+             AND c.state_key = $1 AND d.stream_ordering > c.joined_at \
+           WHERE d.stream_ordering < $2 AND d.highlight >= $3 AND d.sender <> $1 \
+           AND NOT EXISTS (SELECT 1 FROM event_push_actions x \
+               WHERE x.user_id = $1 AND x.room_id = d.room_id AND x.stream_ordering = d.stream_ordering) \
+           UNION ALL \
+           SELECT stream_ordering, actions FROM event_push_actions \
+           WHERE user_id = $1 AND stream_ordering < $2 AND notify = 1 AND highlight >= $3 \
+         ) AS p JOIN events e ON e.stream_ordering = p.stream_ordering \
          ORDER BY p.stream_ordering DESC LIMIT $4",
     )
     .bind(user_id)

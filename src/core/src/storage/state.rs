@@ -119,25 +119,32 @@ pub async fn load_group<'c>(
     Ok(by_key.into_values().collect())
 }
 
-/// Sets one entry of a room's current state.
+/// Sets one entry of a room's current state to the event `event_nid` at stream position
+/// `stream_ordering`. A member entry remembers where its run of `join` began (`joined_at`):
+/// from a join to a join (a profile change) it is kept.
 pub async fn set_current(
     conn: &mut Conn,
     room_id: &RoomId,
     kind: &str,
     state_key: &str,
-    event_nid: i64,
+    (event_nid, stream_ordering): (i64, i64),
     membership: Option<&str>,
 ) -> sqlx::Result<()> {
+    let joined_at = (membership == Some("join")).then_some(stream_ordering);
     sqlx::query(
-        "INSERT INTO current_state (room_id, type, state_key, event_nid, membership) VALUES ($1, $2, $3, $4, $5) \
+        "INSERT INTO current_state (room_id, type, state_key, event_nid, membership, joined_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) \
          ON CONFLICT (room_id, type, state_key) DO UPDATE SET event_nid = excluded.event_nid, \
-         membership = excluded.membership",
+         membership = excluded.membership, joined_at = CASE \
+           WHEN excluded.membership = 'join' AND current_state.membership = 'join' THEN current_state.joined_at \
+           ELSE excluded.joined_at END",
     )
     .bind(room_id.as_str())
     .bind(kind)
     .bind(state_key)
     .bind(event_nid)
     .bind(membership)
+    .bind(joined_at)
     .execute(conn)
     .await?;
     Ok(())
