@@ -294,3 +294,85 @@ scenario!(unauthenticated_media_endpoints_are_frozen_unless_enabled, |backend| {
     response.expect_status(200);
     assert_eq!(header(&response, "content-type"), "image/png");
 });
+
+scenario!(a_chunked_upload_is_cut_off_at_the_limit_and_leaves_no_file, |backend| {
+    let hs = TestServer::start_with(backend, |config| config.limits.max_upload_bytes = 1000).await;
+    let alice = hs.client().register("alice", "passw0rd!").await;
+    let token = alice.token.clone().expect("token");
+
+    // No Content-Length: the limit can only bite while the body streams in.
+    let address = hs.base_url.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address).await.expect("connecting");
+    let mut request = format!(
+        "POST {UPLOAD} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    )
+    .into_bytes();
+    for _ in 0..4 {
+        request.extend_from_slice(format!("{:x}\r\n", 600).as_bytes());
+        request.extend_from_slice(&[9; 600]);
+        request.extend_from_slice(b"\r\n");
+    }
+    request.extend_from_slice(b"0\r\n\r\n");
+    tokio::io::AsyncWriteExt::write_all(&mut stream, &request).await.expect("sending");
+    let mut answer = Vec::new();
+    let _ = tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut answer).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("M_TOO_LARGE"), "{answer}");
+
+    assert_eq!(stored_files(&hs), 0);
+    let leftovers = std::fs::read_dir(hs.data_dir().join("media/tmp")).expect("tmp").count();
+    assert_eq!(leftovers, 0, "the temporary file is removed");
+});
+
+scenario!(an_animated_gif_is_thumbnailed_from_its_first_frame, |backend| {
+    let hs = TestServer::start(backend).await;
+    let alice = hs.client().register("alice", "passw0rd!").await;
+    let mut gif = Vec::new();
+    {
+        let mut encoder = image::codecs::gif::GifEncoder::new(&mut gif);
+        for shade in [10u8, 200] {
+            let frame = RgbaImage::from_pixel(100, 50, image::Rgba([shade, shade, shade, 255]));
+            encoder.encode_frame(image::Frame::new(frame)).expect("encoding a frame");
+        }
+    }
+    let mxc = upload_ok(&alice, &gif, "image/gif", Some("anim.gif")).await;
+
+    let response =
+        alice.get(&format!("{CLIENT_MEDIA}/thumbnail/{mxc}?width=32&height=32&method=scale")).await;
+    response.expect_status(200);
+    assert_eq!(header(&response, "content-type"), "image/png");
+    let thumbnail = image::load_from_memory(&response.bytes).expect("an image").to_rgba8();
+    assert_eq!(thumbnail.dimensions(), (32, 16));
+    assert!(thumbnail.get_pixel(16, 8)[0] < 50, "the first (dark) frame");
+});
+
+scenario!(images_whose_header_claims_too_many_pixels_are_not_decoded, |backend| {
+    let hs = TestServer::start(backend).await;
+    let alice = hs.client().register("alice", "passw0rd!").await;
+    // A GIF header announcing 60000 × 60000 pixels (3.6 gigapixels), with one tiny frame.
+    let mut bomb = b"GIF89a".to_vec();
+    bomb.extend_from_slice(&[0x60, 0xEA, 0x60, 0xEA, 0x00, 0x00, 0x00]);
+    bomb.extend_from_slice(&[0x2C, 0, 0, 0, 0, 0x60, 0xEA, 0x60, 0xEA, 0x00]);
+    bomb.extend_from_slice(&[0x02, 0x02, 0x44, 0x01, 0x00, 0x3B]);
+    let mxc = upload_ok(&alice, &bomb, "image/gif", None).await;
+
+    let response = alice.get(&format!("{CLIENT_MEDIA}/thumbnail/{mxc}?width=32&height=32")).await;
+    response.expect_error(413, "M_TOO_LARGE");
+});
+
+scenario!(jpeg_photos_get_jpeg_thumbnails, |backend| {
+    let hs = TestServer::start(backend).await;
+    let alice = hs.client().register("alice", "passw0rd!").await;
+    let photo = image::RgbImage::from_fn(120, 90, |x, y| image::Rgb([(x * 2) as u8, (y * 2) as u8, 90]));
+    let mut jpeg = Cursor::new(Vec::new());
+    photo.write_to(&mut jpeg, ImageFormat::Jpeg).expect("encoding a JPEG");
+    let mxc = upload_ok(&alice, jpeg.get_ref(), "image/jpeg", Some("photo.jpg")).await;
+
+    let response = alice.get(&format!("{CLIENT_MEDIA}/thumbnail/{mxc}?width=96&height=96&method=crop")).await;
+    response.expect_status(200);
+    assert_eq!(header(&response, "content-type"), "image/jpeg");
+    let thumbnail = image::load_from_memory_with_format(&response.bytes, ImageFormat::Jpeg).expect("a JPEG");
+    assert_eq!((thumbnail.width(), thumbnail.height()), (96, 90));
+});
