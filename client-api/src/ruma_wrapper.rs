@@ -154,10 +154,7 @@ where
     type Rejection = ApiError;
 
     async fn from_request(request: Request, hs: &Homeserver) -> Result<Self> {
-        let (mut parts, body) = request.into_parts();
-        let Path(path_args): Path<Vec<String>> = Path::from_request_parts(&mut parts, hs)
-            .await
-            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, ErrorKind::InvalidParam, e.body_text()))?;
+        let (parts, body) = request.into_parts();
         let mut bytes = json::read_body(hs, body).await?;
         // Clients (matrix-nio among them) POST with no body at all to endpoints whose body fields
         // are all optional, such as `/join`; an empty JSON body means `{}`.
@@ -169,7 +166,20 @@ where
         if bytes.is_empty() && json_body && parts.method != axum::http::Method::GET {
             bytes = Bytes::from_static(b"{}");
         }
+        Self::parse(hs, parts, bytes).await
+    }
+}
 
+impl<T> Ruma<T>
+where
+    T: IncomingRequest + Send,
+    T::Authentication: Authenticate,
+{
+    /// Authenticates, rate-limits and parses a request whose body is `bytes`.
+    async fn parse(hs: &Homeserver, mut parts: Parts, bytes: Bytes) -> Result<Self> {
+        let Path(path_args): Path<Vec<String>> = Path::from_request_parts(&mut parts, hs)
+            .await
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, ErrorKind::InvalidParam, e.body_text()))?;
         let auth = T::Authentication::authenticate(hs, &parts).await?;
         if T::RATE_LIMITED {
             let key = match T::Authentication::user(&auth) {
@@ -213,6 +223,41 @@ where
     }
 }
 
+/// A ruma request whose body is left unread, for uploads: the typed request is parsed (and
+/// authenticated) with an empty body, and the bytes stream from [`body`](Self::body), however
+/// large, without the JSON body limit.
+pub struct RumaStreamed<T: IncomingRequest>
+where
+    T::Authentication: Authenticate,
+{
+    /// Everything but the body.
+    pub request: Ruma<T>,
+    /// The body, unread.
+    pub body: Body,
+}
+
+impl<T> FromRequest<Homeserver> for RumaStreamed<T>
+where
+    T: IncomingRequest + Send,
+    T::Authentication: Authenticate,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, hs: &Homeserver) -> Result<Self> {
+        let (parts, body) = request.into_parts();
+        Ok(RumaStreamed { request: Ruma::parse(hs, parts, Bytes::new()).await?, body })
+    }
+}
+
+/// The method and every path (r0, v3, unstable…) of an endpoint, from its ruma metadata.
+fn endpoint<Req: IncomingRequest>() -> (MethodFilter, Vec<&'static str>) {
+    let filter = MethodFilter::try_from(Req::METHOD).expect("ruma endpoints use standard methods");
+    let mut paths: Vec<&'static str> = Req::PATH_BUILDER.all_paths().collect();
+    paths.sort_unstable();
+    paths.dedup();
+    (filter, paths)
+}
+
 /// A ruma response on its way out.
 pub struct RumaResponse<T>(pub T);
 
@@ -241,10 +286,7 @@ where
     Fut: Future<Output = Result<Req::OutgoingResponse>> + Send,
 {
     fn register(self, mut router: Router<Homeserver>) -> Router<Homeserver> {
-        let filter = MethodFilter::try_from(Req::METHOD).expect("ruma endpoints use standard methods");
-        let mut paths: Vec<&'static str> = Req::PATH_BUILDER.all_paths().collect();
-        paths.sort_unstable();
-        paths.dedup();
+        let (filter, paths) = endpoint::<Req>();
         // The spec lets a trailing state key be empty, which a path parameter cannot match:
         // serve those paths with the parameter left out as well.
         let empty_key: Vec<String> = paths
@@ -281,6 +323,15 @@ pub trait RouterExt {
         F: Fn(Homeserver, Ruma<Req>) -> Fut + Clone + Send + Sync + 'static,
         Fut: Future<Output = Result<R>> + Send,
         R: IntoResponse;
+
+    /// Like [`RouterExt::ruma_raw`], for uploads: the handler takes a [`RumaStreamed`] request.
+    fn ruma_streamed<Req, F, Fut, R>(self, handler: F) -> Self
+    where
+        Req: IncomingRequest + Send + 'static,
+        Req::Authentication: Authenticate,
+        F: Fn(Homeserver, RumaStreamed<Req>) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Result<R>> + Send,
+        R: IntoResponse;
 }
 
 impl RouterExt for Router<Homeserver> {
@@ -296,15 +347,33 @@ impl RouterExt for Router<Homeserver> {
         Fut: Future<Output = Result<R>> + Send,
         R: IntoResponse,
     {
-        let filter = MethodFilter::try_from(Req::METHOD).expect("ruma endpoints use standard methods");
-        let mut paths: Vec<&'static str> = Req::PATH_BUILDER.all_paths().collect();
-        paths.sort_unstable();
-        paths.dedup();
+        let (filter, paths) = endpoint::<Req>();
         for path in paths {
             let handler = handler.clone();
             self = self.route(
                 path,
                 on(filter, move |State(hs): State<Homeserver>, request: Ruma<Req>| handler(hs, request)),
+            );
+        }
+        self
+    }
+
+    fn ruma_streamed<Req, F, Fut, R>(mut self, handler: F) -> Self
+    where
+        Req: IncomingRequest + Send + 'static,
+        Req::Authentication: Authenticate,
+        F: Fn(Homeserver, RumaStreamed<Req>) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Result<R>> + Send,
+        R: IntoResponse,
+    {
+        let (filter, paths) = endpoint::<Req>();
+        for path in paths {
+            let handler = handler.clone();
+            self = self.route(
+                path,
+                on(filter, move |State(hs): State<Homeserver>, request: RumaStreamed<Req>| {
+                    handler(hs, request)
+                }),
             );
         }
         self

@@ -32,6 +32,8 @@ pub struct Response {
     pub body: Value,
     /// The body as text (lossily decoded), for answers that are not JSON.
     pub text: String,
+    /// The body as received, for binary answers (media).
+    pub bytes: Vec<u8>,
     /// Response headers.
     pub headers: reqwest::header::HeaderMap,
 }
@@ -114,7 +116,7 @@ impl Client {
         let bytes = response.bytes().await.expect("reading the response body");
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         let text = String::from_utf8_lossy(&bytes).into_owned();
-        Response { status, body, text, headers }
+        Response { status, body, text, bytes: bytes.to_vec(), headers }
     }
 
     /// `GET path`.

@@ -37,6 +37,23 @@ pub struct Config {
     pub rooms: RoomsConfig,
     /// Prometheus metrics.
     pub metrics: MetricsConfig,
+    /// The media repository.
+    pub media: MediaConfig,
+}
+
+/// Media repository settings (spec: Client-Server API › Content repository). The upload size
+/// limit is `limits.max_upload_bytes`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaConfig {
+    /// Serve the deprecated unauthenticated `/_matrix/media/v3/download` and `/thumbnail`
+    /// endpoints. Off, they answer 404 `M_NOT_FOUND` (the spec's "freeze" since Matrix 1.12).
+    pub legacy_unauthenticated: bool,
+    /// Total bytes each user may upload; over it, uploads get 403 `M_FORBIDDEN`. 0: unlimited.
+    pub user_quota_bytes: u64,
+    /// How many `mxc://` URIs a user may hold reserved (`POST /media/v1/create`) without content
+    /// yet; more get 429 `M_LIMIT_EXCEEDED`.
+    pub max_pending_uploads: u32,
 }
 
 /// Metrics exposition.
@@ -177,6 +194,7 @@ impl Default for Config {
             },
             rooms: RoomsConfig { default_version: RoomVersionId::V12 },
             metrics: MetricsConfig { enabled: false },
+            media: MediaConfig { legacy_unauthenticated: false, user_quota_bytes: 0, max_pending_uploads: 5 },
         }
     }
 }

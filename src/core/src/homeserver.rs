@@ -9,6 +9,7 @@ use ruma::{ServerName, signatures::Ed25519KeyPair};
 use crate::{
     Config,
     accounts::{password::PasswordHashers, token_cache::TokenCache},
+    media::Media,
     metrics::Metrics,
     notifier::Notifier,
     push::cache::PushCache,
@@ -39,6 +40,7 @@ struct Inner {
     notifier: Notifier,
     typing: Typing,
     filter_cache: crate::filters::FilterCache,
+    media: Media,
 }
 
 impl Homeserver {
@@ -47,6 +49,7 @@ impl Homeserver {
         std::fs::create_dir_all(&config.storage.data_dir)
             .with_context(|| format!("creating data directory {}", config.storage.data_dir.display()))?;
         let signing_key = signing_key::load_or_generate(&config.storage.data_dir)?;
+        let media = Media::open(&config.storage.data_dir)?;
         let db = Db::connect(&config.database).await?;
         db.migrate().await?;
         let metrics = Metrics::new();
@@ -68,6 +71,7 @@ impl Homeserver {
             notifier,
             filter_cache: crate::filters::new_cache(),
             typing,
+            media,
         })))
     }
 
@@ -139,6 +143,11 @@ impl Homeserver {
     /// The per-user / per-IP request limiter.
     pub fn rate_limiter(&self) -> &RateLimiter {
         &self.0.rate_limiter
+    }
+
+    /// The media repository.
+    pub fn media(&self) -> &Media {
+        &self.0.media
     }
 
     /// Cached push rule sets and room push contexts.

@@ -9,6 +9,7 @@ pub mod e2ee;
 pub mod error;
 pub mod filters;
 pub mod homeserver;
+pub mod media;
 pub mod metrics;
 pub mod notifier;
 pub mod presence;

@@ -15,6 +15,7 @@ pub mod e2ee_keys;
 pub mod events;
 pub mod filters;
 pub mod history;
+pub mod media;
 pub mod nonces;
 pub mod positions;
 pub mod presence;

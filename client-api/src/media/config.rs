@@ -1,4 +1,4 @@
-//! Content repository (spec: Client-Server API › Content repository).
+//! The media repository's configuration as clients see it (`m.upload.size`).
 
 use hearth_core::Homeserver;
 use ruma::{
