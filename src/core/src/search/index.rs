@@ -16,7 +16,7 @@ use crate::{
 };
 
 /// The searchable keys and the event type each is searched in.
-pub const KEYS: [(&str, &str); 3] =
+pub const KEYS: [(&str, &str); search::INDEXED_TYPES] =
     [("content.body", "m.room.message"), ("content.name", "m.room.name"), ("content.topic", "m.room.topic")];
 
 /// Longest text indexed per event, in bytes: enough for any real message, and a bound on the
@@ -83,14 +83,24 @@ pub fn indexed_words(kind: &str, content: &RawValue) -> Option<String> {
 /// Indexes the searchable events among `events` (`(stream position, event)`), in the caller's
 /// transaction.
 pub async fn record(hs: &Homeserver, conn: &mut Conn, events: &[(i64, &Pdu)]) -> Result<()> {
-    let indexed: Vec<(i64, String)> = events
+    let indexed: Vec<(i64, &Pdu, String, String)> = events
         .iter()
         .filter_map(|(position, pdu)| {
-            indexed_words(&pdu.kind.to_string(), &pdu.content).map(|words| (*position, words))
+            let kind = pdu.kind.to_string();
+            indexed_words(&kind, &pdu.content).map(|words| (*position, *pdu, kind, words))
         })
         .collect();
-    let rows: Vec<(i64, &str)> = indexed.iter().map(|(p, w)| (*p, w.as_str())).collect();
-    search::insert_many(conn, hs.db().backend(), &rows).await?;
+    let entries: Vec<search::Entry<'_>> = indexed
+        .iter()
+        .map(|(position, pdu, kind, words)| search::Entry {
+            stream_ordering: *position,
+            room_id: pdu.room_id.as_str(),
+            sender: pdu.sender.as_str(),
+            kind,
+            words,
+        })
+        .collect();
+    search::insert_many(conn, hs.db().backend(), &entries).await?;
     Ok(())
 }
 

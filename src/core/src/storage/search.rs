@@ -3,18 +3,23 @@
 //! `ts_rank`). The words come already normalised (`search::index`), so both engines match the
 //! same tokens; every query word matches as a prefix.
 //!
-//! A query is driven by the index: the matching rows come from it in the order asked for (FTS5
-//! hands rows out by descending rowid without sorting), are joined to `events` by stream
-//! position and kept when they fall in a range of a room the searcher may read. The room
-//! restriction is therefore a filter on the index's hits, not a second index: cheap when the
-//! searcher reads most rooms with hits, a scan of the word's hits when they read few of them.
+//! Every filter is answered by the index alone: PostgreSQL keeps room, sender and type beside the
+//! words; SQLite keeps them as hashed tokens in a second FTS column (`meta`), so the room
+//! restriction is part of the full-text query and FTS5 intersects the word's and the rooms'
+//! posting lists instead of looking every hit up. Only the page's rows are joined to `events`.
+//! Rooms the searcher may read only in part (history visibility, a leave) get one more query
+//! branch each, with their readable ranges of stream positions.
 
+use sha2::{Digest, Sha256};
 use sqlx::{Executor, Row, any::AnyRow};
 
 use super::{
     Backend, Conn,
     events::{COLUMNS, StoredEvent, from_row},
 };
+
+/// How many event types the index holds (`search::index::KEYS`).
+pub const INDEXED_TYPES: usize = 3;
 
 /// The order results come in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,26 +74,51 @@ pub struct Hit {
     pub event: StoredEvent,
 }
 
-/// Adds events' words to the index: `(stream position, words)`, one statement.
-pub async fn insert_many(conn: &mut Conn, backend: Backend, rows: &[(i64, &str)]) -> sqlx::Result<()> {
-    if rows.is_empty() {
+/// An event to index.
+#[derive(Clone, Copy, Debug)]
+pub struct Entry<'a> {
+    /// Its stream position.
+    pub stream_ordering: i64,
+    /// Its room.
+    pub room_id: &'a str,
+    /// Its sender.
+    pub sender: &'a str,
+    /// Its type.
+    pub kind: &'a str,
+    /// Its normalised words, space-separated.
+    pub words: &'a str,
+}
+
+/// Adds events to the index, in one statement.
+pub async fn insert_many(conn: &mut Conn, backend: Backend, entries: &[Entry<'_>]) -> sqlx::Result<()> {
+    if entries.is_empty() {
         return Ok(());
     }
-    let value = match backend {
-        Backend::Sqlite => |i: usize| format!("(${}, ${})", 2 * i + 1, 2 * i + 2),
-        Backend::Postgres => |i: usize| format!("(${}, to_tsvector('simple', ${}))", 2 * i + 1, 2 * i + 2),
-    };
-    let values: Vec<String> = (0..rows.len()).map(value).collect();
-    let columns = match backend {
-        Backend::Sqlite => "rowid, words",
-        Backend::Postgres => "stream_ordering, words",
-    };
-    let sql = format!("INSERT INTO event_search ({columns}) VALUES {}", values.join(", "));
-    let mut query = sqlx::query(&sql);
-    for (position, words) in rows {
-        query = query.bind(*position).bind(*words);
+    let mut sql = Sql::default();
+    let mut values = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let position = sql.bind(Arg::Int(entry.stream_ordering));
+        values.push(match backend {
+            Backend::Sqlite => {
+                let meta = [room_token(entry.room_id), sender_token(entry.sender), type_token(entry.kind)];
+                let meta = sql.bind(Arg::Text(meta.join(" ")));
+                format!("({position}, {}, {meta})", sql.bind(Arg::Text(entry.words.to_owned())))
+            }
+            Backend::Postgres => format!(
+                "({position}, {}, {}, {}, to_tsvector('simple', {}))",
+                sql.bind(Arg::Text(entry.room_id.to_owned())),
+                sql.bind(Arg::Text(entry.sender.to_owned())),
+                sql.bind(Arg::Text(entry.kind.to_owned())),
+                sql.bind(Arg::Text(entry.words.to_owned())),
+            ),
+        });
     }
-    query.execute(conn).await?;
+    let columns = match backend {
+        Backend::Sqlite => "rowid, words, meta",
+        Backend::Postgres => "stream_ordering, room_id, sender, type, words",
+    };
+    let text = format!("INSERT INTO event_search ({columns}) VALUES {}", values.join(", "));
+    sql.query(&text).execute(conn).await?;
     Ok(())
 }
 
@@ -111,30 +141,20 @@ pub async fn page<'c>(
     after: Option<Cursor>,
     limit: i64,
 ) -> sqlx::Result<Vec<Hit>> {
-    let dialect = Dialect::of(backend);
     let mut sql = Sql::default();
-    let filter = sql.filter(&dialect, query);
-    let (score, position) = (dialect.score, dialect.position);
-    let resume = match (after, order) {
-        (None, _) => String::new(),
-        (Some(cursor), Order::Recent) => {
-            format!(" AND {position} < {}", sql.bind(Arg::Int(cursor.stream_ordering)))
-        }
-        (Some(cursor), Order::Rank) => {
-            let (s, p) = (sql.bind(Arg::Float(cursor.score)), sql.bind(Arg::Int(cursor.stream_ordering)));
-            format!(" AND ({score} < {s} OR ({score} = {s} AND {position} < {p}))")
-        }
-    };
-    let order_by = match order {
-        Order::Recent => format!("{position} DESC"),
-        Order::Rank => format!("score DESC, {position} DESC"),
-    };
     let limit = sql.bind(Arg::Int(limit));
+    let page = Page { order, after, limit: Some(&limit) };
+    let hits = match backend {
+        Backend::Sqlite => sqlite_hits(&mut sql, query, &page),
+        Backend::Postgres => postgres_hits(&mut sql, query, &page),
+    };
     let columns: Vec<String> = COLUMNS.split(", ").map(|c| format!("e.{c}")).collect();
     let text = format!(
-        "SELECT {}, {score} AS score {}{filter}{resume} ORDER BY {order_by} LIMIT {limit}",
+        // CROSS JOIN keeps the page as SQLite's outer loop (else it may walk `events`).
+        "SELECT {}, h.score FROM ({hits} ORDER BY {order} LIMIT {limit}) h \
+         CROSS JOIN events e WHERE e.stream_ordering = h.pos ORDER BY {order}",
         columns.join(", "),
-        dialect.from,
+        order = order_by(order),
     );
     let rows = sql.query(&text).fetch_all(executor).await?;
     rows.into_iter().map(hit_from_row).collect()
@@ -146,10 +166,13 @@ pub async fn count<'c>(
     backend: Backend,
     query: &Query<'_>,
 ) -> sqlx::Result<i64> {
-    let dialect = Dialect::of(backend);
     let mut sql = Sql::default();
-    let filter = sql.filter(&dialect, query);
-    let text = format!("SELECT COUNT(*) AS n {}{filter}", dialect.from);
+    let page = Page { order: Order::Recent, after: None, limit: None };
+    let hits = match backend {
+        Backend::Sqlite => sqlite_hits(&mut sql, query, &page),
+        Backend::Postgres => postgres_hits(&mut sql, query, &page),
+    };
+    let text = format!("SELECT COUNT(*) AS n FROM ({hits}) h");
     sql.query(&text).fetch_one(executor).await?.try_get("n")
 }
 
@@ -158,43 +181,168 @@ fn hit_from_row(row: AnyRow) -> sqlx::Result<Hit> {
     Ok(Hit { score, event: from_row(row)? })
 }
 
-/// The SQL that differs between the engines.
-struct Dialect {
-    /// `FROM …` joining the index to `events e`.
-    from: &'static str,
-    /// The match condition on the query bound as `$1`.
-    matches: &'static str,
-    /// The score expression (higher is better).
-    score: &'static str,
-    /// The indexed stream position (the one the index can order and cut by).
-    position: &'static str,
-    /// Builds the match query from the words.
-    query: fn(&[String]) -> String,
+/// Which part of the hits a query wants.
+struct Page<'a> {
+    order: Order,
+    after: Option<Cursor>,
+    /// The bound limit of each query branch, if any.
+    limit: Option<&'a str>,
 }
 
-impl Dialect {
-    fn of(backend: Backend) -> Dialect {
-        match backend {
-            // CROSS JOIN keeps the index as the outer loop: SQLite would otherwise be free to walk
-            // every event of the searched rooms and probe the index for each.
-            Backend::Sqlite => Dialect {
-                from: "FROM event_search CROSS JOIN events e ON e.stream_ordering = event_search.rowid",
-                matches: "event_search MATCH $1",
-                score: "(-bm25(event_search))",
-                position: "event_search.rowid",
-                // `"word"*`: a quoted token (no query syntax inside) matched as a prefix.
-                query: |words| words.iter().map(|w| format!("\"{w}\"*")).collect::<Vec<_>>().join(" "),
-            },
-            Backend::Postgres => Dialect {
-                from: "FROM event_search s JOIN events e ON e.stream_ordering = s.stream_ordering",
-                matches: "s.words @@ to_tsquery('simple', $1)",
-                score: "ts_rank(s.words, to_tsquery('simple', $1))::float8",
-                position: "s.stream_ordering",
-                // Words hold letters and digits only, so they carry no tsquery syntax.
-                query: |words| words.iter().map(|w| format!("{w}:*")).collect::<Vec<_>>().join(" & "),
-            },
+/// `ORDER BY` over hits (`pos`, `score`).
+fn order_by(order: Order) -> &'static str {
+    match order {
+        Order::Recent => "pos DESC",
+        Order::Rank => "score DESC, pos DESC",
+    }
+}
+
+/// `AND …` resuming after `after`, given the score and position expressions.
+fn resume(sql: &mut Sql, page: &Page<'_>, score: &str, position: &str) -> String {
+    match (page.after, page.order) {
+        (None, _) => String::new(),
+        (Some(cursor), Order::Recent) => {
+            format!(" AND {position} < {}", sql.bind(Arg::Int(cursor.stream_ordering)))
+        }
+        (Some(cursor), Order::Rank) => {
+            let (s, p) = (sql.bind(Arg::Float(cursor.score)), sql.bind(Arg::Int(cursor.stream_ordering)));
+            format!(" AND ({score} < {s} OR ({score} = {s} AND {position} < {p}))")
         }
     }
+}
+
+/// Rooms readable up to `upto` in full.
+fn is_whole(room: &RoomScope, upto: i64) -> bool {
+    matches!(room.ranges.as_slice(), [(low, high)] if *low <= 1 && *high >= upto)
+}
+
+/// SQLite: one FTS5 query for the rooms readable in full and one per room readable in part,
+/// each cut to the page (FTS5 hands rows out by descending rowid without sorting, and ranks
+/// without reading `events`), merged by `UNION ALL`. Hits are `(pos, score)`.
+fn sqlite_hits(sql: &mut Sql, query: &Query<'_>, page: &Page<'_>) -> String {
+    const SCORE: &str = "(-bm25(event_search, 1.0, 0.0))";
+    let quoted =
+        |tokens: Vec<String>| tokens.iter().map(|t| format!("\"{t}\"")).collect::<Vec<_>>().join(" OR ");
+    // `"word"*`: a quoted token (no query syntax inside) matched as a prefix.
+    let words: Vec<String> = query.words.iter().map(|w| format!("\"{w}\"*")).collect();
+    let mut filters = format!("words : ({})", words.join(" AND "));
+    // Every event carries a type token, so matching all of them would only cost time.
+    if query.types.len() < INDEXED_TYPES {
+        filters.push_str(&format!(
+            " AND meta : ({})",
+            quoted(query.types.iter().map(|t| type_token(t)).collect())
+        ));
+    }
+    if let Some(senders) = query.senders {
+        filters.push_str(&format!(
+            " AND meta : ({})",
+            quoted(senders.iter().map(|s| sender_token(s)).collect())
+        ));
+    }
+    let not_senders = if query.not_senders.is_empty() {
+        String::new()
+    } else {
+        format!(" NOT meta : ({})", quoted(query.not_senders.iter().map(|s| sender_token(s)).collect()))
+    };
+    let (whole, partial): (Vec<&RoomScope>, Vec<&RoomScope>) =
+        query.rooms.iter().partition(|r| is_whole(r, query.upto));
+    let mut branches = Vec::new();
+    let groups = (!whole.is_empty()).then_some((whole, None)).into_iter();
+    for (rooms, ranges) in groups.chain(partial.into_iter().map(|room| (vec![room], Some(&room.ranges)))) {
+        let rooms = quoted(rooms.iter().map(|r| room_token(&r.room_id)).collect());
+        let matches = sql.bind(Arg::Text(format!("({filters} AND meta : ({rooms})){not_senders}")));
+        let upto = sql.bind(Arg::Int(query.upto));
+        let mut condition = format!("event_search MATCH {matches} AND rowid <= {upto}");
+        if let Some(ranges) = ranges {
+            let ranges: Vec<String> = ranges
+                .iter()
+                .map(|(low, high)| {
+                    format!("rowid BETWEEN {} AND {}", sql.bind(Arg::Int(*low)), sql.bind(Arg::Int(*high)))
+                })
+                .collect();
+            condition.push_str(&format!(" AND ({})", ranges.join(" OR ")));
+        }
+        condition.push_str(&resume(sql, page, SCORE, "rowid"));
+        let cut = page
+            .limit
+            .map(|limit| format!(" ORDER BY {} LIMIT {limit}", order_by(page.order)))
+            .unwrap_or_default();
+        branches.push(format!(
+            "SELECT * FROM (SELECT rowid AS pos, {SCORE} AS score FROM event_search WHERE {condition}{cut})"
+        ));
+    }
+    if branches.is_empty() {
+        return "SELECT 0 AS pos, 0.0 AS score WHERE 1 = 0".to_owned();
+    }
+    branches.join(" UNION ALL ")
+}
+
+/// PostgreSQL: one query over `event_search`, whose copies of room, sender and type answer the
+/// filters. Hits are `(pos, score)`.
+fn postgres_hits(sql: &mut Sql, query: &Query<'_>, page: &Page<'_>) -> String {
+    // Words hold letters and digits only, so they carry no tsquery syntax.
+    let words: Vec<String> = query.words.iter().map(|w| format!("{w}:*")).collect();
+    let tsquery = format!("to_tsquery('simple', {})", sql.bind(Arg::Text(words.join(" & "))));
+    let score = format!("ts_rank(s.words, {tsquery})::float8");
+    let mut condition =
+        format!("s.words @@ {tsquery} AND s.stream_ordering <= {}", sql.bind(Arg::Int(query.upto)));
+    let types = sql.list(query.types.iter().map(|t| (*t).to_owned()));
+    condition.push_str(&format!(" AND s.type IN ({types})"));
+    let mut rooms = Vec::new();
+    let whole: Vec<String> =
+        query.rooms.iter().filter(|r| is_whole(r, query.upto)).map(|r| r.room_id.clone()).collect();
+    if !whole.is_empty() {
+        rooms.push(format!("s.room_id IN ({})", sql.list(whole.into_iter())));
+    }
+    for room in query.rooms.iter().filter(|r| !is_whole(r, query.upto)) {
+        let room_id = sql.bind(Arg::Text(room.room_id.clone()));
+        let ranges: Vec<String> = room
+            .ranges
+            .iter()
+            .map(|(low, high)| {
+                format!(
+                    "s.stream_ordering BETWEEN {} AND {}",
+                    sql.bind(Arg::Int(*low)),
+                    sql.bind(Arg::Int(*high))
+                )
+            })
+            .collect();
+        rooms.push(format!("(s.room_id = {room_id} AND ({}))", ranges.join(" OR ")));
+    }
+    condition.push_str(&format!(
+        " AND ({})",
+        if rooms.is_empty() { "1 = 0".to_owned() } else { rooms.join(" OR ") }
+    ));
+    if let Some(senders) = query.senders {
+        condition.push_str(&format!(" AND s.sender IN ({})", sql.list(senders.iter().cloned())));
+    }
+    if !query.not_senders.is_empty() {
+        condition
+            .push_str(&format!(" AND s.sender NOT IN ({})", sql.list(query.not_senders.iter().cloned())));
+    }
+    condition.push_str(&resume(sql, page, &score, "s.stream_ordering"));
+    format!("SELECT s.stream_ordering AS pos, {score} AS score FROM event_search s WHERE {condition}")
+}
+
+/// The `meta` token of a room: a hash, since room IDs are not FTS tokens. 128 bits leave no
+/// practical chance that two rooms share one.
+fn room_token(room_id: &str) -> String {
+    format!("r{}", hash(room_id))
+}
+
+/// The `meta` token of a sender.
+fn sender_token(sender: &str) -> String {
+    format!("s{}", hash(sender))
+}
+
+/// The `meta` token of an event type: its letters and digits.
+fn type_token(kind: &str) -> String {
+    let letters: String = kind.chars().filter(char::is_ascii_alphanumeric).collect();
+    format!("t{}", letters.to_ascii_lowercase())
+}
+
+fn hash(text: &str) -> String {
+    hex::encode(&Sha256::digest(text.as_bytes())[..16])
 }
 
 /// A bound argument.
@@ -217,59 +365,6 @@ impl Sql {
         format!("${}", self.args.len())
     }
 
-    /// ` WHERE …`: the match (bound first, as `$1`), the positions looked at, the types,
-    /// the readable ranges of the searched rooms and the senders.
-    fn filter(&mut self, dialect: &Dialect, query: &Query<'_>) -> String {
-        let matches = self.bind(Arg::Text((dialect.query)(query.words)));
-        debug_assert_eq!(matches, "$1");
-        let mut clause = format!(
-            " WHERE {} AND {} <= {}",
-            dialect.matches,
-            dialect.position,
-            self.bind(Arg::Int(query.upto))
-        );
-        clause.push_str(
-            " AND e.redacted_by IS NULL AND e.outlier = 0 AND e.rejected = 0 AND e.soft_failed = 0",
-        );
-        let types = self.list(query.types.iter().map(|t| (*t).to_owned()));
-        clause.push_str(&format!(" AND e.type IN ({types})"));
-        clause.push_str(&format!(" AND ({})", self.rooms(query.rooms, query.upto)));
-        if let Some(senders) = query.senders {
-            let list = self.list(senders.iter().cloned());
-            clause.push_str(&format!(" AND e.sender IN ({list})"));
-        }
-        if !query.not_senders.is_empty() {
-            let list = self.list(query.not_senders.iter().cloned());
-            clause.push_str(&format!(" AND e.sender NOT IN ({list})"));
-        }
-        clause
-    }
-
-    /// Rooms readable in full (up to `upto`) go in one `IN` list; the others each get their
-    /// ranges.
-    fn rooms(&mut self, rooms: &[RoomScope], upto: i64) -> String {
-        let whole =
-            |room: &&RoomScope| matches!(room.ranges.as_slice(), [(low, high)] if *low <= 1 && *high >= upto);
-        let mut alternatives = Vec::new();
-        let full: Vec<String> = rooms.iter().filter(whole).map(|r| r.room_id.clone()).collect();
-        if !full.is_empty() {
-            alternatives.push(format!("e.room_id IN ({})", self.list(full.into_iter())));
-        }
-        for room in rooms.iter().filter(|room| !whole(room)) {
-            let room_id = self.bind(Arg::Text(room.room_id.clone()));
-            let ranges: Vec<String> = room
-                .ranges
-                .iter()
-                .map(|(low, high)| {
-                    let (low, high) = (self.bind(Arg::Int(*low)), self.bind(Arg::Int(*high)));
-                    format!("e.stream_ordering BETWEEN {low} AND {high}")
-                })
-                .collect();
-            alternatives.push(format!("(e.room_id = {room_id} AND ({}))", ranges.join(" OR ")));
-        }
-        if alternatives.is_empty() { "1 = 0".to_owned() } else { alternatives.join(" OR ") }
-    }
-
     /// Binds every value; their placeholders, comma-separated.
     fn list(&mut self, values: impl Iterator<Item = String>) -> String {
         values.map(|v| self.bind(Arg::Text(v))).collect::<Vec<_>>().join(", ")
@@ -286,5 +381,19 @@ impl Sql {
             };
         }
         query
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{room_token, type_token};
+
+    #[test]
+    fn meta_tokens_are_plain_fts_tokens() {
+        assert_eq!(type_token("m.room.message"), "tmroommessage");
+        let token = room_token("!abc:example.org");
+        assert_eq!(token.len(), 33);
+        assert!(token.chars().all(|c| c.is_ascii_alphanumeric()));
+        assert_ne!(token, room_token("!abd:example.org"));
     }
 }
