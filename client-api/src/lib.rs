@@ -32,6 +32,7 @@ pub mod redact;
 pub mod relations;
 pub mod room;
 pub mod ruma_wrapper;
+pub mod search;
 pub mod session;
 pub mod state;
 pub mod sync;
@@ -39,6 +40,7 @@ pub mod tags;
 pub mod threads;
 pub mod to_device;
 pub mod typing;
+pub mod user_directory;
 pub mod voip;
 
 use axum::{Router, routing::get};
@@ -167,6 +169,8 @@ pub fn router(hs: &Homeserver) -> Router<Homeserver> {
         .ruma(state::get_all)
         .ruma(state::get_one)
         .ruma(state::put)
+        .ruma(search::search_events)
+        .ruma(user_directory::search_users)
         .route("/_synapse/admin/v1/register", get(admin::register_nonce).post(admin::register));
     if hs.config().metrics.enabled { router.route("/metrics", get(metrics::render)) } else { router }
 }

@@ -4,7 +4,7 @@
 //! data stream, which `/sync` delivers from.
 
 use http::StatusCode;
-use ruma::{EventId, RoomId, UserId, api::error::ErrorKind, push::Ruleset};
+use ruma::{EventId, OwnedUserId, RoomId, UserId, api::error::ErrorKind, push::Ruleset};
 use serde_json::{Map, Value, json, value::RawValue};
 
 use crate::{
@@ -25,6 +25,8 @@ const SERVER_MANAGED: [&str; 2] = ["m.fully_read", "m.push_rules"];
 const TAGS: &str = "m.tag";
 /// The room account data type holding the fully read marker.
 const FULLY_READ: &str = "m.fully_read";
+/// The global account data type listing the users a user ignores.
+pub const IGNORED_USERS: &str = "m.ignored_user_list";
 /// Longest tag name in bytes (spec: Room Tagging).
 const MAX_TAG_BYTES: usize = 255;
 
@@ -36,6 +38,21 @@ pub fn ensure_own(requester: &UserId, owner: &UserId) -> Result<()> {
     } else {
         Err(Error::forbidden("Cannot access the account data of other users"))
     }
+}
+
+/// The users `user` ignores (their `m.ignored_user_list`).
+pub async fn ignored_users(hs: &Homeserver, user: &UserId) -> Result<Vec<OwnedUserId>> {
+    let content = account_data::get(hs.db().pool(), user, GLOBAL, IGNORED_USERS).await?;
+    Ok(content.as_deref().map(ignored_in).unwrap_or_default())
+}
+
+/// The users an `m.ignored_user_list` content names (the keys of `ignored_users`).
+pub fn ignored_in(content: &str) -> Vec<OwnedUserId> {
+    let parsed: Value = serde_json::from_str(content).unwrap_or(Value::Null);
+    parsed["ignored_users"]
+        .as_object()
+        .map(|users| users.keys().filter_map(|u| OwnedUserId::try_from(u.as_str()).ok()).collect())
+        .unwrap_or_default()
 }
 
 /// The content of `user`'s account data of type `kind`, global or in `room_id`; 404 when unset.

@@ -18,6 +18,7 @@ pub mod rate_limit;
 pub mod receipts;
 pub mod room_locks;
 pub mod rooms;
+pub mod search;
 pub mod signing_key;
 pub mod storage;
 pub mod sync;

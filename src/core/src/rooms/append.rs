@@ -104,6 +104,7 @@ async fn persist(hs: &Homeserver, tx: &mut WriteTx, head: &mut RoomHead, pdu: &P
     };
     let event_nid = events::insert(conn, &row).await?;
     relations::index(conn, pdu, event_nid).await?;
+    crate::search::index::record(hs, conn, &[(stream_ordering, pdu)]).await?;
     if pdu.kind == TimelineEventType::RoomRedaction {
         redaction::apply(hs, conn, head, pdu).await?;
     }

@@ -139,16 +139,13 @@ pub async fn context(
     if !readable.contains(found.position) {
         return Err(not_found());
     }
-    let now = hs.db().events().upto();
-    let scan = Scan { hs, room_id, readable: &readable, filter, to: None, now };
     let limit = limit.min(MAX_LIMIT);
-    let before = scan.run(found.position - 1, true, limit / 2).await?;
-    let after = scan.run(found.position, false, limit - limit / 2).await?;
+    let around = around(hs, &readable, room_id, found.position, limit / 2, limit - limit / 2, filter).await?;
 
-    let last_group = after.events.last().map_or(found.state_group, |f| f.state_group);
+    let last_group = around.last_state_group.or(found.state_group);
     let lazy = !filter.lazy_load_options.is_disabled();
-    let all = before.events.iter().chain(std::iter::once(&found)).chain(&after.events);
-    let senders: Vec<&UserId> = all.map(|f| &*f.pdu.sender).collect();
+    let all = around.before.iter().chain(std::iter::once(&found.pdu)).chain(&around.after);
+    let senders: Vec<&UserId> = all.map(|pdu| &*pdu.sender).collect();
     let mut state = match last_group {
         Some(group) => {
             state_in_group(hs, room_id, group, |kind, key| {
@@ -161,11 +158,50 @@ pub async fn context(
     state.retain(|pdu| matches(filter, pdu));
     Ok(Context {
         event: found.pdu,
-        before: before.events.into_iter().map(|f| f.pdu).collect(),
-        after: after.events.into_iter().map(|f| f.pdu).collect(),
+        before: around.before,
+        after: around.after,
+        start: around.start,
+        end: around.end,
+        state,
+    })
+}
+
+/// The events on either side of one event.
+#[derive(Clone, Debug)]
+pub struct Around {
+    /// Events before it, newest first.
+    pub before: Vec<Pdu>,
+    /// Events after it, oldest first.
+    pub after: Vec<Pdu>,
+    /// Token to page backwards from the oldest of `before`.
+    pub start: StreamToken,
+    /// Token to page forwards from the newest of `after`.
+    pub end: StreamToken,
+    /// The state group after the newest of `after`, if there is one.
+    pub last_state_group: Option<i64>,
+}
+
+/// Up to `before` events before the event at stream position `position` and `after` events
+/// after it, of those `readable` and passing `filter` (as `/context` and search results show).
+pub async fn around(
+    hs: &Homeserver,
+    readable: &Readable,
+    room_id: &RoomId,
+    position: i64,
+    before: usize,
+    after: usize,
+    filter: &RoomEventFilter,
+) -> Result<Around> {
+    let now = hs.db().events().upto();
+    let scan = Scan { hs, room_id, readable, filter, to: None, now };
+    let before = scan.run(position - 1, true, before.min(MAX_LIMIT)).await?;
+    let after = scan.run(position, false, after.min(MAX_LIMIT)).await?;
+    Ok(Around {
+        last_state_group: after.events.last().and_then(|f| f.state_group),
         start: StreamToken(before.next),
         end: StreamToken(after.next),
-        state,
+        before: before.events.into_iter().map(|f| f.pdu).collect(),
+        after: after.events.into_iter().map(|f| f.pdu).collect(),
     })
 }
 

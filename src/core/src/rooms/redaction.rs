@@ -8,7 +8,7 @@ use serde_json::json;
 use super::{NewEvent, Pdu, RoomHead, power, timeline};
 use crate::{
     Error, Homeserver, Result,
-    storage::{Conn, events, redactions, relations},
+    storage::{Conn, events, redactions, relations, search},
 };
 
 /// Redacts `event_id` once per `(user, device, txn_id)`, as `PUT /redact` does.
@@ -66,7 +66,8 @@ async fn may_redact_others(hs: &Homeserver, conn: &mut Conn, head: &RoomHead, us
 /// Applies a just-stored redaction to its target (part of persisting it), when the room
 /// version's rules allow: the target is known, in the same room, and either sent from the
 /// redaction sender's server or the redaction sender holds the `redact` power level at `head`
-/// (the state before the redaction). The target's relation to its parent is broken.
+/// (the state before the redaction). The target's relation to its parent is broken and it
+/// leaves the search index.
 pub async fn apply(hs: &Homeserver, conn: &mut Conn, head: &RoomHead, pdu: &Pdu) -> Result<()> {
     let Some(target_id) = &pdu.redacts else { return Ok(()) };
     let Some(row) = events::get(&mut *conn, target_id.as_str()).await? else { return Ok(()) };
@@ -79,6 +80,9 @@ pub async fn apply(hs: &Homeserver, conn: &mut Conn, head: &RoomHead, pdu: &Pdu)
         return Ok(());
     }
     redactions::mark(conn, row.event_nid, pdu.event_id.as_str()).await?;
+    if let Some(position) = row.stream_ordering {
+        search::remove(conn, hs.db().backend(), position).await?;
+    }
     relations::remove(conn, row.event_nid).await?;
     Ok(())
 }

@@ -200,7 +200,7 @@ async fn prepare_and_write(
     }
 
     let checked = started.elapsed();
-    let written = write(&mut tx, &mut accepted, &mut heads, &first_extremity).await;
+    let written = write(hs, &mut tx, &mut accepted, &mut heads, &first_extremity).await;
     let committed = match written {
         Ok(()) => tx.commit().await.map_err(Error::from),
         Err(e) => Err(e),
@@ -241,8 +241,10 @@ async fn check(
     Ok((pdu, push))
 }
 
-/// The batch's statements: stream positions, events, relations, extremities, transactions.
+/// The batch's statements: stream positions, events, relations, the search index, extremities,
+/// transactions.
 async fn write(
+    hs: &Homeserver,
     tx: &mut crate::storage::WriteTx,
     accepted: &mut [Accepted],
     heads: &mut HashMap<OwnedRoomId, RoomHead>,
@@ -289,6 +291,8 @@ async fn write(
     for a in accepted.iter() {
         relations::index(tx, &a.pdu, nid_of(a)?).await?;
     }
+    let searchable: Vec<(i64, &Pdu)> = accepted.iter().map(|a| (a.stream_ordering, &a.pdu)).collect();
+    crate::search::index::record(hs, tx, &searchable).await?;
     let (mut defaults, mut exceptions) = (Vec::new(), Vec::new());
     for a in accepted.iter() {
         let rows = a.push.rows(&a.pdu, a.stream_ordering);

@@ -159,6 +159,11 @@ impl Readable {
         Readable { ranges: vec![(i64::MIN, i64::MAX)] }
     }
 
+    /// The readable ranges: sorted, disjoint, inclusive.
+    pub fn ranges(&self) -> &[(i64, i64)] {
+        &self.ranges
+    }
+
     /// Whether the user may read nothing at all.
     pub fn is_empty(&self) -> bool {
         self.ranges.is_empty()

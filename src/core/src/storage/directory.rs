@@ -37,19 +37,11 @@ pub struct SummaryEvent {
     pub json: String,
 }
 
-/// A string field of an event's content, extracted in SQL (the dialects differ).
-fn content_field(backend: Backend, field: &str) -> String {
-    match backend {
-        Backend::Sqlite => format!("json_extract(e.json, '$.content.{field}')"),
-        Backend::Postgres => format!("(e.json::json -> 'content' ->> '{field}')"),
-    }
-}
-
 /// `AND …` matching rooms whose name, topic or canonical alias contains the bound pattern
 /// `$param` (already lower-cased, `LIKE`-escaped with `\` and wrapped in `%`).
 fn search_clause(backend: Backend, param: usize) -> String {
     let text = ["name", "topic", "alias"]
-        .map(|field| format!("COALESCE({}, '')", content_field(backend, field)))
+        .map(|field| format!("COALESCE({}, '')", super::content_field(backend, "e", field)))
         .join(" || ' ' || ");
     format!(
         " AND EXISTS (SELECT 1 FROM current_state c JOIN events e ON e.event_nid = c.event_nid \
@@ -62,16 +54,7 @@ fn search_clause(backend: Backend, param: usize) -> String {
 /// Turns a search term into a case-insensitive `LIKE` pattern matching it anywhere.
 /// (SQLite's `LOWER` folds ASCII only, so non-ASCII capitals match only on PostgreSQL.)
 pub fn like_pattern(term: &str) -> String {
-    let mut pattern = String::with_capacity(term.len() + 2);
-    pattern.push('%');
-    for c in term.to_lowercase().chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            pattern.push('\\');
-        }
-        pattern.push(c);
-    }
-    pattern.push('%');
-    pattern
+    format!("%{}%", super::escape_like(&term.to_lowercase()))
 }
 
 /// How many rooms are listed (matching `pattern`, if given).

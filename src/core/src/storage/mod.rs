@@ -25,6 +25,7 @@ pub mod receipts;
 pub mod redactions;
 pub mod relations;
 pub mod rooms;
+pub mod search;
 pub mod state;
 pub mod streams;
 pub mod sync;
@@ -32,6 +33,7 @@ pub mod to_device;
 pub mod tokens;
 pub mod txns;
 pub mod uia;
+pub mod user_directory;
 pub mod users;
 
 use std::{str::FromStr, sync::Arc, time::Duration};
@@ -244,6 +246,28 @@ where
 {
     let id: String = sqlx::Row::try_get(row, column)?;
     T::try_from(id).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+}
+
+/// A string field of the content of the event in `alias.json`, extracted in SQL (the dialects
+/// differ). `alias` and `field` are SQL text, never user input.
+pub(crate) fn content_field(backend: Backend, alias: &str, field: &str) -> String {
+    match backend {
+        Backend::Sqlite => format!("json_extract({alias}.json, '$.content.{field}')"),
+        Backend::Postgres => format!("({alias}.json::json -> 'content' ->> '{field}')"),
+    }
+}
+
+/// Escapes `LIKE`'s wildcards (`%`, `_`) and its escape character `\` (queries say
+/// `ESCAPE '\'`), so user input matches literally.
+pub(crate) fn escape_like(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
 }
 
 /// `$first, $first+1, …`: `count` numbered parameters for an `IN (…)` list.

@@ -188,18 +188,15 @@ async fn ignored_users(
     user: &UserId,
     incremental: bool,
 ) -> Result<Vec<ruma::OwnedUserId>> {
-    const IGNORED: &str = "m.ignored_user_list";
-    let content = match changed.iter().find(|(_, kind, _)| kind == IGNORED) {
+    use crate::account_data::IGNORED_USERS;
+    let content = match changed.iter().find(|(_, kind, _)| kind == IGNORED_USERS) {
         Some((_, _, content)) => Some(content.clone()),
-        None if incremental => crate::storage::account_data::get(hs.db().pool(), user, "", IGNORED).await?,
+        None if incremental => {
+            crate::storage::account_data::get(hs.db().pool(), user, "", IGNORED_USERS).await?
+        }
         None => None,
     };
-    let Some(content) = content else { return Ok(Vec::new()) };
-    let parsed: Value = serde_json::from_str(&content).unwrap_or(Value::Null);
-    Ok(parsed["ignored_users"]
-        .as_object()
-        .map(|users| users.keys().filter_map(|u| ruma::OwnedUserId::try_from(u.as_str()).ok()).collect())
-        .unwrap_or_default())
+    Ok(content.as_deref().map(crate::account_data::ignored_in).unwrap_or_default())
 }
 
 /// An account data event as sync delivers it.

@@ -1,0 +1,390 @@
+//! `POST /search`, category `room_events` (spec: Client-Server API › Server Side Search): full-text
+//! search over the events a user may see in the rooms they are or were in.
+//!
+//! What the user may see is decided as on every read path: [`Readable`] per room (history
+//! visibility and their membership over time), turned into ranges of stream positions that the
+//! index query keeps, so a page holds exactly `limit` visible results and paging skips nothing.
+//! Ignored users' events are left out; a forgotten room is not searched.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use ruma::{
+    DeviceId, OwnedEventId, OwnedRoomId, OwnedUserId, UserId,
+    api::client::{
+        filter::RoomEventFilter,
+        search::search_events::v3::{
+            Criteria, EventContext, GroupingKey, OrderBy, ResultGroup, ResultGroupMap,
+            ResultGroupMapsByGroupingKey, SearchKeys,
+        },
+    },
+};
+use serde_json::Value;
+
+use super::{index, token::Token};
+use crate::{
+    Error, Homeserver, Result,
+    rooms::{
+        Pdu, event_filter, history, state_view::state_in_group, timeline::parse, transaction_ids,
+        visibility::Readable,
+    },
+    storage::{
+        search::{self, Cursor, Hit, Order, Query, RoomScope},
+        sync,
+    },
+};
+
+/// Results per page unless the filter's `limit` says otherwise.
+const DEFAULT_LIMIT: usize = 10;
+/// Most results per page.
+const MAX_LIMIT: usize = 100;
+/// Most words of a search term used; the rest are ignored.
+const MAX_WORDS: usize = 16;
+
+/// A search request, as parsed at the edge.
+#[derive(Clone, Copy, Debug)]
+pub struct Request<'a> {
+    /// The `room_events` criteria.
+    pub criteria: &'a Criteria,
+    /// The context to return with each result, when the request asked for it.
+    pub context: Option<&'a EventContext>,
+    /// The `next_batch` query parameter.
+    pub next_batch: Option<&'a str>,
+}
+
+/// The `room_events` results.
+#[derive(Clone, Debug, Default)]
+pub struct Results {
+    /// How many events match in all.
+    pub count: u64,
+    /// The words searched for, to highlight.
+    pub highlights: Vec<String>,
+    /// This page's results, in the order asked for.
+    pub results: Vec<Found>,
+    /// Where the next page starts; `None` when there is none.
+    pub next_batch: Option<String>,
+    /// This page's results grouped as asked.
+    pub groups: ResultGroupMapsByGroupingKey,
+    /// With `include_state`: the state the user may see of each room with a result.
+    pub state: BTreeMap<OwnedRoomId, Vec<Value>>,
+}
+
+/// One result.
+#[derive(Clone, Debug)]
+pub struct Found {
+    /// How well it matches; higher is closer.
+    pub rank: f64,
+    /// The event, in the client format.
+    pub event: Value,
+    /// The events around it, when asked for.
+    pub context: Option<FoundContext>,
+}
+
+/// The events around a result.
+#[derive(Clone, Debug)]
+pub struct FoundContext {
+    /// Events before it, newest first.
+    pub before: Vec<Value>,
+    /// Events after it, oldest first.
+    pub after: Vec<Value>,
+    /// `/messages` token at the oldest of `before`.
+    pub start: String,
+    /// `/messages` token at the newest of `after`.
+    pub end: String,
+    /// With `include_profile`: the senders' display names and avatars as of these events.
+    pub profiles: BTreeMap<OwnedUserId, Profile>,
+}
+
+/// A sender's profile in a room at some point.
+#[derive(Clone, Debug, Default)]
+pub struct Profile {
+    /// Display name.
+    pub displayname: Option<String>,
+    /// Avatar.
+    pub avatar_url: Option<String>,
+}
+
+/// Runs a search for `user` (served as `device_id` sees events).
+pub async fn search(
+    hs: &Homeserver,
+    user: &UserId,
+    device_id: &DeviceId,
+    request: Request<'_>,
+) -> Result<Results> {
+    let criteria = request.criteria;
+    let types = searched_types(criteria)?;
+    let order = match &criteria.order_by {
+        None | Some(OrderBy::Rank) => Order::Rank,
+        Some(OrderBy::Recent) => Order::Recent,
+        Some(other) => return Err(Error::invalid_param(format!("Unknown order_by {other}"))),
+    };
+    let groupings = grouping_keys(criteria)?;
+    let token = request.next_batch.map(Token::parse).transpose()?;
+    if token.is_some_and(|t| t.order != order) {
+        return Err(Error::invalid_param("next_batch was made for another order_by"));
+    }
+    let words = query_words(&criteria.search_term);
+    let upto = token.map_or_else(|| hs.db().events().upto(), |t| t.upto);
+    let filter = &criteria.filter;
+
+    let readable = searched_rooms(hs, user, filter, upto).await?;
+    let mut results = Results { highlights: words.clone(), ..Results::default() };
+    if words.is_empty() || types.is_empty() || readable.is_empty() {
+        return Ok(results);
+    }
+    let ignored = crate::account_data::ignored_users(hs, user).await?;
+    let mut not_senders: Vec<String> = filter.not_senders.iter().map(ToString::to_string).collect();
+    not_senders.extend(ignored.iter().map(ToString::to_string));
+    let senders: Option<Vec<String>> =
+        filter.senders.as_ref().map(|s| s.iter().map(ToString::to_string).collect());
+    let scopes: Vec<RoomScope> = readable
+        .iter()
+        .map(|(room_id, readable)| RoomScope {
+            room_id: room_id.to_string(),
+            ranges: readable.ranges().iter().map(|&(low, high)| (low.max(1), high.min(upto))).collect(),
+        })
+        .collect();
+    let query = Query {
+        words: &words,
+        types: &types,
+        rooms: &scopes,
+        senders: senders.as_deref(),
+        not_senders: &not_senders,
+        upto,
+    };
+
+    let limit = filter
+        .limit
+        .map_or(DEFAULT_LIMIT, |l| usize::try_from(u64::from(l)).unwrap_or(MAX_LIMIT))
+        .clamp(1, MAX_LIMIT);
+    let (pool, backend) = (hs.db().pool(), hs.db().backend());
+    let page_size = i64::try_from(limit + 1).unwrap_or(i64::MAX);
+    let mut hits = search::page(pool, backend, &query, order, token.map(|t| t.after), page_size).await?;
+    if hits.len() > limit {
+        hits.truncate(limit);
+        results.next_batch = hits.last().map(|hit| {
+            let after = Cursor { score: hit.score, stream_ordering: hit.event.stream_ordering.unwrap_or(0) };
+            Token { order, upto, after }.to_string()
+        });
+    }
+    results.count = u64::try_from(search::count(pool, backend, &query).await?).unwrap_or(0);
+
+    let found = parse_hits(&hits, filter)?;
+    let pdus: Vec<Pdu> = found.iter().map(|f| f.pdu.clone()).collect();
+    let served = transaction_ids::client_events_for_device(hs, user, device_id, &pdus).await?;
+    let mut context_filter = RoomEventFilter::default();
+    context_filter.not_senders = ignored;
+    for (found, event) in found.iter().zip(served) {
+        let context = match request.context {
+            Some(wanted) => {
+                let readable = readable.get(&found.pdu.room_id).cloned().unwrap_or_default();
+                Some(context_of(hs, user, device_id, &readable, found, wanted, &context_filter).await?)
+            }
+            None => None,
+        };
+        results.results.push(Found { rank: found.score, event, context });
+    }
+    results.groups = group(&pdus, &groupings);
+    if criteria.include_state == Some(true) {
+        for room_id in pdus.iter().map(|p| &p.room_id).collect::<HashSet<_>>() {
+            let state = crate::rooms::state_view::state(hs, user, room_id).await?;
+            let served = transaction_ids::client_events_for_device(hs, user, device_id, &state).await?;
+            results.state.insert(room_id.clone(), served);
+        }
+    }
+    Ok(results)
+}
+
+/// The event types the keys and the filter's `types` / `not_types` leave to search.
+fn searched_types(criteria: &Criteria) -> Result<Vec<&'static str>> {
+    let keys: Vec<&str> = match &criteria.keys {
+        None => index::KEYS.iter().map(|(key, _)| *key).collect(),
+        Some(keys) => keys.iter().map(SearchKeys::as_str).collect(),
+    };
+    let mut types = Vec::new();
+    for key in keys {
+        let (_, kind) = index::KEYS
+            .iter()
+            .find(|(k, _)| *k == key)
+            .ok_or_else(|| Error::invalid_param(format!("Unknown search key {key}")))?;
+        let filter = &criteria.filter;
+        let allowed = filter.types.as_ref().is_none_or(|t| t.iter().any(|p| event_filter::glob(p, kind)))
+            && !filter.not_types.iter().any(|p| event_filter::glob(p, kind));
+        if allowed && !types.contains(kind) {
+            types.push(*kind);
+        }
+    }
+    Ok(types)
+}
+
+/// The grouping keys asked for; 400 for unknown ones.
+fn grouping_keys(criteria: &Criteria) -> Result<Vec<GroupingKey>> {
+    criteria
+        .groupings
+        .group_by
+        .iter()
+        .filter_map(|g| g.key.clone())
+        .map(|key| match key {
+            GroupingKey::RoomId | GroupingKey::Sender => Ok(key),
+            other => Err(Error::invalid_param(format!("Unknown grouping key {other}"))),
+        })
+        .collect()
+}
+
+/// The distinct words of a search term, at most [`MAX_WORDS`].
+fn query_words(term: &str) -> Vec<String> {
+    let mut seen = HashSet::new();
+    index::words(term).into_iter().filter(|w| seen.insert(w.clone())).take(MAX_WORDS).collect()
+}
+
+/// The rooms `user` may search as of stream position `upto` (every room with a membership
+/// event of theirs, narrowed by the filter's `rooms` / `not_rooms`), with what they may read.
+async fn searched_rooms(
+    hs: &Homeserver,
+    user: &UserId,
+    filter: &RoomEventFilter,
+    upto: i64,
+) -> Result<HashMap<OwnedRoomId, Readable>> {
+    let memberships = sync::memberships_at(hs.db().pool(), user, upto).await?;
+    let mut rooms = HashMap::new();
+    for row in memberships {
+        let room_id = row.room_id;
+        if filter.not_rooms.contains(&room_id) || filter.rooms.as_ref().is_some_and(|r| !r.contains(&room_id))
+        {
+            continue;
+        }
+        if let Some(readable) = Readable::load(hs, user, &room_id).await?
+            && !readable.is_empty()
+        {
+            rooms.insert(room_id, readable);
+        }
+    }
+    Ok(rooms)
+}
+
+/// A hit as an event, with its place in the stream.
+struct Parsed {
+    pdu: Pdu,
+    score: f64,
+    position: i64,
+    state_group: Option<i64>,
+}
+
+/// Parses the hits, dropping those the rest of the filter (`contains_url`) refuses.
+fn parse_hits(hits: &[Hit], filter: &RoomEventFilter) -> Result<Vec<Parsed>> {
+    let mut found = Vec::with_capacity(hits.len());
+    for hit in hits {
+        let room_id = OwnedRoomId::try_from(hit.event.room_id.as_str())
+            .map_err(|e| Error::Internal(anyhow::anyhow!("stored room ID: {e}")))?;
+        let pdu = parse(&hit.event, &room_id)?;
+        if event_filter::matches(filter, &pdu) {
+            found.push(Parsed {
+                pdu,
+                score: hit.score,
+                position: hit.event.stream_ordering.unwrap_or(0),
+                state_group: hit.event.state_group,
+            });
+        }
+    }
+    Ok(found)
+}
+
+/// The events around one result, with the senders' profiles if asked for.
+async fn context_of(
+    hs: &Homeserver,
+    user: &UserId,
+    device_id: &DeviceId,
+    readable: &Readable,
+    found: &Parsed,
+    wanted: &EventContext,
+    filter: &RoomEventFilter,
+) -> Result<FoundContext> {
+    let limit = |n: ruma::UInt| usize::try_from(u64::from(n)).unwrap_or(usize::MAX);
+    let room_id = &found.pdu.room_id;
+    let around = history::around(
+        hs,
+        readable,
+        room_id,
+        found.position,
+        limit(wanted.before_limit),
+        limit(wanted.after_limit),
+        filter,
+    )
+    .await?;
+    let mut profiles = BTreeMap::new();
+    if wanted.include_profile
+        && let Some(group) = around.last_state_group.or(found.state_group)
+    {
+        let senders: HashSet<&str> = around
+            .before
+            .iter()
+            .chain(std::iter::once(&found.pdu))
+            .chain(&around.after)
+            .map(|p| p.sender.as_str())
+            .collect();
+        let members =
+            state_in_group(hs, room_id, group, |kind, key| kind == "m.room.member" && senders.contains(key))
+                .await?;
+        for member in members {
+            let Some(user_id) = member.state_key.as_deref().and_then(|k| OwnedUserId::try_from(k).ok())
+            else {
+                continue;
+            };
+            let content = member.content_value();
+            let field = |name: &str| content.get(name).and_then(Value::as_str).map(str::to_owned);
+            profiles.insert(
+                user_id,
+                Profile { displayname: field("displayname"), avatar_url: field("avatar_url") },
+            );
+        }
+    }
+    let before_count = around.before.len();
+    let mut pdus = around.before;
+    pdus.extend(around.after);
+    let mut served = transaction_ids::client_events_for_device(hs, user, device_id, &pdus).await?;
+    let after = served.split_off(before_count);
+    Ok(FoundContext {
+        before: served,
+        after,
+        start: around.start.to_string(),
+        end: around.end.to_string(),
+        profiles,
+    })
+}
+
+/// This page's results grouped by room or sender: each group lists its results in order, and
+/// groups are ordered by their best result. Paging within a group is not offered (the spec
+/// allows that: no group `next_batch`).
+fn group(pdus: &[Pdu], keys: &[GroupingKey]) -> ResultGroupMapsByGroupingKey {
+    fn groups<K: Ord + Clone>(pdus: &[Pdu], key: impl Fn(&Pdu) -> &K) -> BTreeMap<K, ResultGroup> {
+        let mut map: BTreeMap<K, ResultGroup> = BTreeMap::new();
+        let mut next_order = 1u32;
+        for pdu in pdus {
+            let group = map.entry(key(pdu).clone()).or_insert_with(|| {
+                let mut group = ResultGroup::new();
+                group.order = Some(next_order.into());
+                next_order += 1;
+                group
+            });
+            group.results.push(OwnedEventId::clone(&pdu.event_id));
+        }
+        map
+    }
+    keys.iter()
+        .map(|key| match key {
+            GroupingKey::Sender => ResultGroupMap::Sender(groups(pdus, |p| &p.sender)),
+            _ => ResultGroupMap::RoomId(groups(pdus, |p| &p.room_id)),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::query_words;
+
+    #[test]
+    fn search_terms_become_distinct_lower_case_words() {
+        assert_eq!(query_words("Tea, TEA and  biscuits!"), ["tea", "and", "biscuits"]);
+        assert!(query_words("!!!").is_empty());
+        assert_eq!(query_words(&"w ".repeat(40)).len(), 1);
+    }
+}
