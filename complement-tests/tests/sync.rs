@@ -356,3 +356,73 @@ scenario!(incremental_syncs_see_every_concurrent_message_exactly_once, |backend|
     let unique: HashSet<&String> = seen.iter().collect();
     assert_eq!((seen.len(), unique.len()), (100, 100), "no duplicates and nothing missing");
 });
+
+scenario!(an_initial_sync_reads_each_of_many_rooms_as_if_alone, |backend| {
+    // The rooms of one sync are read together; each must still get its own visibility,
+    // redactions, summary and unread counts.
+    let hs = TestServer::start(backend).await;
+    let alice = hs.client().register("alice", "passw0rd!").await;
+    let bob = hs.client().register("bob", "passw0rd!").await;
+    let joined_only = json!({
+        "preset": "public_chat",
+        "initial_state": [{ "type": "m.room.history_visibility", "state_key": "",
+                            "content": { "history_visibility": "joined" } }],
+    });
+    let hidden = alice.create_room(joined_only).await;
+    for n in 0..15 {
+        alice.send_text(&hidden, &format!("before bob {n}")).await;
+    }
+    bob.join_room(&hidden).await;
+    alice.send_text(&hidden, "after bob").await;
+
+    let redacting = alice.create_room(json!({ "preset": "public_chat", "name": "redacting" })).await;
+    bob.join_room(&redacting).await;
+    let gone = alice.send_text(&redacting, "soon gone").await;
+    let path = format!("{V3}/rooms/{}/redact/{}/r1", enc(&redacting), enc(&gone));
+    alice.put(&path, json!({ "reason": "oops" })).await.expect_status(200);
+    let read = alice.send_text(&redacting, "read").await;
+    let receipt = format!("{V3}/rooms/{}/receipt/m.read/{}", enc(&redacting), enc(&read));
+    bob.post(&receipt, json!({})).await.expect_status(200);
+
+    let quiet = bob.create_room(json!({ "name": "bob alone" })).await;
+    let mut busy = Vec::new();
+    for n in 0..3 {
+        let room = alice.create_room(json!({ "preset": "public_chat" })).await;
+        bob.join_room(&room).await;
+        for m in 0..=n {
+            alice.send_text(&room, &format!("busy {n}.{m}")).await;
+        }
+        busy.push(room);
+    }
+
+    let sync = bob.sync(None, Some(&json!({ "room": { "timeline": { "limit": 5 } } })), 0).await;
+    let join = &sync["rooms"]["join"];
+    assert_eq!(join.as_object().map(|j| j.len()), Some(6), "{sync}");
+
+    let seen = bodies(timeline(&sync, &hidden));
+    assert!(seen.iter().all(|b| !b.starts_with("before bob")), "{seen:?}");
+    assert_eq!(seen.last().map(String::as_str), Some("after bob"));
+    let events = timeline(&sync, &hidden);
+    assert!(events.iter().any(|e| e["type"] == "m.room.member" && e["state_key"] == bob.me()), "{events:?}");
+
+    let events = timeline(&sync, &redacting);
+    let stripped = events.iter().find(|e| e["event_id"] == gone.as_str()).expect("the redacted message");
+    assert_eq!(stripped["content"], json!({}));
+    assert_eq!(stripped["unsigned"]["redacted_because"]["content"]["reason"], "oops");
+    assert_eq!(join[&redacting]["unread_notifications"]["notification_count"], 0, "read up to the end");
+    let state = join[&redacting]["state"]["events"].as_array().expect("state");
+    assert!(state.iter().any(|e| e["type"] == "m.room.create"), "the state before the timeline");
+
+    assert_eq!(join[&quiet]["summary"]["m.joined_member_count"], 1);
+    assert_eq!(join[&quiet]["summary"]["m.heroes"], json!([]));
+    for (n, room) in busy.iter().enumerate() {
+        let summary = &join[room]["summary"];
+        assert_eq!(summary["m.joined_member_count"], 2, "{summary}");
+        assert_eq!(summary["m.heroes"], json!([alice.me()]));
+        assert_eq!(join[room]["unread_notifications"]["notification_count"], n + 1, "{}", join[room]);
+        let timeline = &join[room]["timeline"];
+        let expected: Vec<String> = (0..=n).map(|m| format!("busy {n}.{m}")).collect();
+        assert!(bodies(timeline["events"].as_array().expect("events")).ends_with(&expected), "{timeline}");
+        assert_eq!(timeline["limited"], true, "creation events are older than the last five");
+    }
+});

@@ -195,27 +195,40 @@ pub async fn changed_since(
 /// `main` threaded one. The map holds, for each thread root with a threaded receipt, the further
 /// of that receipt and the unthreaded one (an unthreaded receipt covers every thread). A thread
 /// without an entry is read up to the unthreaded receipt alone.
-pub async fn read_upto(
+pub async fn read_upto(conn: &mut Conn, user: &UserId, room_id: &RoomId) -> Result<ReadUpto> {
+    Ok(read_upto_in(conn, user, &[room_id]).await?.remove(room_id.as_str()).unwrap_or_default())
+}
+
+/// How far `user` has read a room: main timeline, and per thread root with a threaded receipt.
+pub type ReadUpto = (i64, HashMap<OwnedEventId, i64>);
+
+/// [`read_upto`] for each of `rooms` with any receipt of `user`, in one query: room ID → its
+/// read positions (rooms without receipts are absent: nothing read).
+pub async fn read_upto_in(
     conn: &mut Conn,
     user: &UserId,
-    room_id: &RoomId,
-) -> Result<(i64, HashMap<OwnedEventId, i64>)> {
-    let positions = receipts::read_positions(conn, user, room_id).await?;
-    let unthreaded = positions.iter().find(|(thread, _)| thread == UNTHREADED).map_or(0, |(_, upto)| *upto);
-    let mut main = unthreaded;
-    let mut threads = HashMap::new();
-    for (thread, upto) in positions {
-        match thread.as_str() {
-            UNTHREADED => {}
-            MAIN => main = main.max(upto),
-            root => {
-                if let Ok(root) = OwnedEventId::try_from(root) {
-                    threads.insert(root, upto.max(unthreaded));
+    rooms: &[&RoomId],
+) -> Result<HashMap<String, ReadUpto>> {
+    let mut read = HashMap::new();
+    for (room_id, positions) in receipts::read_positions(conn, user, rooms).await? {
+        let unthreaded =
+            positions.iter().find(|(thread, _)| thread == UNTHREADED).map_or(0, |(_, upto)| *upto);
+        let mut main = unthreaded;
+        let mut threads = HashMap::new();
+        for (thread, upto) in positions {
+            match thread.as_str() {
+                UNTHREADED => {}
+                MAIN => main = main.max(upto),
+                root => {
+                    if let Ok(root) = OwnedEventId::try_from(root) {
+                        threads.insert(root, upto.max(unthreaded));
+                    }
                 }
             }
         }
+        read.insert(room_id, (main, threads));
     }
-    Ok((main, threads))
+    Ok(read)
 }
 
 /// The stored form of a receipt's thread: 400 `M_INVALID_PARAM` for anything but `main` or an

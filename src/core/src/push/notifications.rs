@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use crate::{
     Error, Homeserver, Result,
+    receipts::ReadUpto,
     rooms::{Pdu, serve},
     storage::{Conn, push_actions},
 };
@@ -58,37 +59,56 @@ pub async fn unread_counts(
     main_read_upto: i64,
     thread_read_upto: &HashMap<OwnedEventId, i64>,
 ) -> Result<UnreadCounts> {
-    let mut counts = UnreadCounts::default();
-    let grouped =
-        push_actions::count_by_thread(&mut *conn, user.as_str(), room_id.as_str(), main_read_upto).await?;
-    for counted in grouped {
+    let read = HashMap::from([(room_id.as_str().to_owned(), (main_read_upto, thread_read_upto.clone()))]);
+    Ok(unread_counts_in(conn, user, &[room_id], &read).await?.remove(room_id.as_str()).unwrap_or_default())
+}
+
+/// [`unread_counts`] for each of `rooms`, the main timelines counted in one query: `read` holds
+/// the read positions of the rooms with any (see [`crate::receipts::read_upto_in`]), the others
+/// count from the start. Room ID → its counts; rooms without unread notifications are absent.
+pub async fn unread_counts_in(
+    conn: &mut Conn,
+    user: &UserId,
+    rooms: &[&RoomId],
+    read: &HashMap<String, ReadUpto>,
+) -> Result<HashMap<String, UnreadCounts>> {
+    let no_threads = HashMap::new();
+    let read_of = |room: &str| read.get(room).map_or((0, &no_threads), |(main, threads)| (*main, threads));
+    let after: Vec<(&str, i64)> =
+        rooms.iter().map(|room| (room.as_str(), read_of(room.as_str()).0)).collect();
+    let mut all: HashMap<String, UnreadCounts> = HashMap::new();
+    for counted in push_actions::count_by_thread(&mut *conn, user.as_str(), &after).await? {
         let (n, h) = (non_negative(counted.notifications), non_negative(counted.highlights));
+        let threads = read_of(&counted.room_id).1;
+        let counts = all.entry(counted.room_id).or_default();
         match counted.thread_id.and_then(|id| OwnedEventId::try_from(id).ok()) {
             None => (counts.notification_count, counts.highlight_count) = (n, h),
-            Some(thread) if thread_read_upto.contains_key(&thread) => {}
+            Some(thread) if threads.contains_key(&thread) => {}
             Some(thread) => {
                 counts.per_thread.insert(thread, (n, h));
             }
         }
     }
     // Threads with their own read position are counted from it.
-    for (thread, upto) in thread_read_upto {
-        let counted = push_actions::count_in_thread(
-            &mut *conn,
-            user.as_str(),
-            room_id.as_str(),
-            thread.as_str(),
-            *upto,
-        )
-        .await?;
-        if counted.notifications > 0 {
-            counts.per_thread.insert(
-                thread.clone(),
-                (non_negative(counted.notifications), non_negative(counted.highlights)),
-            );
+    for room_id in rooms {
+        for (thread, upto) in read_of(room_id.as_str()).1 {
+            let counted = push_actions::count_in_thread(
+                &mut *conn,
+                user.as_str(),
+                room_id.as_str(),
+                thread.as_str(),
+                *upto,
+            )
+            .await?;
+            if counted.notifications > 0 {
+                all.entry(room_id.as_str().to_owned()).or_default().per_thread.insert(
+                    thread.clone(),
+                    (non_negative(counted.notifications), non_negative(counted.highlights)),
+                );
+            }
         }
     }
-    Ok(counts)
+    Ok(all)
 }
 
 fn non_negative(count: i64) -> u64 {

@@ -75,4 +75,44 @@ impl RoomCache {
         locked(&self.groups).put(group, entries.clone());
         Ok(entries)
     }
+
+    /// Loads those of `groups` not cached yet, in one query (per few hundred), so that
+    /// [`state_group`](Self::state_group) then finds them all.
+    pub async fn load_state_groups(&self, conn: &mut Conn, groups: &[i64]) -> sqlx::Result<()> {
+        let missing: Vec<i64> = {
+            let cached = locked(&self.groups);
+            let mut missing: Vec<i64> = groups.iter().copied().filter(|g| !cached.contains(g)).collect();
+            missing.sort_unstable();
+            missing.dedup();
+            missing
+        };
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let loaded = state::load_groups(conn, &missing).await?;
+        let mut cached = locked(&self.groups);
+        for (group, entries) in loaded {
+            cached.put(group, Arc::new(entries));
+        }
+        Ok(())
+    }
+
+    /// Loads those of the events `(interned ID, event ID)` not cached yet, in one query (per
+    /// few hundred), so that [`event`](Self::event) then finds them all.
+    pub async fn load_events(&self, conn: &mut Conn, wanted: &[(i64, &str)]) -> crate::Result<()> {
+        let missing: Vec<i64> = {
+            let mut cached = locked(&self.events);
+            wanted
+                .iter()
+                .filter(|(_, id)| EventId::parse(*id).ok().is_none_or(|id| cached.get(&id).is_none()))
+                .map(|(nid, _)| *nid)
+                .collect()
+        };
+        for row in crate::storage::events::get_by_nids(conn, &missing).await? {
+            let room_id = RoomId::parse(&row.room_id)
+                .map_err(|e| crate::Error::Internal(anyhow::anyhow!("stored room ID: {e}")))?;
+            self.put_event(Arc::new(super::timeline::parse(&row, &room_id)?));
+        }
+        Ok(())
+    }
 }

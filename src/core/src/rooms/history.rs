@@ -86,9 +86,21 @@ pub async fn page(
     room_id: &RoomId,
     query: MessagesQuery<'_>,
 ) -> Result<Page> {
+    page_from(hs, readable, room_id, query, None).await
+}
+
+/// [`page`], reading what it can from `prefetched` rows of the room.
+pub async fn page_from(
+    hs: &Homeserver,
+    readable: &Readable,
+    room_id: &RoomId,
+    query: MessagesQuery<'_>,
+    prefetched: Option<&Prefetched<'_>>,
+) -> Result<Page> {
     let now = hs.db().events().upto();
     let start = query.from.unwrap_or(StreamToken(if query.backwards { now } else { 0 }));
-    let scan = Scan { hs, room_id, readable, filter: query.filter, to: query.to.map(|t| t.0), now };
+    let to = query.to.map(|t| t.0);
+    let scan = Scan { hs, room_id, readable, filter: query.filter, to, now, prefetched };
     let limit = query.limit.clamp(1, MAX_LIMIT);
     let found = scan.run(start.0, query.backwards, limit).await?;
     let state = match found.events.first() {
@@ -104,6 +116,13 @@ pub async fn page(
         start,
         end: (!found.exhausted).then_some(StreamToken(found.next)),
     })
+}
+
+/// How many rows a page reads at once for `wanted` more events: one more, to know whether any
+/// are left, or more when `filter` may drop some.
+pub fn rows_to_read(wanted: usize, filter: &RoomEventFilter) -> usize {
+    let floor = if drops_events(filter) { 64 } else { 1 };
+    (wanted.min(MAX_LIMIT) + 1).max(floor)
 }
 
 /// Events around one event (spec: `GET /rooms/{roomId}/context/{eventId}`).
@@ -193,7 +212,7 @@ pub async fn around(
     filter: &RoomEventFilter,
 ) -> Result<Around> {
     let now = hs.db().events().upto();
-    let scan = Scan { hs, room_id, readable, filter, to: None, now };
+    let scan = Scan { hs, room_id, readable, filter, to: None, now, prefetched: None };
     let before = scan.run(position - 1, true, before.min(MAX_LIMIT)).await?;
     let after = scan.run(position, false, after.min(MAX_LIMIT)).await?;
     Ok(Around {
@@ -241,6 +260,53 @@ async fn members_of_senders(
     .await
 }
 
+/// The newest rows of one room's timeline, read ahead for many rooms at once (by `/sync`, see
+/// [`crate::storage::sync::latest_events`]): pages and state groups within them are answered
+/// without a query.
+#[derive(Clone, Copy, Debug)]
+pub struct Prefetched<'a> {
+    /// The accepted events at or below `upto`, newest first, without gaps.
+    pub rows: &'a [events::StoredEvent],
+    /// The position they were read at or below.
+    pub upto: i64,
+    /// Whether they are all the room has at or below `upto`.
+    pub complete: bool,
+}
+
+impl Prefetched<'_> {
+    /// [`events::timeline_page`] backwards, if the rows answer it: up to `limit` rows strictly
+    /// between `after` and `before`, newest first.
+    fn page_backwards(&self, after: i64, before: i64, limit: usize) -> Option<&[events::StoredEvent]> {
+        if before > self.upto.saturating_add(1) {
+            return None;
+        }
+        let position = |row: &events::StoredEvent| row.stream_ordering.unwrap_or(i64::MIN);
+        let first = self.rows.partition_point(|row| position(row) >= before);
+        let end = self.rows.partition_point(|row| position(row) > after);
+        let found = &self.rows[first..end.max(first)];
+        // Rows below the oldest one read may be missing, unless a row at or below `after` shows
+        // the range was covered.
+        (found.len() >= limit || self.complete || end < self.rows.len())
+            .then(|| &found[..limit.min(found.len())])
+    }
+
+    /// [`storage::history::state_group_at`](crate::storage::history::state_group_at), if the rows
+    /// answer it.
+    pub fn state_group_at(&self, position: i64) -> Option<Option<i64>> {
+        if position > self.upto {
+            return None;
+        }
+        let found = self
+            .rows
+            .iter()
+            .find(|row| row.stream_ordering.is_some_and(|p| p <= position) && row.state_group.is_some());
+        match found {
+            Some(row) => Some(row.state_group),
+            None => self.complete.then_some(None),
+        }
+    }
+}
+
 /// Paging through the readable, matching events of one room.
 struct Scan<'a> {
     hs: &'a Homeserver,
@@ -251,6 +317,8 @@ struct Scan<'a> {
     to: Option<i64>,
     /// The newest stream position when the request began.
     now: i64,
+    /// Rows read ahead, if any.
+    prefetched: Option<&'a Prefetched<'a>>,
 }
 
 /// What one scan found.
@@ -269,7 +337,6 @@ impl Scan<'_> {
         // Stream positions start at 1.
         let floor = self.to.map_or(1, |t| t.saturating_add(1)).max(1);
         let ceiling = self.to.map_or(self.now, |t| t.min(self.now));
-        let batch_floor = if drops_events(self.filter) { 64 } else { 1 };
         let (mut cursor, mut events, mut scanned) = (from, Vec::new(), 0);
         loop {
             let window = if backwards {
@@ -283,18 +350,26 @@ impl Scan<'_> {
             if events.len() >= limit || scanned >= MAX_SCANNED {
                 return Ok(Scanned { events, next: cursor, exhausted: false });
             }
-            let batch = (limit - events.len() + 1).max(batch_floor);
-            let rows = events::timeline_page(
-                self.hs.db().pool(),
-                self.room_id,
-                low - 1,
-                high.saturating_add(1),
-                backwards,
-                i64::try_from(batch).unwrap_or(i64::MAX),
-            )
-            .await?;
+            let batch = rows_to_read(limit - events.len(), self.filter);
+            let (after, before) = (low - 1, high.saturating_add(1));
+            let prefetched =
+                self.prefetched.filter(|_| backwards).and_then(|p| p.page_backwards(after, before, batch));
+            let rows = match prefetched {
+                Some(rows) => std::borrow::Cow::Borrowed(rows),
+                None => std::borrow::Cow::Owned(
+                    events::timeline_page(
+                        self.hs.db().pool(),
+                        self.room_id,
+                        after,
+                        before,
+                        backwards,
+                        i64::try_from(batch).unwrap_or(i64::MAX),
+                    )
+                    .await?,
+                ),
+            };
             let window_done = rows.len() < batch;
-            for row in &rows {
+            for row in rows.iter() {
                 if events.len() >= limit {
                     return Ok(Scanned { events, next: cursor, exhausted: false });
                 }

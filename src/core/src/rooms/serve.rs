@@ -49,16 +49,18 @@ impl Server<'_> {
     /// Serves `pdus`; `with_threads` is false for a thread's latest event, whose own children
     /// are bundled but which cannot be a thread root itself.
     async fn serve(&mut self, pdus: &[Pdu], with_threads: bool) -> Result<Vec<Value>> {
-        let pool = self.hs.db().pool();
         let ids: Vec<&str> = pdus.iter().map(|p| p.event_id.as_str()).collect();
-        let redacted = redactions::redacted_by(pool, &ids).await?;
         let aggregated: &[&str] = if with_threads { &AGGREGATED } else { &AGGREGATED[1..] };
         let message_ids: Vec<&str> =
             pdus.iter().filter(|p| !p.is_state()).map(|p| p.event_id.as_str()).collect();
         let mut children: HashMap<String, HashMap<String, i64>> = HashMap::new();
-        for (parent, rel_type, count) in relations::counts(pool, &message_ids, aggregated).await? {
-            children.entry(parent).or_default().insert(rel_type, count);
-        }
+        let redacted = {
+            let mut conn = self.hs.db().pool().acquire().await?;
+            for (parent, rel_type, count) in relations::counts(&mut conn, &message_ids, aggregated).await? {
+                children.entry(parent).or_default().insert(rel_type, count);
+            }
+            redactions::redacted_by(&mut conn, &ids).await?
+        };
 
         let mut served = Vec::with_capacity(pdus.len());
         for pdu in pdus {

@@ -12,7 +12,7 @@ use super::{
 };
 use crate::{
     Homeserver, Result,
-    storage::{events, history},
+    storage::{events, history, state::StateEntry},
 };
 
 /// Which state a user sees.
@@ -98,17 +98,40 @@ pub(crate) async fn state_in_group(
     group: i64,
     wanted: impl Fn(&str, &str) -> bool,
 ) -> Result<Vec<Pdu>> {
+    let entries = entries_in_group(hs, group, wanted).await?;
+    state_events(hs, room_id, &entries).await
+}
+
+/// The entries of state group `group` whose `(type, state_key)` passes `wanted`.
+pub(crate) async fn entries_in_group(
+    hs: &Homeserver,
+    group: i64,
+    wanted: impl Fn(&str, &str) -> bool,
+) -> Result<Vec<StateEntry>> {
     let mut conn = hs.db().pool().acquire().await?;
+    let entries = hs.room_cache().state_group(&mut conn, group).await?;
+    Ok(entries.iter().filter(|e| wanted(&e.kind, &e.state_key)).cloned().collect())
+}
+
+/// The events of state `entries` of `room_id`, from the event cache where it has them.
+pub(crate) async fn state_events(
+    hs: &Homeserver,
+    room_id: &RoomId,
+    entries: &[StateEntry],
+) -> Result<Vec<Pdu>> {
     let cache = hs.room_cache();
-    let entries = cache.state_group(&mut conn, group).await?;
     let mut found = Vec::new();
     let mut missing = Vec::new();
-    for entry in entries.iter().filter(|e| wanted(&e.kind, &e.state_key)) {
+    for entry in entries {
         match EventId::parse(&entry.event_id).ok().and_then(|id| cache.event(&id)) {
             Some(pdu) => found.push(Pdu::clone(&pdu)),
             None => missing.push(entry.event_nid),
         }
     }
+    if missing.is_empty() {
+        return Ok(found);
+    }
+    let mut conn = hs.db().pool().acquire().await?;
     for row in events::get_by_nids(&mut conn, &missing).await? {
         let pdu = parse(&row, room_id)?;
         cache.put_event(std::sync::Arc::new(pdu.clone()));

@@ -10,7 +10,9 @@
 //! its stream position. The changes are taken in stream order, which is the room's order for
 //! events this server appended; events that state resolution later overrode are not looked at.
 
-use ruma::{RoomId, UserId};
+use std::collections::HashMap;
+
+use ruma::{OwnedRoomId, RoomId, UserId};
 use serde_json::Value;
 
 use crate::{
@@ -195,41 +197,51 @@ impl Readable {
     /// What `user` may read of `room_id`; `None` for rooms this server does not know. After
     /// `/forget`, a user who is not back in the room reads it as if never a member.
     pub async fn load(hs: &Homeserver, user: &UserId, room_id: &RoomId) -> Result<Option<Readable>> {
-        let pool = hs.db().pool();
-        if rooms::version(pool, room_id).await?.is_none() {
-            return Ok(None);
+        Ok(Readable::load_many(hs, user, &[room_id]).await?.remove(room_id))
+    }
+
+    /// [`load`](Self::load) for many rooms in a few queries: room ID → what `user` may read of
+    /// it; rooms this server does not know are absent.
+    pub async fn load_many(
+        hs: &Homeserver,
+        user: &UserId,
+        rooms: &[&RoomId],
+    ) -> Result<HashMap<OwnedRoomId, Readable>> {
+        let mut conn = hs.db().pool().acquire().await?;
+        let (known, forgotten) = rooms::known_and_forgotten(&mut conn, user, rooms).await?;
+        let mut memberships =
+            history::state_changes_in_rooms(&mut conn, rooms, "m.room.member", user.as_str()).await?;
+        let mut visibilities =
+            history::state_changes_in_rooms(&mut conn, rooms, "m.room.history_visibility", "").await?;
+        let mut readable = HashMap::new();
+        for room_id in rooms.iter().filter(|r| known.contains(r.as_str())) {
+            let forgotten = forgotten.contains(room_id.as_str())
+                && !matches!(
+                    state::membership(&mut *conn, room_id, user.as_str()).await?.as_deref(),
+                    Some("join" | "invite")
+                );
+            let memberships = match memberships.remove(room_id.as_str()) {
+                Some(rows) if !forgotten => changes(&rows, Membership::from_content),
+                _ => Vec::new(),
+            };
+            let visibilities = visibilities
+                .remove(room_id.as_str())
+                .map(|rows| changes(&rows, HistoryVisibility::from_content))
+                .unwrap_or_default();
+            readable.insert((*room_id).to_owned(), Readable::compute(&memberships, &visibilities));
         }
-        let forgotten = rooms::is_forgotten(pool, user, room_id).await?
-            && !matches!(
-                state::membership(pool, room_id, user.as_str()).await?.as_deref(),
-                Some("join" | "invite")
-            );
-        let memberships = if forgotten {
-            Vec::new()
-        } else {
-            changes(hs, room_id, "m.room.member", user.as_str(), Membership::from_content).await?
-        };
-        let visibilities =
-            changes(hs, room_id, "m.room.history_visibility", "", HistoryVisibility::from_content).await?;
-        Ok(Some(Readable::compute(&memberships, &visibilities)))
+        Ok(readable)
     }
 }
 
-async fn changes<T>(
-    hs: &Homeserver,
-    room_id: &RoomId,
-    kind: &str,
-    state_key: &str,
-    value: impl Fn(&Value) -> T,
-) -> Result<Vec<(i64, T)>> {
-    let rows = history::state_changes(hs.db().pool(), room_id, kind, state_key).await?;
-    Ok(rows
-        .iter()
+/// `(position, value)` of each state change, the value read from its content.
+fn changes<T>(rows: &[history::StateChange], value: impl Fn(&Value) -> T) -> Vec<(i64, T)> {
+    rows.iter()
         .map(|row| {
             let event: Value = serde_json::from_str(&row.json).unwrap_or(Value::Null);
             (row.stream_ordering, value(&event["content"]))
         })
-        .collect())
+        .collect()
 }
 
 #[cfg(test)]

@@ -2,8 +2,12 @@
 //! order (a user's membership changes, the history visibility changes), and the state group at
 //! a stream position.
 
+use std::collections::HashMap;
+
 use ruma::RoomId;
 use sqlx::{Executor, Row};
+
+use super::{Conn, IDS_PER_STATEMENT, Params};
 
 /// A state event's place in the stream and its canonical JSON.
 #[derive(Clone, Debug)]
@@ -14,29 +18,38 @@ pub struct StateChange {
     pub json: String,
 }
 
-/// Every accepted timeline event of a room at `(type, state_key)`, oldest first. Served by the
-/// partial index `events_room_state_key`.
-pub async fn state_changes<'c>(
-    executor: impl Executor<'c, Database = sqlx::Any>,
-    room_id: &RoomId,
+/// Every accepted timeline event at `(type, state_key)` of each of `rooms`, in one query (per
+/// [`IDS_PER_STATEMENT`] rooms; served by the partial index `events_room_state_key`): room ID →
+/// its changes, oldest first; rooms without any are absent.
+pub async fn state_changes_in_rooms(
+    conn: &mut Conn,
+    rooms: &[&RoomId],
     kind: &str,
     state_key: &str,
-) -> sqlx::Result<Vec<StateChange>> {
-    let rows = sqlx::query(
-        "SELECT stream_ordering, json FROM events \
-         WHERE room_id = $1 AND type = $2 AND state_key = $3 AND stream_ordering IS NOT NULL \
-         AND outlier = 0 AND rejected = 0 AND soft_failed = 0 ORDER BY stream_ordering",
-    )
-    .bind(room_id.as_str())
-    .bind(kind)
-    .bind(state_key)
-    .fetch_all(executor)
-    .await?;
-    rows.into_iter()
-        .map(|row| {
-            Ok(StateChange { stream_ordering: row.try_get("stream_ordering")?, json: row.try_get("json")? })
-        })
-        .collect()
+) -> sqlx::Result<HashMap<String, Vec<StateChange>>> {
+    let mut changes: HashMap<String, Vec<StateChange>> = HashMap::new();
+    for chunk in rooms.chunks(IDS_PER_STATEMENT) {
+        let mut params = Params::new(conn);
+        let sql = format!(
+            "SELECT room_id, stream_ordering, json FROM events \
+             WHERE room_id IN ({}) AND type = {} AND state_key = {} AND stream_ordering IS NOT NULL \
+             AND outlier = 0 AND rejected = 0 AND soft_failed = 0 ORDER BY room_id, stream_ordering",
+            params.list(chunk.len()),
+            params.one(),
+            params.one(),
+        );
+        let mut query = sqlx::query(&sql);
+        for room in chunk {
+            query = query.bind(room.as_str());
+        }
+        for row in query.bind(kind).bind(state_key).fetch_all(&mut *conn).await? {
+            changes.entry(row.try_get("room_id")?).or_default().push(StateChange {
+                stream_ordering: row.try_get("stream_ordering")?,
+                json: row.try_get("json")?,
+            });
+        }
+    }
+    Ok(changes)
 }
 
 /// The state group after the last accepted event of a room at or before stream position

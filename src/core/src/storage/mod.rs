@@ -275,6 +275,37 @@ pub(crate) fn placeholders(first: usize, count: usize) -> String {
     (first..first + count).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ")
 }
 
+/// Most IDs one statement takes in an `IN (…)` list; longer lists are split, well under both
+/// engines' parameter limits.
+pub(crate) const IDS_PER_STATEMENT: usize = 500;
+
+/// Placeholders for a statement whose parameter count grows with its input (`IN` lists over
+/// many rooms or events), handed out in binding order: anonymous (`?`) on SQLite, where binding
+/// numbered ones is quadratic (see [`row_values`]), `$n` on PostgreSQL. A statement must take
+/// all of its placeholders from one `Params`, and bind a value once per placeholder.
+pub(crate) struct Params {
+    anonymous: bool,
+    next: usize,
+}
+
+impl Params {
+    /// Placeholders for a statement run on `conn`.
+    pub(crate) fn new(conn: &Conn) -> Params {
+        Params { anonymous: conn.backend_name() == "SQLite", next: 1 }
+    }
+
+    /// The next placeholder.
+    pub(crate) fn one(&mut self) -> String {
+        self.next += 1;
+        if self.anonymous { "?".to_owned() } else { format!("${}", self.next - 1) }
+    }
+
+    /// `count` placeholders separated by commas, for an `IN (…)` list.
+    pub(crate) fn list(&mut self, count: usize) -> String {
+        (0..count).map(|_| self.one()).collect::<Vec<_>>().join(", ")
+    }
+}
+
 /// `($1, $2, …), (…), …`: the `VALUES` list of a multi-row insert of `rows` rows of `columns`
 /// columns. On SQLite the parameters are anonymous (`?`): binding numbered ones costs a scan of
 /// all the statement's parameter names per parameter (`sqlite3_bind_parameter_name`), quadratic

@@ -12,7 +12,7 @@
 use sqlx::{Executor, Row};
 
 use super::{
-    Conn,
+    Conn, IDS_PER_STATEMENT, Params,
     events::{StoredEvent, from_row},
 };
 
@@ -113,9 +113,11 @@ pub async fn insert_many(conn: &mut Conn, rows: &[NewPushAction<'_>]) -> sqlx::R
     Ok(())
 }
 
-/// Notifying rows and highlights of one thread (or the main timeline).
+/// Notifying rows and highlights of one thread (or the main timeline) of one room.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Counted {
+    /// The room.
+    pub room_id: String,
     /// The thread root; `None` for the main timeline.
     pub thread_id: Option<String>,
     /// Rows that notify.
@@ -124,67 +126,101 @@ pub struct Counted {
     pub highlights: i64,
 }
 
-/// The notifications of user `$1` in room `$2` after position `$3` (with `$4`, if any, in the
-/// extra condition): the room's default notifications since the user's current join, not sent
-/// by them, and not replaced by an exception; then the user's notifying exceptions.
-fn unread_rows(extra: &str) -> String {
-    format!(
-        "SELECT d.thread_id, d.highlight FROM event_notifications d \
-         WHERE d.room_id = $2 AND d.stream_ordering > $3 AND d.sender <> $1 {extra} \
-         AND d.stream_ordering > (SELECT c.joined_at FROM current_state c \
-             WHERE c.room_id = $2 AND c.type = 'm.room.member' AND c.state_key = $1) \
-         AND NOT EXISTS (SELECT 1 FROM event_push_actions x \
-             WHERE x.user_id = $1 AND x.room_id = $2 AND x.stream_ordering = d.stream_ordering) \
-         UNION ALL \
-         SELECT d.thread_id, d.highlight FROM event_push_actions d \
-         WHERE d.user_id = $1 AND d.room_id = $2 AND d.stream_ordering > $3 AND d.notify = 1 {extra}"
-    )
+/// `user_id`'s notifications per room and thread, in each room of `rooms` after its stream
+/// position (`(room ID, after)`), in one query (per [`IDS_PER_STATEMENT`] rooms). Rooms and
+/// threads without notifications are absent.
+pub async fn count_by_thread(
+    conn: &mut Conn,
+    user_id: &str,
+    rooms: &[(&str, i64)],
+) -> sqlx::Result<Vec<Counted>> {
+    let mut counted = Vec::new();
+    for chunk in rooms.chunks(IDS_PER_STATEMENT) {
+        counted.extend(count_unread(conn, user_id, chunk, None).await?);
+    }
+    Ok(counted)
 }
 
-/// `user_id`'s notifications in `room_id` after stream position `after`, per thread.
-pub async fn count_by_thread<'c>(
-    executor: impl Executor<'c, Database = sqlx::Any>,
+/// `user_id`'s notifications in one thread of `room_id` after stream position `after`.
+pub async fn count_in_thread(
+    conn: &mut Conn,
     user_id: &str,
     room_id: &str,
+    thread_id: &str,
     after: i64,
+) -> sqlx::Result<Counted> {
+    let counted = count_unread(conn, user_id, &[(room_id, after)], Some(thread_id)).await?;
+    Ok(counted.into_iter().next().unwrap_or_else(|| Counted {
+        room_id: room_id.to_owned(),
+        thread_id: Some(thread_id.to_owned()),
+        ..Counted::default()
+    }))
+}
+
+/// The notifications of `user_id` in each of `rooms` after its position (only in `thread`, if
+/// given), per room and thread: the room's default notifications since the user's current join,
+/// not sent by them, and not replaced by an exception; then the user's notifying exceptions.
+async fn count_unread(
+    conn: &mut Conn,
+    user_id: &str,
+    rooms: &[(&str, i64)],
+    thread: Option<&str>,
 ) -> sqlx::Result<Vec<Counted>> {
+    if rooms.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut p = Params::new(conn);
+    let values =
+        (0..rooms.len()).map(|_| format!("({}, {})", p.one(), p.one())).collect::<Vec<_>>().join(", ");
+    let in_thread =
+        |p: &mut Params| thread.map(|_| format!("AND d.thread_id = {}", p.one())).unwrap_or_default();
+    // Placeholders in text order: the rooms, then `user, [thread], user, user`, then `user, [thread]`.
+    let user_1 = p.one();
+    let thread_1 = in_thread(&mut p);
+    let (user_2, user_3, user_4) = (p.one(), p.one(), p.one());
+    let thread_2 = in_thread(&mut p);
     let sql = format!(
-        "SELECT thread_id, COUNT(*) AS notifications, COUNT(CASE WHEN highlight = 1 THEN 1 END) AS highlights \
-         FROM ({}) AS unread GROUP BY thread_id",
-        unread_rows("")
+        "WITH r (room_id, read_to) AS (VALUES {values}) \
+         SELECT room_id, thread_id, COUNT(*) AS notifications, \
+         COUNT(CASE WHEN highlight = 1 THEN 1 END) AS highlights FROM ( \
+             SELECT d.room_id, d.thread_id, d.highlight FROM r JOIN event_notifications d \
+             ON d.room_id = r.room_id AND d.stream_ordering > r.read_to \
+             WHERE d.sender <> {user_1} {thread_1} \
+             AND d.stream_ordering > (SELECT c.joined_at FROM current_state c \
+                 WHERE c.room_id = r.room_id AND c.type = 'm.room.member' AND c.state_key = {user_2}) \
+             AND NOT EXISTS (SELECT 1 FROM event_push_actions x \
+                 WHERE x.user_id = {user_3} AND x.room_id = r.room_id AND x.stream_ordering = d.stream_ordering) \
+             UNION ALL \
+             SELECT d.room_id, d.thread_id, d.highlight FROM r JOIN event_push_actions d \
+             ON d.room_id = r.room_id AND d.stream_ordering > r.read_to \
+             WHERE d.user_id = {user_4} AND d.notify = 1 {thread_2} \
+         ) unread GROUP BY room_id, thread_id"
     );
-    let rows = sqlx::query(&sql).bind(user_id).bind(room_id).bind(after).fetch_all(executor).await?;
-    rows.into_iter()
+    let mut query = sqlx::query(&sql);
+    for (room_id, after) in rooms {
+        query = query.bind(*room_id).bind(*after);
+    }
+    query = query.bind(user_id);
+    if let Some(thread) = thread {
+        query = query.bind(thread);
+    }
+    query = query.bind(user_id).bind(user_id).bind(user_id);
+    if let Some(thread) = thread {
+        query = query.bind(thread);
+    }
+    query
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
         .map(|r| {
             Ok(Counted {
+                room_id: r.try_get("room_id")?,
                 thread_id: r.try_get("thread_id")?,
                 notifications: r.try_get("notifications")?,
                 highlights: r.try_get("highlights")?,
             })
         })
         .collect()
-}
-
-/// `user_id`'s notifications in one thread of `room_id` after stream position `after`.
-pub async fn count_in_thread<'c>(
-    executor: impl Executor<'c, Database = sqlx::Any>,
-    user_id: &str,
-    room_id: &str,
-    thread_id: &str,
-    after: i64,
-) -> sqlx::Result<Counted> {
-    let sql = format!(
-        "SELECT COUNT(*) AS notifications, COUNT(CASE WHEN highlight = 1 THEN 1 END) AS highlights \
-         FROM ({}) AS unread",
-        unread_rows("AND d.thread_id = $4")
-    );
-    let row =
-        sqlx::query(&sql).bind(user_id).bind(room_id).bind(after).bind(thread_id).fetch_one(executor).await?;
-    Ok(Counted {
-        thread_id: Some(thread_id.to_owned()),
-        notifications: row.try_get("notifications")?,
-        highlights: row.try_get("highlights")?,
-    })
 }
 
 /// One notification with its event, for `GET /notifications`.

@@ -1,10 +1,12 @@
 //! The `receipts` table: each user's latest read receipt per room, receipt type and thread,
 //! with its position in the receipts stream.
 
+use std::collections::HashMap;
+
 use ruma::{RoomId, UserId};
 use sqlx::{Executor, Row};
 
-use super::Conn;
+use super::{Conn, IDS_PER_STATEMENT, Params};
 
 /// The `thread_id` column of an unthreaded receipt.
 pub const UNTHREADED: &str = "";
@@ -126,21 +128,34 @@ pub async fn changed(
     Ok(found)
 }
 
-/// Per thread ID ([`UNTHREADED`], `main`, thread roots): the furthest event stream position
-/// `user_id`'s `m.read` and `m.read.private` receipts in `room_id` point at.
-pub async fn read_positions<'c>(
-    executor: impl Executor<'c, Database = sqlx::Any>,
+/// Per room of `rooms` with any, per thread ID ([`UNTHREADED`], `main`, thread roots): the
+/// furthest event stream position `user_id`'s `m.read` and `m.read.private` receipts point at,
+/// in one query (per [`IDS_PER_STATEMENT`] rooms).
+pub async fn read_positions(
+    conn: &mut Conn,
     user_id: &UserId,
-    room_id: &RoomId,
-) -> sqlx::Result<Vec<(String, i64)>> {
-    let rows = sqlx::query(
-        "SELECT thread_id, MAX(event_stream_ordering) AS upto FROM receipts \
-         WHERE room_id = $1 AND user_id = $2 AND receipt_type IN ('m.read', 'm.read.private') \
-         GROUP BY thread_id",
-    )
-    .bind(room_id.as_str())
-    .bind(user_id.as_str())
-    .fetch_all(executor)
-    .await?;
-    rows.iter().map(|r| Ok((r.try_get("thread_id")?, r.try_get("upto")?))).collect()
+    rooms: &[&RoomId],
+) -> sqlx::Result<HashMap<String, Vec<(String, i64)>>> {
+    let mut positions: HashMap<String, Vec<(String, i64)>> = HashMap::new();
+    for chunk in rooms.chunks(IDS_PER_STATEMENT) {
+        let mut params = Params::new(conn);
+        let sql = format!(
+            "SELECT room_id, thread_id, MAX(event_stream_ordering) AS upto FROM receipts \
+             WHERE room_id IN ({}) AND user_id = {} AND receipt_type IN ('m.read', 'm.read.private') \
+             GROUP BY room_id, thread_id",
+            params.list(chunk.len()),
+            params.one()
+        );
+        let mut query = sqlx::query(&sql);
+        for room in chunk {
+            query = query.bind(room.as_str());
+        }
+        for r in query.bind(user_id.as_str()).fetch_all(&mut *conn).await? {
+            positions
+                .entry(r.try_get("room_id")?)
+                .or_default()
+                .push((r.try_get("thread_id")?, r.try_get("upto")?));
+        }
+    }
+    Ok(positions)
 }

@@ -3,9 +3,9 @@
 
 use std::collections::HashMap;
 
-use sqlx::{Executor, Row};
+use sqlx::Row;
 
-use super::Conn;
+use super::{Conn, IDS_PER_STATEMENT, Params};
 
 /// Marks an event redacted by `redaction_id`; an earlier redaction stays the recorded one.
 pub async fn mark(conn: &mut Conn, event_nid: i64, redaction_id: &str) -> sqlx::Result<()> {
@@ -18,21 +18,20 @@ pub async fn mark(conn: &mut Conn, event_nid: i64, redaction_id: &str) -> sqlx::
 }
 
 /// For those of `event_ids` that are redacted: event ID → the redaction's event ID.
-pub async fn redacted_by<'c>(
-    executor: impl Executor<'c, Database = sqlx::Any>,
-    event_ids: &[&str],
-) -> sqlx::Result<HashMap<String, String>> {
-    if event_ids.is_empty() {
-        return Ok(HashMap::new());
+pub async fn redacted_by(conn: &mut Conn, event_ids: &[&str]) -> sqlx::Result<HashMap<String, String>> {
+    let mut redacted = HashMap::new();
+    for chunk in event_ids.chunks(IDS_PER_STATEMENT) {
+        let sql = format!(
+            "SELECT event_id, redacted_by FROM events WHERE event_id IN ({}) AND redacted_by IS NOT NULL",
+            Params::new(conn).list(chunk.len())
+        );
+        let mut query = sqlx::query(&sql);
+        for id in chunk {
+            query = query.bind(*id);
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            redacted.insert(row.try_get("event_id")?, row.try_get("redacted_by")?);
+        }
     }
-    let list = (1..=event_ids.len()).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ");
-    let sql = format!(
-        "SELECT event_id, redacted_by FROM events WHERE event_id IN ({list}) AND redacted_by IS NOT NULL"
-    );
-    let mut query = sqlx::query(&sql);
-    for id in event_ids {
-        query = query.bind(*id);
-    }
-    let rows = query.fetch_all(executor).await?;
-    rows.into_iter().map(|r| Ok((r.try_get("event_id")?, r.try_get("redacted_by")?))).collect()
+    Ok(redacted)
 }

@@ -6,7 +6,7 @@ use ruma::RoomId;
 use sqlx::{Executor, Row};
 
 use super::{
-    Conn,
+    Conn, IDS_PER_STATEMENT, Params,
     events::{COLUMNS, StoredEvent, from_row},
     placeholders,
 };
@@ -68,26 +68,32 @@ pub async fn rel_type_of<'c>(
 }
 
 /// How many children of each of `rel_types` each parent has: `(parent_id, rel_type, count)`.
-pub async fn counts<'c>(
-    executor: impl Executor<'c, Database = sqlx::Any>,
+pub async fn counts(
+    conn: &mut Conn,
     parent_ids: &[&str],
     rel_types: &[&str],
 ) -> sqlx::Result<Vec<(String, String, i64)>> {
-    if parent_ids.is_empty() || rel_types.is_empty() {
-        return Ok(Vec::new());
+    let mut counts = Vec::new();
+    if rel_types.is_empty() {
+        return Ok(counts);
     }
-    let sql = format!(
-        "SELECT parent_id, rel_type, COUNT(*) AS n FROM event_relations WHERE parent_id IN ({}) \
-         AND rel_type IN ({}) GROUP BY parent_id, rel_type",
-        placeholders(1, parent_ids.len()),
-        placeholders(1 + parent_ids.len(), rel_types.len()),
-    );
-    let mut query = sqlx::query(&sql);
-    for id in parent_ids.iter().chain(rel_types) {
-        query = query.bind(*id);
+    for chunk in parent_ids.chunks(IDS_PER_STATEMENT) {
+        let mut params = Params::new(conn);
+        let sql = format!(
+            "SELECT parent_id, rel_type, COUNT(*) AS n FROM event_relations WHERE parent_id IN ({}) \
+             AND rel_type IN ({}) GROUP BY parent_id, rel_type",
+            params.list(chunk.len()),
+            params.list(rel_types.len()),
+        );
+        let mut query = sqlx::query(&sql);
+        for id in chunk.iter().chain(rel_types) {
+            query = query.bind(*id);
+        }
+        for r in query.fetch_all(&mut *conn).await? {
+            counts.push((r.try_get("parent_id")?, r.try_get("rel_type")?, r.try_get("n")?));
+        }
     }
-    let rows = query.fetch_all(executor).await?;
-    rows.into_iter().map(|r| Ok((r.try_get("parent_id")?, r.try_get("rel_type")?, r.try_get("n")?))).collect()
+    Ok(counts)
 }
 
 /// Which children to page through.

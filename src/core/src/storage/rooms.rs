@@ -1,9 +1,11 @@
 //! The `rooms` and `forward_extremities` tables.
 
+use std::collections::HashSet;
+
 use ruma::{OwnedRoomId, OwnedUserId, RoomId, RoomVersionId, UserId};
 use sqlx::{Executor, Row};
 
-use super::Conn;
+use super::{Conn, IDS_PER_STATEMENT, Params};
 
 /// Records a new room.
 pub async fn insert(
@@ -168,6 +170,41 @@ pub async fn is_forgotten<'c>(
         .fetch_optional(executor)
         .await?;
     Ok(row.is_some())
+}
+
+/// Those of `rooms` this server knows, and of those the ones `user_id` forgot, in two queries
+/// (per [`IDS_PER_STATEMENT`] rooms).
+pub async fn known_and_forgotten(
+    conn: &mut Conn,
+    user_id: &UserId,
+    rooms: &[&RoomId],
+) -> sqlx::Result<(HashSet<String>, HashSet<String>)> {
+    let (mut known, mut forgotten) = (HashSet::new(), HashSet::new());
+    for chunk in rooms.chunks(IDS_PER_STATEMENT) {
+        let sql =
+            format!("SELECT room_id FROM rooms WHERE room_id IN ({})", Params::new(conn).list(chunk.len()));
+        let mut query = sqlx::query(&sql);
+        for room in chunk {
+            query = query.bind(room.as_str());
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            known.insert(row.try_get("room_id")?);
+        }
+        let mut params = Params::new(conn);
+        let sql = format!(
+            "SELECT room_id FROM forgotten_rooms WHERE user_id = {} AND room_id IN ({})",
+            params.one(),
+            params.list(chunk.len())
+        );
+        let mut query = sqlx::query(&sql).bind(user_id.as_str());
+        for room in chunk {
+            query = query.bind(room.as_str());
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            forgotten.insert(row.try_get("room_id")?);
+        }
+    }
+    Ok((known, forgotten))
 }
 
 /// Whether a room is listed in the room directory; `None` for rooms this server does not know.

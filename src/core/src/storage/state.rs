@@ -1,10 +1,12 @@
 //! Room state storage: interned `(type, state_key)` pairs, state groups stored as deltas against
 //! a parent (a full snapshot every [`MAX_CHAIN`] links), and the `current_state` table.
 
+use std::collections::HashMap;
+
 use ruma::RoomId;
 use sqlx::{Executor, Row};
 
-use super::Conn;
+use super::{Conn, IDS_PER_STATEMENT, Params};
 
 /// Longest delta chain before a full snapshot is written.
 pub const MAX_CHAIN: i64 = 16;
@@ -83,40 +85,52 @@ pub async fn insert_group(
 }
 
 /// The full state of a group: its chain read in one recursive query, nearer links overriding.
-pub async fn load_group<'c>(
-    executor: impl Executor<'c, Database = sqlx::Any>,
-    group_id: i64,
-) -> sqlx::Result<Vec<StateEntry>> {
-    let rows = sqlx::query(
-        "WITH RECURSIVE chain (group_id, parent, lvl) AS ( \
-             SELECT group_id, parent, 0 FROM state_groups WHERE group_id = $1 \
-             UNION ALL \
-             SELECT g.group_id, g.parent, c.lvl + 1 FROM state_groups g JOIN chain c ON g.group_id = c.parent \
-         ) \
-         SELECT c.lvl, k.state_key_nid, k.type, k.state_key, e.event_nid, e.event_id \
-         FROM chain c \
-         JOIN state_group_entries s ON s.group_id = c.group_id \
-         JOIN state_keys k ON k.state_key_nid = s.state_key_nid \
-         JOIN events e ON e.event_nid = s.event_nid \
-         ORDER BY c.lvl DESC",
-    )
-    .bind(group_id)
-    .fetch_all(executor)
-    .await?;
-    let mut by_key = std::collections::HashMap::<i64, StateEntry>::new();
-    for row in rows {
-        // Rows come furthest ancestor first, so later (nearer) rows override.
-        by_key.insert(
-            row.try_get("state_key_nid")?,
-            StateEntry {
+pub async fn load_group(conn: &mut Conn, group_id: i64) -> sqlx::Result<Vec<StateEntry>> {
+    Ok(load_groups(conn, &[group_id]).await?.remove(&group_id).unwrap_or_default())
+}
+
+/// The full state of each of `groups` (absent: unknown groups), their chains read in one
+/// recursive query per [`IDS_PER_STATEMENT`] groups.
+pub async fn load_groups(conn: &mut Conn, groups: &[i64]) -> sqlx::Result<HashMap<i64, Vec<StateEntry>>> {
+    // `(group, level, key, entry)`: applied per group furthest ancestor first, so that nearer
+    // links override (sorted here, not in SQL, where the sort spilled to temporary files).
+    let mut rows = Vec::new();
+    for chunk in groups.chunks(IDS_PER_STATEMENT) {
+        let sql = format!(
+            "WITH RECURSIVE chain (root, group_id, parent, lvl) AS ( \
+                 SELECT group_id, group_id, parent, 0 FROM state_groups WHERE group_id IN ({}) \
+                 UNION ALL \
+                 SELECT c.root, g.group_id, g.parent, c.lvl + 1 FROM state_groups g \
+                 JOIN chain c ON g.group_id = c.parent \
+             ) \
+             SELECT c.root, c.lvl, k.state_key_nid, k.type, k.state_key, e.event_nid, e.event_id \
+             FROM chain c \
+             JOIN state_group_entries s ON s.group_id = c.group_id \
+             JOIN state_keys k ON k.state_key_nid = s.state_key_nid \
+             JOIN events e ON e.event_nid = s.event_nid",
+            Params::new(conn).list(chunk.len())
+        );
+        let mut query = sqlx::query(&sql);
+        for group in chunk {
+            query = query.bind(*group);
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            let entry = StateEntry {
                 kind: row.try_get("type")?,
                 state_key: row.try_get("state_key")?,
                 event_nid: row.try_get("event_nid")?,
                 event_id: row.try_get("event_id")?,
-            },
-        );
+            };
+            let (group, level): (i64, i64) = (row.try_get("root")?, row.try_get("lvl")?);
+            rows.push((group, level, row.try_get::<i64, _>("state_key_nid")?, entry));
+        }
     }
-    Ok(by_key.into_values().collect())
+    rows.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| b.1.cmp(&a.1)));
+    let mut by_group: HashMap<i64, HashMap<i64, StateEntry>> = HashMap::new();
+    for (group, _, key, entry) in rows {
+        by_group.entry(group).or_default().insert(key, entry);
+    }
+    Ok(by_group.into_iter().map(|(group, entries)| (group, entries.into_values().collect())).collect())
 }
 
 /// Sets one entry of a room's current state to the event `event_nid` at stream position

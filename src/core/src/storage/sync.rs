@@ -1,11 +1,17 @@
 //! The queries `/sync` needs beyond reading single rooms: a user's membership in every room as
 //! of a stream position, which rooms changed in a window of the stream, the state events of a
-//! window, and what changed in the account data and presence streams.
+//! window, what changed in the account data and presence streams, and the timelines and
+//! summaries of many rooms at once.
+
+use std::collections::HashMap;
 
 use ruma::{OwnedRoomId, RoomId, UserId};
 use sqlx::{Executor, Row};
 
-use super::events::{COLUMNS, StoredEvent, from_row};
+use super::{
+    Conn, IDS_PER_STATEMENT, Params,
+    events::{COLUMNS, StoredEvent, from_row},
+};
 
 /// A user's latest membership event in one room.
 #[derive(Clone, Debug)]
@@ -136,38 +142,105 @@ pub async fn presence_changed<'c>(
     rows.iter().map(|r| super::id_column(r, "user_id")).collect()
 }
 
-/// How many users are joined to and invited to `room_id`.
-pub async fn member_counts<'c>(
-    executor: impl Executor<'c, Database = sqlx::Any>,
-    room_id: &RoomId,
-) -> sqlx::Result<(i64, i64)> {
-    let row = sqlx::query(
-        "SELECT COALESCE(SUM(CASE WHEN membership = 'join' THEN 1 ELSE 0 END), 0) AS joined, \
-         COALESCE(SUM(CASE WHEN membership = 'invite' THEN 1 ELSE 0 END), 0) AS invited \
-         FROM current_state WHERE room_id = $1 AND type = 'm.room.member'",
-    )
-    .bind(room_id.as_str())
-    .fetch_one(executor)
-    .await?;
-    Ok((row.try_get("joined")?, row.try_get("invited")?))
+/// The newest `per_room` accepted timeline events of each room of `rooms` at or below its stream
+/// position (`(room, upto)`), newest first within each room: the timelines of a sync in one
+/// query (per [`IDS_PER_STATEMENT`] rooms). A room with fewer rows has no older events.
+pub async fn latest_events(
+    conn: &mut Conn,
+    rooms: &[(&RoomId, i64)],
+    per_room: i64,
+) -> sqlx::Result<Vec<StoredEvent>> {
+    let mut events = Vec::new();
+    for chunk in rooms.chunks(IDS_PER_STATEMENT) {
+        let mut params = Params::new(conn);
+        let values = (0..chunk.len())
+            .map(|_| format!("({}, {})", params.one(), params.one()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let columns = COLUMNS.split(", ").map(|c| format!("e.{c}")).collect::<Vec<_>>().join(", ");
+        // Per room, the position of its `per_room`-th newest event bounds an index range scan.
+        let sql = format!(
+            "WITH r (room_id, upto) AS (VALUES {values}), \
+             b (room_id, upto, low) AS (SELECT r.room_id, r.upto, COALESCE(( \
+                 SELECT x.stream_ordering FROM events x WHERE x.room_id = r.room_id \
+                 AND x.stream_ordering <= r.upto AND x.outlier = 0 AND x.rejected = 0 AND x.soft_failed = 0 \
+                 ORDER BY x.stream_ordering DESC LIMIT 1 OFFSET {}), 0) FROM r) \
+             SELECT {columns} FROM b JOIN events e ON e.room_id = b.room_id \
+             AND e.stream_ordering >= b.low AND e.stream_ordering <= b.upto \
+             WHERE e.outlier = 0 AND e.rejected = 0 AND e.soft_failed = 0",
+            params.one(),
+        );
+        let mut query = sqlx::query(&sql);
+        for (room, upto) in chunk {
+            query = query.bind(room.as_str()).bind(*upto);
+        }
+        query = query.bind(per_room.saturating_sub(1).max(0));
+        for row in query.fetch_all(&mut *conn).await? {
+            events.push(from_row(row)?);
+        }
+    }
+    // Sorted here: in SQL the sort of whole rows spilled to temporary files.
+    events.sort_unstable_by(|a, b| {
+        a.room_id.cmp(&b.room_id).then_with(|| b.stream_ordering.cmp(&a.stream_ordering))
+    });
+    Ok(events)
 }
 
-/// Up to `limit` joined or invited members of `room_id` other than `user`, by user ID: the
-/// room's heroes, which clients name unnamed rooms after.
-pub async fn heroes<'c>(
-    executor: impl Executor<'c, Database = sqlx::Any>,
-    room_id: &RoomId,
+/// A room's member counts and heroes (spec: `RoomSummary`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Joined members.
+    pub joined: i64,
+    /// Invited users.
+    pub invited: i64,
+    /// Up to the asked number of joined or invited members other than the user, by user ID,
+    /// which clients name unnamed rooms after.
+    pub heroes: Vec<String>,
+}
+
+/// The summaries of `rooms` as `user` sees them, with up to `heroes` heroes each, in two
+/// queries (per [`IDS_PER_STATEMENT`] rooms). Rooms without members are absent.
+pub async fn summaries(
+    conn: &mut Conn,
+    rooms: &[&RoomId],
     user: &UserId,
-    limit: i64,
-) -> sqlx::Result<Vec<String>> {
-    let rows = sqlx::query(
-        "SELECT state_key FROM current_state WHERE room_id = $1 AND type = 'm.room.member' \
-         AND state_key <> $2 AND membership IN ('join', 'invite') ORDER BY state_key LIMIT $3",
-    )
-    .bind(room_id.as_str())
-    .bind(user.as_str())
-    .bind(limit)
-    .fetch_all(executor)
-    .await?;
-    rows.into_iter().map(|r| r.try_get("state_key")).collect()
+    heroes: i64,
+) -> sqlx::Result<HashMap<String, Summary>> {
+    let mut summaries: HashMap<String, Summary> = HashMap::new();
+    for chunk in rooms.chunks(IDS_PER_STATEMENT) {
+        let sql = format!(
+            "SELECT room_id, COALESCE(SUM(CASE WHEN membership = 'join' THEN 1 ELSE 0 END), 0) AS joined, \
+             COALESCE(SUM(CASE WHEN membership = 'invite' THEN 1 ELSE 0 END), 0) AS invited \
+             FROM current_state WHERE room_id IN ({}) AND type = 'm.room.member' GROUP BY room_id",
+            Params::new(conn).list(chunk.len())
+        );
+        let mut query = sqlx::query(&sql);
+        for room in chunk {
+            query = query.bind(room.as_str());
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            let summary = summaries.entry(row.try_get("room_id")?).or_default();
+            (summary.joined, summary.invited) = (row.try_get("joined")?, row.try_get("invited")?);
+        }
+
+        let mut params = Params::new(conn);
+        let sql = format!(
+            "SELECT room_id, state_key FROM ( \
+                 SELECT room_id, state_key, ROW_NUMBER() OVER (PARTITION BY room_id ORDER BY state_key) AS n \
+                 FROM current_state WHERE room_id IN ({}) AND type = 'm.room.member' \
+                 AND state_key <> {} AND membership IN ('join', 'invite')) h \
+             WHERE n <= {} ORDER BY room_id, state_key",
+            params.list(chunk.len()),
+            params.one(),
+            params.one(),
+        );
+        let mut query = sqlx::query(&sql);
+        for room in chunk {
+            query = query.bind(room.as_str());
+        }
+        for row in query.bind(user.as_str()).bind(heroes).fetch_all(&mut *conn).await? {
+            summaries.entry(row.try_get("room_id")?).or_default().heroes.push(row.try_get("state_key")?);
+        }
+    }
+    Ok(summaries)
 }

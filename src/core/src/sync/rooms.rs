@@ -18,26 +18,29 @@ use serde_json::{Map, Value, json};
 
 use super::{SyncRequest, SyncToken};
 use crate::{
-    Error, Homeserver, Result,
-    push::notifications,
+    Homeserver, Result,
+    push::notifications::{self, UnreadCounts},
     receipts,
     rooms::{
         Pdu,
         event_filter::matches,
-        history::{self, MessagesQuery},
+        history::{self, MessagesQuery, Prefetched},
         serve::client_events,
-        state_view::state_in_group,
+        state_view::{entries_in_group, state_events, state_in_group},
         timeline::{StreamToken, parse},
         visibility::Readable,
     },
     storage::{
         self,
+        state::StateEntry,
         sync::{self as queries, AccountDataChange},
     },
 };
 
 /// Timeline length when the filter sets none (the spec's example; Synapse's default).
 const DEFAULT_TIMELINE_LIMIT: usize = 10;
+/// Heroes in a room summary (the spec's recommendation).
+const HEROES: i64 = 5;
 /// The state events an invite or knock shows of its room (spec: Stripped state).
 const STRIPPED_STATE: [&str; 7] = [
     "m.room.create",
@@ -151,6 +154,7 @@ pub(super) async fn collect(
     let mut ephemeral = ephemeral(hs, request, since, now, &joined).await?;
 
     let mut rooms = Rooms::default();
+    let mut pending = Vec::new();
     for (membership, row) in memberships {
         let room_id = row.room_id;
         if !room_wanted(room_filter, &room_id) {
@@ -172,11 +176,11 @@ pub(super) async fn collect(
                 }
                 // Joined throughout the window: everything in it is readable.
                 let readable = (since.is_some() && !moved.contains(&room_id)).then(Readable::all);
-                let mut joined = window.room(&room_id, now.events, full, readable).await?;
-                joined["account_data"] = json!({ "events": account_data });
-                joined["ephemeral"] = json!({ "events": ephemeral });
-                unread_counts(hs, request, &room_id, &mut joined).await?;
-                rooms.join.insert(room_id.to_string(), joined);
+                let extra = json!({
+                    "account_data": { "events": account_data },
+                    "ephemeral": { "events": ephemeral },
+                });
+                pending.push(Pending { room_id, left: None, upto: now.events, full, readable, extra });
             }
             "invite" | "knock" if new_since_token => {
                 if membership == "invite" && ignored.contains(&member_event.sender) {
@@ -194,33 +198,193 @@ pub(super) async fn collect(
                 if !wanted || storage::rooms::is_forgotten(pool, request.user, &room_id).await? {
                     continue;
                 }
-                let mut left = window.room(&room_id, position, since.is_none(), None).await?;
-                if left["timeline"]["events"].as_array().is_none_or(Vec::is_empty) {
-                    // Nothing readable (a rejected invite): the leave itself still shows.
-                    let served = client_events(hs, request.user, std::slice::from_ref(&member_event)).await?;
-                    left["timeline"]["events"] =
-                        Value::Array(served.into_iter().map(without_room_id).collect());
-                }
-                left["account_data"] =
-                    json!({ "events": room_account_data.remove(room_id.as_str()).unwrap_or_default() });
-                rooms.leave.insert(room_id.to_string(), left);
+                let account_data = room_account_data.remove(room_id.as_str()).unwrap_or_default();
+                let extra = json!({ "account_data": { "events": account_data } });
+                let left = Some(member_event);
+                pending.push(Pending {
+                    room_id,
+                    left,
+                    upto: position,
+                    full: since.is_none(),
+                    readable: None,
+                    extra,
+                });
             }
             _ => {}
         }
     }
+
+    let mut pages = window.pages(&pending).await?;
+    let joined: Vec<&RoomId> = pending.iter().filter(|p| p.left.is_none()).map(|p| &*p.room_id).collect();
+    let mut unread = unread_counts(hs, request, &joined).await?;
+    let summarised: Vec<&RoomId> =
+        pending.iter().zip(&pages).filter(|(_, page)| page.summary).map(|(p, _)| &*p.room_id).collect();
+    let mut summaries = {
+        let mut conn = pool.acquire().await?;
+        queries::summaries(&mut conn, &summarised, request.user, HEROES).await?
+    };
+
+    // Every event of the response served at once: timelines then state, room after room.
+    let (mut pdus, mut lengths) = (Vec::new(), Vec::with_capacity(pages.len()));
+    for page in &mut pages {
+        lengths.push((page.events.len(), page.state.len()));
+        pdus.append(&mut page.events);
+        pdus.append(&mut page.state);
+    }
+    let mut served = serve(hs, request.user, &pdus).await?.into_iter();
+    drop(pdus);
+    for ((pending, page), (events, state)) in pending.into_iter().zip(pages).zip(lengths) {
+        let mut timeline: Vec<Value> = served.by_ref().take(events).collect();
+        let state: Vec<Value> = served.by_ref().take(state).collect();
+        if let (Some(member_event), true) = (&pending.left, timeline.is_empty()) {
+            // Nothing readable (a rejected invite): the leave itself still shows.
+            timeline = serve(hs, request.user, std::slice::from_ref(member_event)).await?;
+        }
+        let mut room = json!({
+            "timeline": {
+                "events": timeline,
+                "limited": page.limited,
+                "prev_batch": StreamToken(page.start).to_string(),
+            },
+            "state": { "events": state },
+        });
+        if page.summary {
+            let summary = summaries.remove(pending.room_id.as_str()).unwrap_or_default();
+            room["summary"] = json!({
+                "m.heroes": summary.heroes,
+                "m.joined_member_count": summary.joined,
+                "m.invited_member_count": summary.invited,
+            });
+        }
+        if let (Value::Object(room), Value::Object(extra)) = (&mut room, pending.extra) {
+            room.extend(extra);
+        }
+        let section = match pending.left {
+            Some(_) => &mut rooms.leave,
+            None => {
+                let counts = unread.remove(pending.room_id.as_str()).unwrap_or_default();
+                set_unread_counts(request, &counts, &mut room);
+                &mut rooms.join
+            }
+        };
+        section.insert(pending.room_id.to_string(), room);
+    }
     Ok(rooms)
 }
 
+/// A joined or left room whose section this sync fills.
+struct Pending {
+    room_id: OwnedRoomId,
+    /// For a left room, the leave (or ban), shown when nothing else is readable.
+    left: Option<Pdu>,
+    /// The stream position the room is read up to.
+    upto: i64,
+    /// Whether its full state is sent.
+    full: bool,
+    /// What the user may read, when known without reading the room.
+    readable: Option<Readable>,
+    /// The fields the section adds (`account_data`, `ephemeral`).
+    extra: Value,
+}
+
+/// A room's timeline and the state before it, not served yet.
+struct RoomPage {
+    events: Vec<Pdu>,
+    limited: bool,
+    /// The stream position before the timeline (its `prev_batch`).
+    start: i64,
+    state: Vec<Pdu>,
+    /// Whether the room's summary is sent.
+    summary: bool,
+}
+
+/// The timeline of one room, before the state before it is read.
+struct Timeline {
+    events: Vec<Pdu>,
+    limited: bool,
+    start: i64,
+    /// The state group at `start`.
+    group: Option<i64>,
+}
+
 impl Window<'_> {
-    /// A joined or left room up to stream position `upto`: its timeline, the state before the
-    /// timeline (all of it when `full`) and, when membership changed, its summary.
-    async fn room(
+    /// The pages of `pending` rooms, read for all of them at once: the newest events of every
+    /// room, what the user may read of each, the state groups and state events in a few
+    /// queries; only what those do not answer is read room by room.
+    async fn pages(&self, pending: &[Pending]) -> Result<Vec<RoomPage>> {
+        let per_room = history::rows_to_read(self.limit, &self.timeline_filter);
+        let mut rows: HashMap<String, Vec<storage::events::StoredEvent>> = HashMap::new();
+        if !pending.is_empty() {
+            let mut conn = self.hs.db().pool().acquire().await?;
+            let rooms: Vec<(&RoomId, i64)> = pending.iter().map(|p| (&*p.room_id, p.upto)).collect();
+            let per_room = i64::try_from(per_room).unwrap_or(i64::MAX);
+            for row in queries::latest_events(&mut conn, &rooms, per_room).await? {
+                rows.entry(row.room_id.clone()).or_default().push(row);
+            }
+        }
+        let unknown: Vec<&RoomId> =
+            pending.iter().filter(|p| p.readable.is_none()).map(|p| &*p.room_id).collect();
+        let mut readable = if unknown.is_empty() {
+            HashMap::new()
+        } else {
+            Readable::load_many(self.hs, self.user, &unknown).await?
+        };
+
+        let mut timelines = Vec::with_capacity(pending.len());
+        for room in pending {
+            let rows = rows.get(room.room_id.as_str()).map_or(&[][..], Vec::as_slice);
+            let prefetched = Prefetched { rows, upto: room.upto, complete: rows.len() < per_room };
+            let readable = room.readable.clone().or_else(|| readable.remove(&room.room_id));
+            timelines.push(self.timeline(&room.room_id, room.upto, readable, &prefetched).await?);
+        }
+
+        let cache = self.hs.room_cache();
+        {
+            let groups: Vec<i64> = timelines.iter().filter_map(|t| t.group).collect();
+            let mut conn = self.hs.db().pool().acquire().await?;
+            cache.load_state_groups(&mut conn, &groups).await?;
+        }
+        let mut states = Vec::with_capacity(pending.len());
+        for (room, timeline) in pending.iter().zip(&timelines) {
+            states.push(self.state_before(&room.room_id, room.full, timeline).await?);
+        }
+        {
+            let wanted: Vec<(i64, &str)> = states
+                .iter()
+                .flat_map(|s| s.entries.iter().map(|e| (e.event_nid, e.event_id.as_str())))
+                .collect();
+            let mut conn = self.hs.db().pool().acquire().await?;
+            cache.load_events(&mut conn, &wanted).await?;
+        }
+
+        let mut pages = Vec::with_capacity(pending.len());
+        for ((room, timeline), state) in pending.iter().zip(timelines).zip(states) {
+            let mut events = state.events;
+            events.extend(state_events(self.hs, &room.room_id, &state.entries).await?);
+            events.retain(|pdu| matches(self.state_filter, pdu));
+            // Lazy-loaded members are no change; a limited timeline may have skipped some.
+            let members_changed = timeline.limited
+                || timeline.events.iter().any(|pdu| pdu.kind == TimelineEventType::RoomMember);
+            pages.push(RoomPage {
+                summary: room.full || members_changed,
+                events: timeline.events,
+                limited: timeline.limited,
+                start: timeline.start,
+                state: events,
+            });
+        }
+        Ok(pages)
+    }
+
+    /// A room's timeline up to stream position `upto`, as far as `readable` lets the user read
+    /// (nothing without it), and the state group before it.
+    async fn timeline(
         &self,
         room_id: &RoomId,
         upto: i64,
-        full: bool,
         readable: Option<Readable>,
-    ) -> Result<Value> {
+        prefetched: &Prefetched<'_>,
+    ) -> Result<Timeline> {
         let lower = self.since.map_or(0, |s| s.events);
         let query = MessagesQuery {
             from: Some(StreamToken(upto)),
@@ -229,105 +393,88 @@ impl Window<'_> {
             limit: self.limit,
             filter: &self.timeline_filter,
         };
-        let page = match &readable {
-            Some(readable) => history::page(self.hs, readable, room_id, query).await,
-            None => history::messages(self.hs, self.user, room_id, query).await,
-        };
-        let (mut events, mut positions, limited) = match page {
-            Ok(page) => (page.events, page.positions, page.end.is_some()),
-            Err(e)
-                if matches!(e, Error::Matrix { .. })
-                    && e.kind() == ruma::api::error::ErrorKind::Forbidden =>
-            {
-                (Vec::new(), Vec::new(), false)
+        let (mut events, mut positions, limited) = match readable.filter(|r| !r.is_empty()) {
+            Some(readable) => {
+                let page = history::page_from(self.hs, &readable, room_id, query, Some(prefetched)).await?;
+                (page.events, page.positions, page.end.is_some())
             }
-            Err(e) => return Err(e),
+            None => (Vec::new(), Vec::new(), false),
         };
         events.reverse();
         positions.reverse();
         let start = positions.first().map_or(upto, |first| first - 1);
-
-        let state = self.state_before(room_id, start, lower, full, limited, &events).await?;
-        // Lazy-loaded members are no change; a limited timeline may have skipped some.
-        let members_changed = limited || events.iter().any(|pdu| pdu.kind == TimelineEventType::RoomMember);
-        let mut room = json!({
-            "timeline": {
-                "events": serve(self.hs, self.user, &events).await?,
-                "limited": limited,
-                "prev_batch": StreamToken(start).to_string(),
-            },
-            "state": { "events": serve(self.hs, self.user, &state).await? },
-        });
-        if full || members_changed {
-            room["summary"] = summary(self.hs, room_id, self.user).await?;
-        }
-        Ok(room)
+        let group = match prefetched.state_group_at(start) {
+            Some(group) => group,
+            None => storage::history::state_group_at(self.hs.db().pool(), room_id, start).await?,
+        };
+        Ok(Timeline { events, limited, start, group })
     }
 
-    /// The state at stream position `start` the client lacks: everything when `full`, else the
-    /// state events between the previous sync (`lower`) and `start` that a limited timeline
-    /// skipped — with lazy-loading, members only for the timeline's senders (and the user).
-    async fn state_before(
-        &self,
-        room_id: &RoomId,
-        start: i64,
-        lower: i64,
-        full: bool,
-        limited: bool,
-        timeline: &[Pdu],
-    ) -> Result<Vec<Pdu>> {
-        if !full && !limited && !self.lazy {
-            // The timeline carries every state change since the previous sync.
-            return Ok(Vec::new());
-        }
-        let pool = self.hs.db().pool();
-        let Some(group) = storage::history::state_group_at(pool, room_id, start).await? else {
-            return Ok(Vec::new());
+    /// The state at the start of `timeline` the client lacks: everything when `full`, else the
+    /// state events between the previous sync and the start that a limited timeline skipped —
+    /// with lazy-loading, members only for the timeline's senders (and the user). Events of
+    /// the state group are left as entries, to be loaded for all rooms at once.
+    async fn state_before(&self, room_id: &RoomId, full: bool, timeline: &Timeline) -> Result<StateBefore> {
+        let mut state = StateBefore::default();
+        let Some(group) = timeline.group else {
+            return Ok(state);
         };
-        let senders: HashSet<&str> = timeline.iter().map(|pdu| pdu.sender.as_str()).collect();
+        if !full && !timeline.limited && !self.lazy {
+            // The timeline carries every state change since the previous sync.
+            return Ok(state);
+        }
+        let senders: HashSet<&str> = timeline.events.iter().map(|pdu| pdu.sender.as_str()).collect();
         let lazy = self.lazy;
         let user = self.user.as_str();
         let wanted_member = |key: &str| !lazy || key == user || senders.contains(key);
-        let mut state = if full {
-            state_in_group(self.hs, room_id, group, |kind, key| kind != "m.room.member" || wanted_member(key))
+        if full {
+            state.entries =
+                entries_in_group(self.hs, group, |kind, key| kind != "m.room.member" || wanted_member(key))
+                    .await?;
+            return Ok(state);
+        }
+        if timeline.limited {
+            let lower = self.since.map_or(0, |s| s.events);
+            let pool = self.hs.db().pool();
+            let current: HashSet<String> = entries_in_group(self.hs, group, |_, _| true)
                 .await?
-        } else {
-            let mut state = Vec::new();
-            if limited {
-                let current: HashSet<String> = {
-                    let mut conn = pool.acquire().await?;
-                    let entries = self.hs.room_cache().state_group(&mut conn, group).await?;
-                    entries.iter().map(|e| e.event_id.clone()).collect()
-                };
-                let mut seen = HashSet::new();
-                let gap = queries::state_events_between(pool, room_id, lower, start + 1).await?;
-                for row in gap.iter().rev().filter(|row| current.contains(&row.event_id)) {
-                    let pdu = parse(row, room_id)?;
-                    let key = (pdu.kind.to_string(), pdu.state_key.clone().unwrap_or_default());
-                    if (key.0 != "m.room.member" || wanted_member(&key.1)) && seen.insert(key) {
-                        state.push(pdu);
-                    }
+                .into_iter()
+                .map(|e| e.event_id)
+                .collect();
+            let mut seen = HashSet::new();
+            let gap = queries::state_events_between(pool, room_id, lower, timeline.start + 1).await?;
+            for row in gap.iter().rev().filter(|row| current.contains(&row.event_id)) {
+                let pdu = parse(row, room_id)?;
+                let key = (pdu.kind.to_string(), pdu.state_key.clone().unwrap_or_default());
+                if (key.0 != "m.room.member" || wanted_member(&key.1)) && seen.insert(key) {
+                    state.events.push(pdu);
                 }
-                state.reverse();
             }
-            if lazy {
-                // Members of the timeline's senders the client may not have loaded yet.
-                let have: HashSet<String> = state.iter().map(|pdu| pdu.event_id.to_string()).collect();
-                let in_timeline: HashSet<String> =
-                    timeline.iter().map(|pdu| pdu.event_id.to_string()).collect();
-                let members = state_in_group(self.hs, room_id, group, |kind, key| {
-                    kind == "m.room.member" && senders.contains(key)
-                })
-                .await?;
-                state.extend(members.into_iter().filter(|pdu| {
-                    !have.contains(pdu.event_id.as_str()) && !in_timeline.contains(pdu.event_id.as_str())
-                }));
-            }
-            state
-        };
-        state.retain(|pdu| matches(self.state_filter, pdu));
+            state.events.reverse();
+        }
+        if lazy {
+            // Members of the timeline's senders the client may not have loaded yet.
+            let have: HashSet<String> = state.events.iter().map(|pdu| pdu.event_id.to_string()).collect();
+            let in_timeline: HashSet<String> =
+                timeline.events.iter().map(|pdu| pdu.event_id.to_string()).collect();
+            let members = entries_in_group(self.hs, group, |kind, key| {
+                kind == "m.room.member" && senders.contains(key)
+            })
+            .await?;
+            state.entries = members
+                .into_iter()
+                .filter(|e| !have.contains(&e.event_id) && !in_timeline.contains(&e.event_id))
+                .collect();
+        }
         Ok(state)
     }
+}
+
+/// State before a timeline: events already read, and state group entries whose events are not.
+#[derive(Default)]
+struct StateBefore {
+    events: Vec<Pdu>,
+    entries: Vec<StateEntry>,
 }
 
 /// The ephemeral events (`m.typing`, `m.receipt`) of the joined rooms that have any in the
@@ -366,17 +513,23 @@ async fn ephemeral(
     Ok(events)
 }
 
-/// Sets a joined room's `unread_notifications` (and, when the filter asks for them,
-/// `unread_thread_notifications`) from the user's push actions after their read receipts.
+/// The unread notifications of the user in `rooms` (rooms without any are absent).
 async fn unread_counts(
     hs: &Homeserver,
     request: &SyncRequest<'_>,
-    room_id: &RoomId,
-    room: &mut Value,
-) -> Result<()> {
+    rooms: &[&RoomId],
+) -> Result<HashMap<String, UnreadCounts>> {
+    if rooms.is_empty() {
+        return Ok(HashMap::new());
+    }
     let mut conn = hs.db().pool().acquire().await?;
-    let (main, threads) = receipts::read_upto(&mut conn, request.user, room_id).await?;
-    let counts = notifications::unread_counts(&mut conn, request.user, room_id, main, &threads).await?;
+    let read = receipts::read_upto_in(&mut conn, request.user, rooms).await?;
+    notifications::unread_counts_in(&mut conn, request.user, rooms, &read).await
+}
+
+/// Sets a joined room's `unread_notifications` (and, when the filter asks for them,
+/// `unread_thread_notifications`) from its unread `counts`.
+fn set_unread_counts(request: &SyncRequest<'_>, counts: &UnreadCounts, room: &mut Value) {
     if request.filter.room.timeline.unread_thread_notifications {
         room["unread_notifications"] = json!({ "notification_count": counts.notification_count, "highlight_count": counts.highlight_count });
         let per_thread: Map<String, Value> = counts
@@ -391,19 +544,6 @@ async fn unread_counts(
         let (n, h) = counts.total();
         room["unread_notifications"] = json!({ "notification_count": n, "highlight_count": h });
     }
-    Ok(())
-}
-
-/// The room's heroes and member counts (spec: `RoomSummary`).
-async fn summary(hs: &Homeserver, room_id: &RoomId, user: &UserId) -> Result<Value> {
-    let pool = hs.db().pool();
-    let (joined, invited) = queries::member_counts(pool, room_id).await?;
-    let heroes = queries::heroes(pool, room_id, user, 5).await?;
-    Ok(json!({
-        "m.heroes": heroes,
-        "m.joined_member_count": joined,
-        "m.invited_member_count": invited,
-    }))
 }
 
 /// The stripped state an invite or knock shows: the room's descriptive state at the membership
