@@ -29,6 +29,12 @@ const MAX_REFERENCES: i64 = 100;
 
 /// The events in the client format, as `viewer` should see them.
 pub async fn client_events(hs: &Homeserver, viewer: &UserId, pdus: &[Pdu]) -> Result<Vec<Value>> {
+    let pdus: Vec<&Pdu> = pdus.iter().collect();
+    client_events_of(hs, viewer, &pdus).await
+}
+
+/// [`client_events`] of events held elsewhere (such as in the event cache).
+pub async fn client_events_of(hs: &Homeserver, viewer: &UserId, pdus: &[&Pdu]) -> Result<Vec<Value>> {
     let mut server = Server { hs, viewer, rules: HashMap::new() };
     server.serve(pdus, true).await
 }
@@ -48,7 +54,7 @@ struct Server<'a> {
 impl Server<'_> {
     /// Serves `pdus`; `with_threads` is false for a thread's latest event, whose own children
     /// are bundled but which cannot be a thread root itself.
-    async fn serve(&mut self, pdus: &[Pdu], with_threads: bool) -> Result<Vec<Value>> {
+    async fn serve(&mut self, pdus: &[&Pdu], with_threads: bool) -> Result<Vec<Value>> {
         let ids: Vec<&str> = pdus.iter().map(|p| p.event_id.as_str()).collect();
         let aggregated: &[&str] = if with_threads { &AGGREGATED } else { &AGGREGATED[1..] };
         let message_ids: Vec<&str> =
@@ -119,7 +125,7 @@ impl Server<'_> {
         {
             let latest = timeline::parse(&row, &parent.room_id)?;
             // The latest event carries its own aggregations (edits, references), one level only.
-            let latest = Box::pin(self.serve(std::slice::from_ref(&latest), false)).await?;
+            let latest = Box::pin(self.serve(&[&latest], false)).await?;
             let participated = parent.sender == self.viewer
                 || relations::sent_in_thread(pool, parent_id, self.viewer.as_str()).await?;
             bundle.insert(

@@ -3,6 +3,8 @@
 //! (joined, or the room is world-readable), else the state at the last event they may read — for
 //! a user who left, the state right after their leave, so nothing that happened later shows.
 
+use std::sync::Arc;
+
 use ruma::{EventId, RoomId, UserId, events::TimelineEventType};
 
 use super::{
@@ -99,7 +101,7 @@ pub(crate) async fn state_in_group(
     wanted: impl Fn(&str, &str) -> bool,
 ) -> Result<Vec<Pdu>> {
     let entries = entries_in_group(hs, group, wanted).await?;
-    state_events(hs, room_id, &entries).await
+    Ok(state_events(hs, room_id, &entries).await?.into_iter().map(Arc::unwrap_or_clone).collect())
 }
 
 /// The entries of state group `group` whose `(type, state_key)` passes `wanted`.
@@ -113,18 +115,19 @@ pub(crate) async fn entries_in_group(
     Ok(entries.iter().filter(|e| wanted(&e.kind, &e.state_key)).cloned().collect())
 }
 
-/// The events of state `entries` of `room_id`, from the event cache where it has them.
+/// The events of state `entries` of `room_id`, shared with the event cache (which keeps those
+/// it lacked).
 pub(crate) async fn state_events(
     hs: &Homeserver,
     room_id: &RoomId,
     entries: &[StateEntry],
-) -> Result<Vec<Pdu>> {
+) -> Result<Vec<Arc<Pdu>>> {
     let cache = hs.room_cache();
     let mut found = Vec::new();
     let mut missing = Vec::new();
     for entry in entries {
         match EventId::parse(&entry.event_id).ok().and_then(|id| cache.event(&id)) {
-            Some(pdu) => found.push(Pdu::clone(&pdu)),
+            Some(pdu) => found.push(pdu),
             None => missing.push(entry.event_nid),
         }
     }
@@ -133,8 +136,8 @@ pub(crate) async fn state_events(
     }
     let mut conn = hs.db().pool().acquire().await?;
     for row in events::get_by_nids(&mut conn, &missing).await? {
-        let pdu = parse(&row, room_id)?;
-        cache.put_event(std::sync::Arc::new(pdu.clone()));
+        let pdu = Arc::new(parse(&row, room_id)?);
+        cache.put_event(pdu.clone());
         found.push(pdu);
     }
     Ok(found)

@@ -7,7 +7,10 @@
 //! client from the previous sync to the start of the timeline: the full state for initial syncs,
 //! `full_state` and newly joined rooms, else the state events of the gap a limited timeline left.
 
-use std::collections::{HashMap, HashSet};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
 
 use ruma::{
     OwnedRoomId, OwnedUserId, RoomId, UserId,
@@ -16,7 +19,7 @@ use ruma::{
 };
 use serde_json::{Map, Value, json};
 
-use super::{SyncRequest, SyncToken};
+use super::{SyncRequest, SyncToken, events, object};
 use crate::{
     Homeserver, Result,
     push::notifications::{self, UnreadCounts},
@@ -25,7 +28,7 @@ use crate::{
         Pdu,
         event_filter::matches,
         history::{self, MessagesQuery, Prefetched},
-        serve::client_events,
+        serve::{client_events, client_events_of},
         state_view::{entries_in_group, state_events, state_in_group},
         timeline::{StreamToken, parse},
         visibility::Readable,
@@ -67,7 +70,12 @@ impl Rooms {
     }
 
     pub(super) fn into_json(self) -> Value {
-        json!({ "join": self.join, "invite": self.invite, "leave": self.leave, "knock": self.knock })
+        object([
+            ("join", Value::Object(self.join)),
+            ("invite", Value::Object(self.invite)),
+            ("leave", Value::Object(self.leave)),
+            ("knock", Value::Object(self.knock)),
+        ])
     }
 }
 
@@ -176,10 +184,7 @@ pub(super) async fn collect(
                 }
                 // Joined throughout the window: everything in it is readable.
                 let readable = (since.is_some() && !moved.contains(&room_id)).then(Readable::all);
-                let extra = json!({
-                    "account_data": { "events": account_data },
-                    "ephemeral": { "events": ephemeral },
-                });
+                let extra = vec![("account_data", events(account_data)), ("ephemeral", events(ephemeral))];
                 pending.push(Pending { room_id, left: None, upto: now.events, full, readable, extra });
             }
             "invite" | "knock" if new_since_token => {
@@ -199,7 +204,7 @@ pub(super) async fn collect(
                     continue;
                 }
                 let account_data = room_account_data.remove(room_id.as_str()).unwrap_or_default();
-                let extra = json!({ "account_data": { "events": account_data } });
+                let extra = vec![("account_data", events(account_data))];
                 let left = Some(member_event);
                 pending.push(Pending {
                     room_id,
@@ -214,7 +219,7 @@ pub(super) async fn collect(
         }
     }
 
-    let mut pages = window.pages(&pending).await?;
+    let pages = window.pages(&pending).await?;
     let joined: Vec<&RoomId> = pending.iter().filter(|p| p.left.is_none()).map(|p| &*p.room_id).collect();
     let mut unread = unread_counts(hs, request, &joined).await?;
     let summarised: Vec<&RoomId> =
@@ -225,29 +230,23 @@ pub(super) async fn collect(
     };
 
     // Every event of the response served at once: timelines then state, room after room.
-    let (mut pdus, mut lengths) = (Vec::new(), Vec::with_capacity(pages.len()));
-    for page in &mut pages {
-        lengths.push((page.events.len(), page.state.len()));
-        pdus.append(&mut page.events);
-        pdus.append(&mut page.state);
-    }
-    let mut served = serve(hs, request.user, &pdus).await?.into_iter();
+    let pdus: Vec<&Pdu> =
+        pages.iter().flat_map(|page| page.events.iter().chain(page.state.iter().map(|pdu| &**pdu))).collect();
+    let mut served = client_events_of(hs, request.user, &pdus).await?.into_iter().map(without_room_id);
     drop(pdus);
-    for ((pending, page), (events, state)) in pending.into_iter().zip(pages).zip(lengths) {
-        let mut timeline: Vec<Value> = served.by_ref().take(events).collect();
-        let state: Vec<Value> = served.by_ref().take(state).collect();
+    for (pending, page) in pending.into_iter().zip(pages) {
+        let mut timeline: Vec<Value> = served.by_ref().take(page.events.len()).collect();
+        let state: Vec<Value> = served.by_ref().take(page.state.len()).collect();
         if let (Some(member_event), true) = (&pending.left, timeline.is_empty()) {
             // Nothing readable (a rejected invite): the leave itself still shows.
             timeline = serve(hs, request.user, std::slice::from_ref(member_event)).await?;
         }
-        let mut room = json!({
-            "timeline": {
-                "events": timeline,
-                "limited": page.limited,
-                "prev_batch": StreamToken(page.start).to_string(),
-            },
-            "state": { "events": state },
-        });
+        let timeline = object([
+            ("events", Value::Array(timeline)),
+            ("limited", Value::Bool(page.limited)),
+            ("prev_batch", Value::String(StreamToken(page.start).to_string())),
+        ]);
+        let mut room = object([("timeline", timeline), ("state", events(state))]);
         if page.summary {
             let summary = summaries.remove(pending.room_id.as_str()).unwrap_or_default();
             room["summary"] = json!({
@@ -256,8 +255,8 @@ pub(super) async fn collect(
                 "m.invited_member_count": summary.invited,
             });
         }
-        if let (Value::Object(room), Value::Object(extra)) = (&mut room, pending.extra) {
-            room.extend(extra);
+        for (key, value) in pending.extra {
+            room[key] = value;
         }
         let section = match pending.left {
             Some(_) => &mut rooms.leave,
@@ -284,7 +283,7 @@ struct Pending {
     /// What the user may read, when known without reading the room.
     readable: Option<Readable>,
     /// The fields the section adds (`account_data`, `ephemeral`).
-    extra: Value,
+    extra: Vec<(&'static str, Value)>,
 }
 
 /// A room's timeline and the state before it, not served yet.
@@ -293,7 +292,7 @@ struct RoomPage {
     limited: bool,
     /// The stream position before the timeline (its `prev_batch`).
     start: i64,
-    state: Vec<Pdu>,
+    state: Vec<Arc<Pdu>>,
     /// Whether the room's summary is sent.
     summary: bool,
 }
@@ -359,7 +358,7 @@ impl Window<'_> {
 
         let mut pages = Vec::with_capacity(pending.len());
         for ((room, timeline), state) in pending.iter().zip(timelines).zip(states) {
-            let mut events = state.events;
+            let mut events: Vec<Arc<Pdu>> = state.events.into_iter().map(Arc::new).collect();
             events.extend(state_events(self.hs, &room.room_id, &state.entries).await?);
             events.retain(|pdu| matches(self.state_filter, pdu));
             // Lazy-loaded members are no change; a limited timeline may have skipped some.
