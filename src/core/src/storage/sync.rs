@@ -158,23 +158,34 @@ pub async fn latest_events(
             .collect::<Vec<_>>()
             .join(", ");
         let columns = COLUMNS.split(", ").map(|c| format!("e.{c}")).collect::<Vec<_>>().join(", ");
-        // Per room, the position of its `per_room`-th newest event bounds an index range scan.
-        let sql = format!(
-            "WITH r (room_id, upto) AS (VALUES {values}), \
-             b (room_id, upto, low) AS (SELECT r.room_id, r.upto, COALESCE(( \
-                 SELECT x.stream_ordering FROM events x WHERE x.room_id = r.room_id \
-                 AND x.stream_ordering <= r.upto AND x.outlier = 0 AND x.rejected = 0 AND x.soft_failed = 0 \
-                 ORDER BY x.stream_ordering DESC LIMIT 1 OFFSET {}), 0) FROM r) \
-             SELECT {columns} FROM b JOIN events e ON e.room_id = b.room_id \
-             AND e.stream_ordering >= b.low AND e.stream_ordering <= b.upto \
-             WHERE e.outlier = 0 AND e.rejected = 0 AND e.soft_failed = 0",
-            params.one(),
-        );
+        let accepted = "e.outlier = 0 AND e.rejected = 0 AND e.soft_failed = 0";
+        let sqlite = conn.backend_name() == "SQLite";
+        let sql = if sqlite {
+            // SQLite has no LATERAL: per room, the position of its `per_room`-th newest event
+            // bounds an index range scan.
+            format!(
+                "WITH r (room_id, upto) AS (VALUES {values}), \
+                 b (room_id, upto, low) AS (SELECT r.room_id, r.upto, COALESCE(( \
+                     SELECT e.stream_ordering FROM events e WHERE e.room_id = r.room_id \
+                     AND e.stream_ordering <= r.upto AND {accepted} \
+                     ORDER BY e.stream_ordering DESC LIMIT 1 OFFSET {}), 0) FROM r) \
+                 SELECT {columns} FROM b JOIN events e ON e.room_id = b.room_id \
+                 AND e.stream_ordering >= b.low AND e.stream_ordering <= b.upto WHERE {accepted}",
+                params.one(),
+            )
+        } else {
+            format!(
+                "SELECT {columns} FROM (VALUES {values}) AS r (room_id, upto) CROSS JOIN LATERAL ( \
+                     SELECT * FROM events e WHERE e.room_id = r.room_id AND e.stream_ordering <= r.upto \
+                     AND {accepted} ORDER BY e.stream_ordering DESC LIMIT {}) AS e",
+                params.one(),
+            )
+        };
         let mut query = sqlx::query(&sql);
         for (room, upto) in chunk {
             query = query.bind(room.as_str()).bind(*upto);
         }
-        query = query.bind(per_room.saturating_sub(1).max(0));
+        query = query.bind(if sqlite { per_room.saturating_sub(1).max(0) } else { per_room });
         for row in query.fetch_all(&mut *conn).await? {
             events.push(from_row(row)?);
         }
