@@ -1,6 +1,7 @@
-//! KEY-4: the E2EE fields of `/sync` (SCENARIOS.md › End-to-end encryption). matrix-nio, a real
-//! E2EE client (`docs/nio_e2ee_check.py`), rejects a whole sync response whose key counts are
-//! null, so they must be there even when nothing else is.
+//! The E2EE key counts of `/sync` (`device_one_time_keys_count`,
+//! `device_unused_fallback_key_types`) are in every response, including one with nothing new:
+//! matrix-nio, a real E2EE client (`docs/nio_e2ee_check.py`), rejects a whole sync response whose
+//! key counts are null.
 
 use hearth_complement_tests::{TestServer, rooms::next_batch, scenario};
 use serde_json::{Value, json};
