@@ -42,11 +42,11 @@ const MAX_LIMIT: usize = 100;
 const MAX_WORDS: usize = 16;
 /// `rank` order ranks the newest this many matches: every match scored costs time, and a word in
 /// a large share of a big index has far more matches than a request can score (SQLite's `bm25`
-/// costs about a microsecond each). Fewer matches are all ranked.
+/// costs about 2 µs a row). Fewer matches are all ranked.
 const RANK_WINDOW: i64 = 2_000;
 /// `count` counts up to this many matches exactly and estimates beyond (the spec's count is "an
 /// approximate count"), from how far back in the stream the newest ones reach.
-const COUNT_EXACT: i64 = 10_000;
+const COUNT_EXACT: i64 = 2_000;
 
 /// A search request, as parsed at the edge.
 #[derive(Clone, Copy, Debug)]
