@@ -14,29 +14,34 @@ pub struct StateChange {
     pub json: String,
 }
 
-/// Every accepted timeline event of a room at `(type, state_key)`, oldest first. Served by the
-/// partial index `events_room_state_key`.
-pub async fn state_changes<'c>(
-    executor: impl Executor<'c, Database = sqlx::Any>,
-    room_id: &RoomId,
+/// Every accepted timeline event at `(type, state_key)` in each of `room_ids` (one query per 500
+/// rooms, each served by the index `events_room_state_key`): `(room, change)` pairs, each room's
+/// changes oldest first.
+pub async fn state_changes(
+    pool: &sqlx::AnyPool,
+    room_ids: &[&str],
     kind: &str,
     state_key: &str,
-) -> sqlx::Result<Vec<StateChange>> {
-    let rows = sqlx::query(
-        "SELECT stream_ordering, json FROM events \
-         WHERE room_id = $1 AND type = $2 AND state_key = $3 AND stream_ordering IS NOT NULL \
-         AND outlier = 0 AND rejected = 0 AND soft_failed = 0 ORDER BY stream_ordering",
-    )
-    .bind(room_id.as_str())
-    .bind(kind)
-    .bind(state_key)
-    .fetch_all(executor)
-    .await?;
-    rows.into_iter()
-        .map(|row| {
-            Ok(StateChange { stream_ordering: row.try_get("stream_ordering")?, json: row.try_get("json")? })
-        })
-        .collect()
+) -> sqlx::Result<Vec<(String, StateChange)>> {
+    let mut changes = Vec::new();
+    for chunk in room_ids.chunks(500) {
+        let sql = format!(
+            "SELECT room_id, stream_ordering, json FROM events \
+             WHERE room_id IN ({}) AND type = $1 AND state_key = $2 AND stream_ordering IS NOT NULL \
+             AND outlier = 0 AND rejected = 0 AND soft_failed = 0 ORDER BY stream_ordering",
+            super::placeholders(3, chunk.len())
+        );
+        let mut query = sqlx::query(&sql).bind(kind).bind(state_key);
+        for room_id in chunk {
+            query = query.bind(*room_id);
+        }
+        for row in query.fetch_all(pool).await? {
+            let change =
+                StateChange { stream_ordering: row.try_get("stream_ordering")?, json: row.try_get("json")? };
+            changes.push((row.try_get("room_id")?, change));
+        }
+    }
+    Ok(changes)
 }
 
 /// The state group after the last accepted event of a room at or before stream position

@@ -39,6 +39,29 @@ pub async fn version<'c>(
     .transpose()
 }
 
+/// How many rooms this server knows.
+pub async fn count<'c>(executor: impl Executor<'c, Database = sqlx::Any>) -> sqlx::Result<i64> {
+    sqlx::query("SELECT COUNT(*) AS n FROM rooms").fetch_one(executor).await?.try_get("n")
+}
+
+/// Every room this server knows, by ID.
+pub async fn all_ids<'c>(executor: impl Executor<'c, Database = sqlx::Any>) -> sqlx::Result<Vec<String>> {
+    let rows = sqlx::query("SELECT room_id FROM rooms").fetch_all(executor).await?;
+    rows.iter().map(|r| r.try_get("room_id")).collect()
+}
+
+/// The rooms `user_id` forgot.
+pub async fn forgotten<'c>(
+    executor: impl Executor<'c, Database = sqlx::Any>,
+    user_id: &UserId,
+) -> sqlx::Result<Vec<String>> {
+    let rows = sqlx::query("SELECT room_id FROM forgotten_rooms WHERE user_id = $1")
+        .bind(user_id.as_str())
+        .fetch_all(executor)
+        .await?;
+    rows.iter().map(|r| r.try_get("room_id")).collect()
+}
+
 /// A forward extremity: an event with no children yet.
 #[derive(Clone, Debug)]
 pub struct Extremity {
