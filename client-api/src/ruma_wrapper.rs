@@ -339,7 +339,7 @@ impl RouterExt for Router<Homeserver> {
         handler.register(self)
     }
 
-    fn ruma_raw<Req, F, Fut, R>(mut self, handler: F) -> Self
+    fn ruma_raw<Req, F, Fut, R>(self, handler: F) -> Self
     where
         Req: IncomingRequest + Send + 'static,
         Req::Authentication: Authenticate,
@@ -347,18 +347,10 @@ impl RouterExt for Router<Homeserver> {
         Fut: Future<Output = Result<R>> + Send,
         R: IntoResponse,
     {
-        let (filter, paths) = endpoint::<Req>();
-        for path in paths {
-            let handler = handler.clone();
-            self = self.route(
-                path,
-                on(filter, move |State(hs): State<Homeserver>, request: Ruma<Req>| handler(hs, request)),
-            );
-        }
-        self
+        route_endpoint::<Req, Ruma<Req>, F, Fut, R>(self, handler)
     }
 
-    fn ruma_streamed<Req, F, Fut, R>(mut self, handler: F) -> Self
+    fn ruma_streamed<Req, F, Fut, R>(self, handler: F) -> Self
     where
         Req: IncomingRequest + Send + 'static,
         Req::Authentication: Authenticate,
@@ -366,16 +358,24 @@ impl RouterExt for Router<Homeserver> {
         Fut: Future<Output = Result<R>> + Send,
         R: IntoResponse,
     {
-        let (filter, paths) = endpoint::<Req>();
-        for path in paths {
-            let handler = handler.clone();
-            self = self.route(
-                path,
-                on(filter, move |State(hs): State<Homeserver>, request: RumaStreamed<Req>| {
-                    handler(hs, request)
-                }),
-            );
-        }
-        self
+        route_endpoint::<Req, RumaStreamed<Req>, F, Fut, R>(self, handler)
     }
+}
+
+/// Routes every path and method of `Req` to `handler`, which takes the request as `E`.
+fn route_endpoint<Req, E, F, Fut, R>(mut router: Router<Homeserver>, handler: F) -> Router<Homeserver>
+where
+    Req: IncomingRequest + Send + 'static,
+    E: FromRequest<Homeserver> + Send + 'static,
+    F: Fn(Homeserver, E) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<R>> + Send,
+    R: IntoResponse,
+{
+    let (filter, paths) = endpoint::<Req>();
+    for path in paths {
+        let handler = handler.clone();
+        router = router
+            .route(path, on(filter, move |State(hs): State<Homeserver>, request: E| handler(hs, request)));
+    }
+    router
 }

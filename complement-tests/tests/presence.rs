@@ -1,6 +1,6 @@
 //! Presence through its own endpoints (SCENARIOS.md › EPH-4, storage half): users set their own
 //! presence and status message and read it back; others see it when they share a room. (Its
-//! delivery through `/sync` is tested with sync.)
+//! delivery through `/sync` is tested with sync.) Users the server no longer sees go offline.
 
 use hearth_complement_tests::{TestServer, client::enc, scenario};
 use serde_json::{Value, json};
@@ -73,4 +73,36 @@ scenario!(presence_is_visible_to_users_sharing_a_room, |backend| {
 
     bob.post(&format!("{V3}/rooms/{}/leave", enc(&room_id)), json!({})).await.expect_status(200);
     bob.get(&status(&me)).await.expect_error(403, "M_FORBIDDEN");
+});
+
+scenario!(presence_goes_offline_once_the_user_is_no_longer_seen, |backend| {
+    let hs = TestServer::start_with(backend, |config| config.presence.offline_after_secs = 1).await;
+    let alice = hs.client().register("alice", "passw0rd!").await;
+    let bob = hs.client().register("bob", "passw0rd!").await;
+    let carol = hs.client().register("carol", "passw0rd!").await;
+    let room_id = alice.create_room(json!({ "preset": "public_chat" })).await;
+    for member in [&bob, &carol] {
+        member.post(&format!("{V3}/rooms/{}/join", enc(&room_id)), json!({})).await.expect_status(200);
+    }
+    let me = alice.me().to_owned();
+    alice.put(&status(&me), json!({ "presence": "online", "status_msg": "here" })).await.expect_status(200);
+    let since = bob.sync(None, None, 0).await["next_batch"].as_str().expect("next_batch").to_owned();
+
+    // Carol keeps syncing (online by default) for three times the limit; Alice is silent.
+    let started = std::time::Instant::now();
+    let mut since_carol: Option<String> = None;
+    while started.elapsed() < std::time::Duration::from_secs(3) {
+        let sync = carol.sync(since_carol.as_deref(), None, 200).await;
+        since_carol = sync["next_batch"].as_str().map(str::to_owned);
+    }
+    assert_eq!(bob.get(&status(carol.me())).await.expect_status(200)["presence"], "online", "still seen");
+
+    let gone = bob.get(&status(&me)).await.expect_status(200).clone();
+    assert_eq!((gone["presence"].clone(), gone["status_msg"].clone()), (json!("offline"), json!("here")));
+    // Bob's sync delivers the change like any other.
+    let sync = bob.sync(Some(&since), None, 0).await;
+    let events = sync["presence"]["events"].as_array().cloned().unwrap_or_default();
+    let alice_now: Vec<&Value> = events.iter().filter(|e| e["sender"] == json!(me)).collect();
+    assert_eq!(alice_now.len(), 1, "{events:?}");
+    assert_eq!(alice_now[0]["content"]["presence"], "offline");
 });

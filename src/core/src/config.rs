@@ -39,6 +39,18 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// The media repository.
     pub media: MediaConfig,
+    /// Presence.
+    pub presence: PresenceConfig,
+}
+
+/// Presence settings (spec: Client-Server API › Presence).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PresenceConfig {
+    /// A user the server has not seen for this many seconds (no `/sync` with `set_presence`
+    /// other than offline, no presence change) is set offline. A syncing client is seen at least
+    /// once a minute, so keep this well above 60.
+    pub offline_after_secs: u64,
 }
 
 /// Media repository settings (spec: Client-Server API › Content repository). The upload size
@@ -195,6 +207,7 @@ impl Default for Config {
             rooms: RoomsConfig { default_version: RoomVersionId::V12 },
             metrics: MetricsConfig { enabled: false },
             media: MediaConfig { legacy_unauthenticated: false, user_quota_bytes: 0, max_pending_uploads: 5 },
+            presence: PresenceConfig { offline_after_secs: 300 },
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The [`Homeserver`] handle: everything one server instance shares, cheap to clone and passed
 //! explicitly (no globals), so several homeservers can run in one test process.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use anyhow::Context;
 use ruma::{ServerName, signatures::Ed25519KeyPair};
@@ -24,6 +24,17 @@ use crate::{
 /// One homeserver instance: configuration, database pool, signing key and metrics.
 #[derive(Clone)]
 pub struct Homeserver(Arc<Inner>);
+
+/// A reference to a homeserver that does not keep it alive, for background tasks.
+#[derive(Clone)]
+pub struct WeakHomeserver(Weak<Inner>);
+
+impl WeakHomeserver {
+    /// The homeserver, unless it was dropped.
+    pub fn upgrade(&self) -> Option<Homeserver> {
+        self.0.upgrade().map(Homeserver)
+    }
+}
 
 struct Inner {
     config: Config,
@@ -56,7 +67,7 @@ impl Homeserver {
         let rate_limiter = RateLimiter::new(&config.rate_limits);
         let notifier = Notifier::start(&db, config.server_name.clone());
         let typing = Typing::start(notifier.room_waker());
-        Ok(Homeserver(Arc::new(Inner {
+        let hs = Homeserver(Arc::new(Inner {
             config,
             db,
             signing_key,
@@ -72,7 +83,14 @@ impl Homeserver {
             filter_cache: crate::filters::new_cache(),
             typing,
             media,
-        })))
+        }));
+        crate::presence::start_offline_sweeper(&hs);
+        Ok(hs)
+    }
+
+    /// A reference that does not keep this homeserver alive.
+    pub fn downgrade(&self) -> WeakHomeserver {
+        WeakHomeserver(Arc::downgrade(&self.0))
     }
 
     /// The configuration this server was started with.

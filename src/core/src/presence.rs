@@ -2,6 +2,11 @@
 //! offline, an optional status message, and how long ago they were last active. Users set their
 //! own presence; it is visible to themselves and to users they share a room with. Every change
 //! takes a new position in the presence stream, which `/sync` delivers from.
+//!
+//! A user the server has not seen for `presence.offline_after_secs` (no `/sync` with
+//! `set_presence` other than offline, no presence change) is set `offline` by a sweep that runs
+//! in the background ([`start_offline_sweeper`]), like any change: the users sharing a room with
+//! them see it in their next `/sync`.
 
 use std::time::Duration;
 
@@ -22,6 +27,11 @@ use crate::{
 const IDLE_AFTER: Duration = Duration::from_secs(5 * 60);
 /// An `online` user active this recently is `currently_active` (Synapse's granularity).
 const CURRENTLY_ACTIVE_WITHIN: Duration = Duration::from_secs(60);
+/// How often a syncing user's "last seen" time is written, at most (more often when
+/// `presence.offline_after_secs` is under four times this).
+const SEEN_EVERY: Duration = Duration::from_secs(60);
+/// The longest pause between two offline sweeps.
+const LONGEST_SWEEP_INTERVAL: Duration = Duration::from_secs(30);
 
 /// A user's presence as another user sees it.
 #[derive(Clone, Debug, PartialEq)]
@@ -52,7 +62,8 @@ pub async fn set(
         PresenceState::Online | PresenceState::Unavailable | PresenceState::Offline => state.as_str(),
         other => return Err(Error::invalid_param(format!("Unknown presence state {other}"))),
     };
-    write(hs, user, state, status_msg, now_ms()).await
+    let now = now_ms();
+    write(hs, user, state, status_msg, now).await
 }
 
 /// Records what a `/sync` with `set_presence` says of its user. Writes (and wakes the users who
@@ -70,8 +81,18 @@ pub async fn touch(hs: &Homeserver, user: &UserId, state: &PresenceState) -> Res
             && now.saturating_sub(row.last_active_ts)
                 > i64::try_from(CURRENTLY_ACTIVE_WITHIN.as_millis()).unwrap_or(i64::MAX)
     };
+    let millis = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
     match &stored {
-        Some(row) if row.state == state && !stale(row) => Ok(()),
+        Some(row) if row.state == state && !stale(row) => {
+            let offline_after = Duration::from_secs(hs.config().presence.offline_after_secs);
+            let seen_every = SEEN_EVERY.min(offline_after / 4);
+            if state != PresenceState::Offline.as_str()
+                && now.saturating_sub(row.last_seen_ts) > millis(seen_every)
+            {
+                presence::seen(hs.db().pool(), user, now).await?;
+            }
+            Ok(())
+        }
         // A user who never set a presence is offline already: nothing anyone sees changes
         // (announcing it woke every member of every shared room once per syncing user).
         None if state == PresenceState::Offline.as_str() => Ok(()),
@@ -79,6 +100,7 @@ pub async fn touch(hs: &Homeserver, user: &UserId, state: &PresenceState) -> Res
     }
 }
 
+/// Stores a change (the user was active at `now`, and is seen then) and wakes who sees it.
 async fn write(
     hs: &Homeserver,
     user: &UserId,
@@ -86,9 +108,19 @@ async fn write(
     status_msg: Option<&str>,
     now: i64,
 ) -> Result<()> {
+    write_at(hs, user, state, status_msg, (now, now)).await
+}
+
+async fn write_at(
+    hs: &Homeserver,
+    user: &UserId,
+    state: &str,
+    status_msg: Option<&str>,
+    active_and_seen: (i64, i64),
+) -> Result<()> {
     let mut tx = hs.db().begin().await?;
     let position = streams::next_position(&mut tx, Stream::Presence).await?;
-    presence::put(&mut tx, user, state, status_msg, now, position).await?;
+    presence::put(&mut tx, user, state, status_msg, active_and_seen, position).await?;
     tx.commit().await?;
     hs.notifier().wake_sharing_with(user.to_owned());
     Ok(())
@@ -141,6 +173,37 @@ pub async fn get(hs: &Homeserver, viewer: &UserId, target: &UserId) -> Result<Pr
     })
 }
 
+/// Sets offline every user not seen for `offline_after`, keeping their status message and last
+/// active time; how many.
+pub async fn sweep_offline(hs: &Homeserver, offline_after: Duration) -> Result<usize> {
+    let now = now_ms();
+    let before = now.saturating_sub(i64::try_from(offline_after.as_millis()).unwrap_or(i64::MAX));
+    let unseen = presence::unseen_since(hs.db().pool(), before).await?;
+    for (user, row) in &unseen {
+        let offline = PresenceState::Offline.as_str();
+        write_at(hs, user, offline, row.status_msg.as_deref(), (row.last_active_ts, row.last_seen_ts))
+            .await?;
+    }
+    Ok(unseen.len())
+}
+
+/// Runs [`sweep_offline`] every quarter of `presence.offline_after_secs` (at most every 30 s)
+/// for as long as `hs` lives.
+pub fn start_offline_sweeper(hs: &Homeserver) {
+    let offline_after = Duration::from_secs(hs.config().presence.offline_after_secs.max(1));
+    let interval = (offline_after / 4).clamp(Duration::from_millis(250), LONGEST_SWEEP_INTERVAL);
+    let weak = hs.downgrade();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(interval).await;
+            let Some(hs) = weak.upgrade() else { return };
+            if let Err(error) = sweep_offline(&hs, offline_after).await {
+                tracing::warn!(error = %error, "setting idle users offline failed");
+            }
+        }
+    });
+}
+
 /// A stored presence as it looks at `now`: an `online` user idle for too long is shown as
 /// `unavailable`.
 fn as_seen(row: &presence::PresenceRow, now: i64) -> Presence {
@@ -158,7 +221,13 @@ mod tests {
     use super::*;
 
     fn row(state: &str, last_active_ts: i64) -> presence::PresenceRow {
-        presence::PresenceRow { state: state.to_owned(), status_msg: None, last_active_ts, stream_id: 1 }
+        presence::PresenceRow {
+            state: state.to_owned(),
+            status_msg: None,
+            last_active_ts,
+            stream_id: 1,
+            last_seen_ts: last_active_ts,
+        }
     }
 
     #[test]

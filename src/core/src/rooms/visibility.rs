@@ -10,7 +10,7 @@
 //! its stream position. The changes are taken in stream order, which is the room's order for
 //! events this server appended; events that state resolution later overrode are not looked at.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use ruma::{OwnedRoomId, RoomId, UserId};
 use serde_json::Value;
@@ -197,51 +197,66 @@ impl Readable {
     /// What `user` may read of `room_id`; `None` for rooms this server does not know. After
     /// `/forget`, a user who is not back in the room reads it as if never a member.
     pub async fn load(hs: &Homeserver, user: &UserId, room_id: &RoomId) -> Result<Option<Readable>> {
-        Ok(Readable::load_many(hs, user, &[room_id]).await?.remove(room_id))
+        if rooms::version(hs.db().pool(), room_id).await?.is_none() {
+            return Ok(None);
+        }
+        let mut loaded = Readable::load_many(hs, user, &[room_id.to_owned()]).await?;
+        Ok(loaded.remove(room_id))
     }
 
-    /// [`load`](Self::load) for many rooms in a few queries: room ID → what `user` may read of
-    /// it; rooms this server does not know are absent.
+    /// [`load`](Self::load) for many rooms this server knows, in a few queries whatever their
+    /// number.
     pub async fn load_many(
         hs: &Homeserver,
         user: &UserId,
-        rooms: &[&RoomId],
+        room_ids: &[OwnedRoomId],
     ) -> Result<HashMap<OwnedRoomId, Readable>> {
-        let mut conn = hs.db().pool().acquire().await?;
-        let (known, forgotten) = rooms::known_and_forgotten(&mut conn, user, rooms).await?;
-        let mut memberships =
-            history::state_changes_in_rooms(&mut conn, rooms, "m.room.member", user.as_str()).await?;
-        let mut visibilities =
-            history::state_changes_in_rooms(&mut conn, rooms, "m.room.history_visibility", "").await?;
-        let mut readable = HashMap::new();
-        for room_id in rooms.iter().filter(|r| known.contains(r.as_str())) {
-            let forgotten = forgotten.contains(room_id.as_str())
+        let pool = hs.db().pool();
+        let mut forgotten = HashSet::new();
+        for room_id in rooms::forgotten(pool, user).await? {
+            let Ok(room_id) = OwnedRoomId::try_from(room_id) else { continue };
+            if room_ids.contains(&room_id)
                 && !matches!(
-                    state::membership(&mut *conn, room_id, user.as_str()).await?.as_deref(),
+                    state::membership(pool, &room_id, user.as_str()).await?.as_deref(),
                     Some("join" | "invite")
-                );
-            let memberships = match memberships.remove(room_id.as_str()) {
-                Some(rows) if !forgotten => changes(&rows, Membership::from_content),
-                _ => Vec::new(),
-            };
-            let visibilities = visibilities
-                .remove(room_id.as_str())
-                .map(|rows| changes(&rows, HistoryVisibility::from_content))
-                .unwrap_or_default();
-            readable.insert((*room_id).to_owned(), Readable::compute(&memberships, &visibilities));
+                )
+            {
+                forgotten.insert(room_id);
+            }
         }
-        Ok(readable)
+        let ids: Vec<&str> = room_ids.iter().map(|r| r.as_str()).collect();
+        let mut memberships =
+            changes(pool, &ids, "m.room.member", user.as_str(), Membership::from_content).await?;
+        let mut visibilities =
+            changes(pool, &ids, "m.room.history_visibility", "", HistoryVisibility::from_content).await?;
+        Ok(room_ids
+            .iter()
+            .map(|room_id| {
+                let memberships = match forgotten.contains(room_id) {
+                    true => Vec::new(),
+                    false => memberships.remove(room_id.as_str()).unwrap_or_default(),
+                };
+                let visibilities = visibilities.remove(room_id.as_str()).unwrap_or_default();
+                (room_id.clone(), Readable::compute(&memberships, &visibilities))
+            })
+            .collect())
     }
 }
 
-/// `(position, value)` of each state change, the value read from its content.
-fn changes<T>(rows: &[history::StateChange], value: impl Fn(&Value) -> T) -> Vec<(i64, T)> {
-    rows.iter()
-        .map(|row| {
-            let event: Value = serde_json::from_str(&row.json).unwrap_or(Value::Null);
-            (row.stream_ordering, value(&event["content"]))
-        })
-        .collect()
+/// The changes at `(kind, state_key)` in each of `room_ids`, oldest first, as values.
+async fn changes<T>(
+    pool: &sqlx::AnyPool,
+    room_ids: &[&str],
+    kind: &str,
+    state_key: &str,
+    value: impl Fn(&Value) -> T,
+) -> Result<HashMap<String, Vec<(i64, T)>>> {
+    let mut changes: HashMap<String, Vec<(i64, T)>> = HashMap::new();
+    for (room_id, row) in history::state_changes(pool, room_ids, kind, state_key).await? {
+        let event: Value = serde_json::from_str(&row.json).unwrap_or(Value::Null);
+        changes.entry(room_id).or_default().push((row.stream_ordering, value(&event["content"])));
+    }
+    Ok(changes)
 }
 
 #[cfg(test)]

@@ -28,7 +28,8 @@ use crate::{
         visibility::Readable,
     },
     storage::{
-        search::{self, Cursor, Hit, Order, Query, RoomScope},
+        rooms,
+        search::{self, Counted, Cursor, Hit, Order, Query, RoomScope, WholeRooms},
         sync,
     },
 };
@@ -39,6 +40,13 @@ const DEFAULT_LIMIT: usize = 10;
 const MAX_LIMIT: usize = 100;
 /// Most words of a search term used; the rest are ignored.
 const MAX_WORDS: usize = 16;
+/// `rank` order ranks the newest this many matches: every match scored costs time, and a word in
+/// a large share of a big index has far more matches than a request can score (SQLite's `bm25`
+/// costs about 2 µs a row). Fewer matches are all ranked.
+const RANK_WINDOW: i64 = 2_000;
+/// `count` counts up to this many matches exactly and estimates beyond (the spec's count is "an
+/// approximate count"), from how far back in the stream the newest ones reach.
+const COUNT_EXACT: i64 = 2_000;
 
 /// A search request, as parsed at the edge.
 #[derive(Clone, Copy, Debug)]
@@ -136,17 +144,12 @@ pub async fn search(
     not_senders.extend(ignored.iter().map(ToString::to_string));
     let senders: Option<Vec<String>> =
         filter.senders.as_ref().map(|s| s.iter().map(ToString::to_string).collect());
-    let scopes: Vec<RoomScope> = readable
-        .iter()
-        .map(|(room_id, readable)| RoomScope {
-            room_id: room_id.to_string(),
-            ranges: readable.ranges().iter().map(|&(low, high)| (low.max(1), high.min(upto))).collect(),
-        })
-        .collect();
+    let (whole, partial) = scopes(hs, &readable, upto).await?;
     let query = Query {
         words: &words,
         types: &types,
-        rooms: &scopes,
+        whole: &whole,
+        partial: &partial,
         senders: senders.as_deref(),
         not_senders: &not_senders,
         upto,
@@ -158,7 +161,8 @@ pub async fn search(
         .clamp(1, MAX_LIMIT);
     let (pool, backend) = (hs.db().pool(), hs.db().backend());
     let page_size = i64::try_from(limit + 1).unwrap_or(i64::MAX);
-    let mut hits = search::page(pool, backend, &query, order, token.map(|t| t.after), page_size).await?;
+    let after = token.map(|t| t.after);
+    let mut hits = search::page(pool, backend, &query, order, after, page_size, RANK_WINDOW).await?;
     if hits.len() > limit {
         hits.truncate(limit);
         results.next_batch = hits.last().map(|hit| {
@@ -166,7 +170,8 @@ pub async fn search(
             Token { order, upto, after }.to_string()
         });
     }
-    results.count = u64::try_from(search::count(pool, backend, &query).await?).unwrap_or(0);
+    let counted = search::count_newest(pool, backend, &query, COUNT_EXACT).await?;
+    results.count = estimate_count(counted, COUNT_EXACT, lowest_position(&whole, &partial), upto);
 
     let found = parse_hits(&hits, filter)?;
     let pdus: Vec<Pdu> = found.iter().map(|f| f.pdu.clone()).collect();
@@ -245,20 +250,71 @@ async fn searched_rooms(
     upto: i64,
 ) -> Result<HashMap<OwnedRoomId, Readable>> {
     let memberships = sync::memberships_at(hs.db().pool(), user, upto).await?;
-    let mut rooms = HashMap::new();
-    for row in memberships {
-        let room_id = row.room_id;
-        if filter.not_rooms.contains(&room_id) || filter.rooms.as_ref().is_some_and(|r| !r.contains(&room_id))
-        {
-            continue;
-        }
-        if let Some(readable) = Readable::load(hs, user, &room_id).await?
-            && !readable.is_empty()
-        {
-            rooms.insert(room_id, readable);
+    let room_ids: Vec<OwnedRoomId> = memberships
+        .into_iter()
+        .map(|row| row.room_id)
+        .filter(|room_id| {
+            !filter.not_rooms.contains(room_id) && filter.rooms.as_ref().is_none_or(|r| r.contains(room_id))
+        })
+        .collect();
+    let mut rooms = Readable::load_many(hs, user, &room_ids).await?;
+    rooms.retain(|_, readable| !readable.is_empty());
+    Ok(rooms)
+}
+
+/// The rooms searched, as the index query wants them: those readable in full up to `upto`
+/// (named the shorter way round: when the user reads most rooms of the server, as every room but
+/// the others) and those readable in part, with their ranges.
+async fn scopes(
+    hs: &Homeserver,
+    readable: &HashMap<OwnedRoomId, Readable>,
+    upto: i64,
+) -> Result<(WholeRooms, Vec<RoomScope>)> {
+    let mut whole = Vec::new();
+    let mut partial = Vec::new();
+    for (room_id, readable) in readable {
+        match readable.ranges() {
+            [(low, high)] if *low <= 1 && *high >= upto => whole.push(room_id.to_string()),
+            ranges => partial.push(RoomScope {
+                room_id: room_id.to_string(),
+                ranges: ranges.iter().map(|&(low, high)| (low.max(1), high.min(upto))).collect(),
+            }),
         }
     }
-    Ok(rooms)
+    let pool = hs.db().pool();
+    // Read after `upto` was fixed: every room with an event up to there is listed.
+    let known = usize::try_from(rooms::count(pool).await?).unwrap_or(usize::MAX);
+    if known.saturating_sub(whole.len()) >= whole.len() {
+        return Ok((WholeRooms::Only(whole), partial));
+    }
+    let whole: HashSet<String> = whole.into_iter().collect();
+    let others = rooms::all_ids(pool).await?.into_iter().filter(|r| !whole.contains(r)).collect();
+    Ok((WholeRooms::AllBut(others), partial))
+}
+
+/// The lowest stream position searched: the stream's start when a room is read in full, else
+/// where the first readable range of a room read in part starts.
+fn lowest_position(whole: &WholeRooms, partial: &[RoomScope]) -> i64 {
+    let partial_low = partial.iter().filter_map(|r| r.ranges.first()).map(|r| r.0).min();
+    match (whole, partial_low) {
+        (WholeRooms::Only(rooms), Some(low)) if rooms.is_empty() => low,
+        _ => 1,
+    }
+}
+
+/// The total count from the newest `counted` matches (at most `cap`): exact when fewer than `cap`
+/// matched, else extrapolated over the positions searched (`lowest`..=`upto`) from the share of
+/// them the counted matches span.
+fn estimate_count(counted: Counted, cap: i64, lowest: i64, upto: i64) -> u64 {
+    let hits = u64::try_from(counted.hits).unwrap_or(0);
+    match counted.oldest {
+        Some(oldest) if counted.hits >= cap && oldest > lowest => {
+            let spanned = (upto - oldest + 1).max(1) as f64;
+            let searched = (upto - lowest + 1).max(1) as f64;
+            (hits as f64 * searched / spanned).round() as u64
+        }
+        _ => hits,
+    }
 }
 
 /// A hit as an event, with its place in the stream.
@@ -379,7 +435,20 @@ fn group(pdus: &[Pdu], keys: &[GroupingKey]) -> ResultGroupMapsByGroupingKey {
 
 #[cfg(test)]
 mod tests {
-    use super::query_words;
+    use super::{Counted, estimate_count, query_words};
+
+    #[test]
+    fn counts_are_exact_below_the_cap_and_extrapolated_above() {
+        let exact = Counted { hits: 7, oldest: Some(500) };
+        assert_eq!(estimate_count(exact, 10, 1, 1_000), 7);
+        // The 10 newest matches span the newest tenth of the positions searched.
+        let capped = Counted { hits: 10, oldest: Some(901) };
+        assert_eq!(estimate_count(capped, 10, 1, 1_000), 100);
+        // Reaching back to the start, the cap is the count.
+        let all = Counted { hits: 10, oldest: Some(1) };
+        assert_eq!(estimate_count(all, 10, 1, 1_000), 10);
+        assert_eq!(estimate_count(Counted { hits: 0, oldest: None }, 10, 1, 1_000), 0);
+    }
 
     #[test]
     fn search_terms_become_distinct_lower_case_words() {

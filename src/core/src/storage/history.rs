@@ -2,12 +2,8 @@
 //! order (a user's membership changes, the history visibility changes), and the state group at
 //! a stream position.
 
-use std::collections::HashMap;
-
 use ruma::RoomId;
 use sqlx::{Executor, Row};
-
-use super::{Conn, IDS_PER_STATEMENT, Params};
 
 /// A state event's place in the stream and its canonical JSON.
 #[derive(Clone, Debug)]
@@ -18,35 +14,31 @@ pub struct StateChange {
     pub json: String,
 }
 
-/// Every accepted timeline event at `(type, state_key)` of each of `rooms`, in one query (per
-/// [`IDS_PER_STATEMENT`] rooms; served by the partial index `events_room_state_key`): room ID →
-/// its changes, oldest first; rooms without any are absent.
-pub async fn state_changes_in_rooms(
-    conn: &mut Conn,
-    rooms: &[&RoomId],
+/// Every accepted timeline event at `(type, state_key)` in each of `room_ids` (one query per 500
+/// rooms, each served by the index `events_room_state_key`): `(room, change)` pairs, each room's
+/// changes oldest first.
+pub async fn state_changes(
+    pool: &sqlx::AnyPool,
+    room_ids: &[&str],
     kind: &str,
     state_key: &str,
-) -> sqlx::Result<HashMap<String, Vec<StateChange>>> {
-    let mut changes: HashMap<String, Vec<StateChange>> = HashMap::new();
-    for chunk in rooms.chunks(IDS_PER_STATEMENT) {
-        let mut params = Params::new(conn);
+) -> sqlx::Result<Vec<(String, StateChange)>> {
+    let mut changes = Vec::new();
+    for chunk in room_ids.chunks(500) {
         let sql = format!(
             "SELECT room_id, stream_ordering, json FROM events \
-             WHERE room_id IN ({}) AND type = {} AND state_key = {} AND stream_ordering IS NOT NULL \
-             AND outlier = 0 AND rejected = 0 AND soft_failed = 0 ORDER BY room_id, stream_ordering",
-            params.list(chunk.len()),
-            params.one(),
-            params.one(),
+             WHERE room_id IN ({}) AND type = $1 AND state_key = $2 AND stream_ordering IS NOT NULL \
+             AND outlier = 0 AND rejected = 0 AND soft_failed = 0 ORDER BY stream_ordering",
+            super::placeholders(3, chunk.len())
         );
-        let mut query = sqlx::query(&sql);
-        for room in chunk {
-            query = query.bind(room.as_str());
+        let mut query = sqlx::query(&sql).bind(kind).bind(state_key);
+        for room_id in chunk {
+            query = query.bind(*room_id);
         }
-        for row in query.bind(kind).bind(state_key).fetch_all(&mut *conn).await? {
-            changes.entry(row.try_get("room_id")?).or_default().push(StateChange {
-                stream_ordering: row.try_get("stream_ordering")?,
-                json: row.try_get("json")?,
-            });
+        for row in query.fetch_all(pool).await? {
+            let change =
+                StateChange { stream_ordering: row.try_get("stream_ordering")?, json: row.try_get("json")? };
+            changes.push((row.try_get("room_id")?, change));
         }
     }
     Ok(changes)

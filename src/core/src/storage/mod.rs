@@ -7,6 +7,7 @@
 pub mod account_data;
 pub mod aliases;
 pub mod backup;
+mod checkpoint;
 pub mod cross_signing;
 pub mod device_lists;
 pub mod devices;
@@ -76,6 +77,16 @@ pub struct Db {
     events: Arc<EventPositions>,
     /// Queues SQLite writers in FIFO order (see [`Db::begin`]).
     sqlite_writer: Arc<tokio::sync::Mutex<()>>,
+    /// SQLite's WAL checkpointer (see [`checkpoint`]).
+    checkpointer: Option<tokio::task::AbortHandle>,
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        if let Some(checkpointer) = &self.checkpointer {
+            checkpointer.abort();
+        }
+    }
 }
 
 /// A write transaction; rolled back when dropped without [`commit`](WriteTx::commit).
@@ -150,10 +161,16 @@ impl Db {
                     if backend == Backend::Sqlite {
                         // WAL lets readers proceed during a write; NORMAL sync is durable in WAL
                         // mode except against power loss of the last transactions; busy_timeout
-                        // makes a second writer wait instead of failing.
+                        // makes a second writer wait instead of failing. Statement journals in
+                        // memory, reads through a memory map and a larger page cache keep the
+                        // write section off the file system (a profile of sends showed 8 % in
+                        // statement journal writes and 8 % in page reads); checkpoints run in
+                        // the background (see `checkpoint`).
                         conn.execute(
                             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                             PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+                             PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
+                             PRAGMA temp_store = MEMORY; PRAGMA mmap_size = 1073741824; \
+                             PRAGMA cache_size = -32000; PRAGMA wal_autocheckpoint = 0;",
                         )
                         .await?;
                     }
@@ -163,12 +180,16 @@ impl Db {
             .connect_with(options)
             .await
             .with_context(|| format!("connecting to database {}", redact_url(&config.url)))?;
-        Ok(Db {
-            pool,
-            backend,
-            events: Arc::new(EventPositions::default()),
-            sqlite_writer: Arc::new(tokio::sync::Mutex::new(())),
-        })
+        let sqlite_writer = Arc::new(tokio::sync::Mutex::new(()));
+        let checkpointer = match backend {
+            Backend::Sqlite => {
+                let mut wal = sqlite_file(&url).into_os_string();
+                wal.push("-wal");
+                Some(checkpoint::spawn(pool.clone(), sqlite_writer.clone(), wal.into()))
+            }
+            Backend::Postgres => None,
+        };
+        Ok(Db { pool, backend, events: Arc::new(EventPositions::default()), sqlite_writer, checkpointer })
     }
 
     /// Applies every pending migration of this backend.
@@ -323,11 +344,16 @@ pub(crate) fn row_values(conn: &Conn, rows: usize, columns: usize) -> String {
         .join(", ")
 }
 
+/// The database file of a SQLite URL.
+fn sqlite_file(url: &str) -> std::path::PathBuf {
+    let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+    std::path::PathBuf::from(path.split('?').next().unwrap_or_default())
+}
+
 /// Adds `mode=rwc` (create if missing) to a SQLite URL and creates the parent directory.
 fn sqlite_url(url: &str) -> anyhow::Result<String> {
-    let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
-    let file = path.split('?').next().unwrap_or_default();
-    if let Some(dir) = std::path::Path::new(file).parent().filter(|d| !d.as_os_str().is_empty()) {
+    let file = sqlite_file(url);
+    if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     Ok(if url.contains("mode=") {

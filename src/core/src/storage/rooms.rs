@@ -1,11 +1,9 @@
 //! The `rooms` and `forward_extremities` tables.
 
-use std::collections::HashSet;
-
 use ruma::{OwnedRoomId, OwnedUserId, RoomId, RoomVersionId, UserId};
 use sqlx::{Executor, Row};
 
-use super::{Conn, IDS_PER_STATEMENT, Params};
+use super::Conn;
 
 /// Records a new room.
 pub async fn insert(
@@ -39,6 +37,29 @@ pub async fn version<'c>(
         RoomVersionId::try_from(v).map_err(|e| sqlx::Error::Decode(Box::new(e)))
     })
     .transpose()
+}
+
+/// How many rooms this server knows.
+pub async fn count<'c>(executor: impl Executor<'c, Database = sqlx::Any>) -> sqlx::Result<i64> {
+    sqlx::query("SELECT COUNT(*) AS n FROM rooms").fetch_one(executor).await?.try_get("n")
+}
+
+/// Every room this server knows, by ID.
+pub async fn all_ids<'c>(executor: impl Executor<'c, Database = sqlx::Any>) -> sqlx::Result<Vec<String>> {
+    let rows = sqlx::query("SELECT room_id FROM rooms").fetch_all(executor).await?;
+    rows.iter().map(|r| r.try_get("room_id")).collect()
+}
+
+/// The rooms `user_id` forgot.
+pub async fn forgotten<'c>(
+    executor: impl Executor<'c, Database = sqlx::Any>,
+    user_id: &UserId,
+) -> sqlx::Result<Vec<String>> {
+    let rows = sqlx::query("SELECT room_id FROM forgotten_rooms WHERE user_id = $1")
+        .bind(user_id.as_str())
+        .fetch_all(executor)
+        .await?;
+    rows.iter().map(|r| r.try_get("room_id")).collect()
 }
 
 /// A forward extremity: an event with no children yet.
@@ -170,41 +191,6 @@ pub async fn is_forgotten<'c>(
         .fetch_optional(executor)
         .await?;
     Ok(row.is_some())
-}
-
-/// Those of `rooms` this server knows, and of those the ones `user_id` forgot, in two queries
-/// (per [`IDS_PER_STATEMENT`] rooms).
-pub async fn known_and_forgotten(
-    conn: &mut Conn,
-    user_id: &UserId,
-    rooms: &[&RoomId],
-) -> sqlx::Result<(HashSet<String>, HashSet<String>)> {
-    let (mut known, mut forgotten) = (HashSet::new(), HashSet::new());
-    for chunk in rooms.chunks(IDS_PER_STATEMENT) {
-        let sql =
-            format!("SELECT room_id FROM rooms WHERE room_id IN ({})", Params::new(conn).list(chunk.len()));
-        let mut query = sqlx::query(&sql);
-        for room in chunk {
-            query = query.bind(room.as_str());
-        }
-        for row in query.fetch_all(&mut *conn).await? {
-            known.insert(row.try_get("room_id")?);
-        }
-        let mut params = Params::new(conn);
-        let sql = format!(
-            "SELECT room_id FROM forgotten_rooms WHERE user_id = {} AND room_id IN ({})",
-            params.one(),
-            params.list(chunk.len())
-        );
-        let mut query = sqlx::query(&sql).bind(user_id.as_str());
-        for room in chunk {
-            query = query.bind(room.as_str());
-        }
-        for row in query.fetch_all(&mut *conn).await? {
-            forgotten.insert(row.try_get("room_id")?);
-        }
-    }
-    Ok((known, forgotten))
 }
 
 /// Whether a room is listed in the room directory; `None` for rooms this server does not know.

@@ -39,13 +39,24 @@ pub struct Cursor {
     pub stream_ordering: i64,
 }
 
-/// One room the searcher may read, and which of its stream positions (inclusive ranges).
+/// One room the searcher may read only in part, and which of its stream positions.
 #[derive(Clone, Debug)]
 pub struct RoomScope {
     /// The room.
     pub room_id: String,
     /// Sorted, disjoint ranges of stream positions the searcher may read.
     pub ranges: Vec<(i64, i64)>,
+}
+
+/// The rooms the searcher may read in full, named by whichever list is shorter: a user in most
+/// rooms of the server searches the whole index but a few rooms, which costs the index far less
+/// than naming every room (SQLite intersects the hits with each named room's posting list).
+#[derive(Clone, Debug)]
+pub enum WholeRooms {
+    /// These rooms.
+    Only(Vec<String>),
+    /// Every room of the server except these.
+    AllBut(Vec<String>),
 }
 
 /// What to look for and where.
@@ -55,14 +66,25 @@ pub struct Query<'a> {
     pub words: &'a [String],
     /// The event types to search (a subset of the indexed ones). Not empty.
     pub types: &'a [&'a str],
-    /// The rooms and positions the searcher may read. Not empty.
-    pub rooms: &'a [RoomScope],
+    /// The rooms the searcher may read in full (up to `upto`).
+    pub whole: &'a WholeRooms,
+    /// The rooms the searcher may read only in part; none of them is in `whole`.
+    pub partial: &'a [RoomScope],
     /// Only events from these senders, if given.
     pub senders: Option<&'a [String]>,
     /// Never events from these senders (ignored users, `not_senders`).
     pub not_senders: &'a [String],
     /// The newest stream position looked at, so that paging sees a fixed set of events.
     pub upto: i64,
+}
+
+/// The newest hits counted by [`count_newest`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Counted {
+    /// How many (at most the cap asked for).
+    pub hits: i64,
+    /// The oldest one's stream position; `None` when there is none.
+    pub oldest: Option<i64>,
 }
 
 /// A matching event and its score (higher is better).
@@ -132,7 +154,9 @@ pub async fn remove(conn: &mut Conn, backend: Backend, position: i64) -> sqlx::R
     Ok(())
 }
 
-/// Up to `limit` matching events in `order`, after `after` if given.
+/// Up to `limit` matching events in `order`, after `after` if given. [`Order::Rank`] ranks the
+/// newest `window` matches (all of them when there are fewer): scoring costs per match, so a
+/// word in a large share of a big index could not be ranked in full within a request's time.
 pub async fn page<'c>(
     executor: impl Executor<'c, Database = sqlx::Any>,
     backend: Backend,
@@ -140,19 +164,37 @@ pub async fn page<'c>(
     order: Order,
     after: Option<Cursor>,
     limit: i64,
+    window: i64,
 ) -> sqlx::Result<Vec<Hit>> {
     let mut sql = Sql::default();
-    let limit = sql.bind(Arg::Int(limit));
-    let page = Page { order, after, limit: Some(&limit) };
-    let hits = match backend {
-        Backend::Sqlite => sqlite_hits(&mut sql, query, &page),
-        Backend::Postgres => postgres_hits(&mut sql, query, &page),
+    let hits = match order {
+        Order::Recent => {
+            let limit = sql.bind(Arg::Int(limit));
+            newest(&mut sql, backend, query, true, after.map(|c| c.stream_ordering), &limit)
+        }
+        Order::Rank => {
+            let window = sql.bind(Arg::Int(window));
+            let candidates = newest(&mut sql, backend, query, true, None, &window);
+            let resume = match after {
+                None => String::new(),
+                Some(cursor) => {
+                    let s = sql.bind(Arg::Float(cursor.score));
+                    let p = sql.bind(Arg::Int(cursor.stream_ordering));
+                    format!(" WHERE score < {s} OR (score = {s} AND pos < {p})")
+                }
+            };
+            let limit = sql.bind(Arg::Int(limit));
+            format!(
+                "SELECT pos, score FROM ({candidates}) w{resume} ORDER BY {} LIMIT {limit}",
+                order_by(order)
+            )
+        }
     };
     let columns: Vec<String> = COLUMNS.split(", ").map(|c| format!("e.{c}")).collect();
     let text = format!(
         // CROSS JOIN keeps the page as SQLite's outer loop (else it may walk `events`).
-        "SELECT {}, h.score FROM ({hits} ORDER BY {order} LIMIT {limit}) h \
-         CROSS JOIN events e WHERE e.stream_ordering = h.pos ORDER BY {order}",
+        "SELECT {}, h.score FROM ({hits}) h CROSS JOIN events e WHERE e.stream_ordering = h.pos \
+         ORDER BY {order}",
         columns.join(", "),
         order = order_by(order),
     );
@@ -160,33 +202,24 @@ pub async fn page<'c>(
     rows.into_iter().map(hit_from_row).collect()
 }
 
-/// How many events match (ignoring paging).
-pub async fn count<'c>(
+/// Counts the newest matching events, up to `cap` of them; the caller estimates beyond.
+pub async fn count_newest<'c>(
     executor: impl Executor<'c, Database = sqlx::Any>,
     backend: Backend,
     query: &Query<'_>,
-) -> sqlx::Result<i64> {
+    cap: i64,
+) -> sqlx::Result<Counted> {
     let mut sql = Sql::default();
-    let page = Page { order: Order::Recent, after: None, limit: None };
-    let hits = match backend {
-        Backend::Sqlite => sqlite_hits(&mut sql, query, &page),
-        Backend::Postgres => postgres_hits(&mut sql, query, &page),
-    };
-    let text = format!("SELECT COUNT(*) AS n FROM ({hits}) h");
-    sql.query(&text).fetch_one(executor).await?.try_get("n")
+    let cap = sql.bind(Arg::Int(cap));
+    let hits = newest(&mut sql, backend, query, false, None, &cap);
+    let text = format!("SELECT COUNT(*) AS n, MIN(pos) AS oldest FROM ({hits}) h");
+    let row = sql.query(&text).fetch_one(executor).await?;
+    Ok(Counted { hits: row.try_get("n")?, oldest: row.try_get("oldest")? })
 }
 
 fn hit_from_row(row: AnyRow) -> sqlx::Result<Hit> {
     let score = row.try_get("score")?;
     Ok(Hit { score, event: from_row(row)? })
-}
-
-/// Which part of the hits a query wants.
-struct Page<'a> {
-    order: Order,
-    after: Option<Cursor>,
-    /// The bound limit of each query branch, if any.
-    limit: Option<&'a str>,
 }
 
 /// `ORDER BY` over hits (`pos`, `score`).
@@ -197,30 +230,54 @@ fn order_by(order: Order) -> &'static str {
     }
 }
 
-/// `AND …` resuming after `after`, given the score and position expressions.
-fn resume(sql: &mut Sql, page: &Page<'_>, score: &str, position: &str) -> String {
-    match (page.after, page.order) {
-        (None, _) => String::new(),
-        (Some(cursor), Order::Recent) => {
-            format!(" AND {position} < {}", sql.bind(Arg::Int(cursor.stream_ordering)))
-        }
-        (Some(cursor), Order::Rank) => {
-            let (s, p) = (sql.bind(Arg::Float(cursor.score)), sql.bind(Arg::Int(cursor.stream_ordering)));
-            format!(" AND ({score} < {s} OR ({score} = {s} AND {position} < {p}))")
+/// The newest `n` (a bound placeholder) matching events below stream position `before` (if
+/// given), newest first, as rows `(pos)` or, when `scored`, `(pos, score)`. Each query branch is
+/// cut to `n` on its own, walking its index newest first and stopping there, then the branches
+/// are merged.
+fn newest(
+    sql: &mut Sql,
+    backend: Backend,
+    query: &Query<'_>,
+    scored: bool,
+    before: Option<i64>,
+    n: &str,
+) -> String {
+    let conditions = match backend {
+        Backend::Sqlite => sqlite_branches(sql, query),
+        Backend::Postgres => postgres_branches(sql, query),
+    };
+    let (table, position, score) = match backend {
+        Backend::Sqlite => ("event_search", "rowid", SQLITE_SCORE.to_owned()),
+        Backend::Postgres => ("event_search s", "s.stream_ordering", postgres_score(sql, query)),
+    };
+    let score = if scored { format!(", {score} AS score") } else { String::new() };
+    let before = before.map(|b| format!(" AND {position} < {}", sql.bind(Arg::Int(b)))).unwrap_or_default();
+    let branches: Vec<String> = conditions
+        .iter()
+        .map(|condition| {
+            format!(
+                "SELECT {position} AS pos{score} FROM {table} WHERE {condition}{before} \
+                 ORDER BY {position} DESC LIMIT {n}"
+            )
+        })
+        .collect();
+    match branches.as_slice() {
+        [] => format!("SELECT 0 AS pos{} WHERE 1 = 0", if scored { ", 0.0 AS score" } else { "" }),
+        [one] => one.clone(),
+        many => {
+            let arms: Vec<String> =
+                many.iter().enumerate().map(|(i, b)| format!("SELECT * FROM ({b}) b{i}")).collect();
+            format!("SELECT * FROM ({}) u ORDER BY pos DESC LIMIT {n}", arms.join(" UNION ALL "))
         }
     }
 }
 
-/// Rooms readable up to `upto` in full.
-fn is_whole(room: &RoomScope, upto: i64) -> bool {
-    matches!(room.ranges.as_slice(), [(low, high)] if *low <= 1 && *high >= upto)
-}
+/// SQLite's score: `bm25` over the words (the `meta` column weighs nothing), higher is better.
+const SQLITE_SCORE: &str = "(-bm25(event_search, 1.0, 0.0))";
 
-/// SQLite: one FTS5 query for the rooms readable in full and one per room readable in part,
-/// each cut to the page (FTS5 hands rows out by descending rowid without sorting, and ranks
-/// without reading `events`), merged by `UNION ALL`. Hits are `(pos, score)`.
-fn sqlite_hits(sql: &mut Sql, query: &Query<'_>, page: &Page<'_>) -> String {
-    const SCORE: &str = "(-bm25(event_search, 1.0, 0.0))";
+/// SQLite: the `WHERE` of each FTS5 query branch: one for the rooms readable in full, one per room
+/// readable in part (with its ranges of positions). Every filter is part of the `MATCH`.
+fn sqlite_branches(sql: &mut Sql, query: &Query<'_>) -> Vec<String> {
     let quoted =
         |tokens: Vec<String>| tokens.iter().map(|t| format!("\"{t}\"")).collect::<Vec<_>>().join(" OR ");
     // `"word"*`: a quoted token (no query syntax inside) matched as a prefix.
@@ -239,62 +296,79 @@ fn sqlite_hits(sql: &mut Sql, query: &Query<'_>, page: &Page<'_>) -> String {
             quoted(senders.iter().map(|s| sender_token(s)).collect())
         ));
     }
-    let not_senders = if query.not_senders.is_empty() {
-        String::new()
-    } else {
-        format!(" NOT meta : ({})", quoted(query.not_senders.iter().map(|s| sender_token(s)).collect()))
+    let excluded: Vec<String> = query.not_senders.iter().map(|s| sender_token(s)).collect();
+    let not = |mut excluded: Vec<String>, extra: &[String]| {
+        excluded.extend(extra.iter().map(|r| room_token(r)));
+        if excluded.is_empty() { String::new() } else { format!(" NOT meta : ({})", quoted(excluded)) }
     };
-    let (whole, partial): (Vec<&RoomScope>, Vec<&RoomScope>) =
-        query.rooms.iter().partition(|r| is_whole(r, query.upto));
+    let upto = sql.bind(Arg::Int(query.upto));
     let mut branches = Vec::new();
-    let groups = (!whole.is_empty()).then_some((whole, None)).into_iter();
-    for (rooms, ranges) in groups.chain(partial.into_iter().map(|room| (vec![room], Some(&room.ranges)))) {
-        let rooms = quoted(rooms.iter().map(|r| room_token(&r.room_id)).collect());
-        let matches = sql.bind(Arg::Text(format!("({filters} AND meta : ({rooms})){not_senders}")));
-        let upto = sql.bind(Arg::Int(query.upto));
-        let mut condition = format!("event_search MATCH {matches} AND rowid <= {upto}");
-        if let Some(ranges) = ranges {
-            let ranges: Vec<String> = ranges
-                .iter()
-                .map(|(low, high)| {
-                    format!("rowid BETWEEN {} AND {}", sql.bind(Arg::Int(*low)), sql.bind(Arg::Int(*high)))
-                })
-                .collect();
-            condition.push_str(&format!(" AND ({})", ranges.join(" OR ")));
-        }
-        condition.push_str(&resume(sql, page, SCORE, "rowid"));
-        let cut = page
-            .limit
-            .map(|limit| format!(" ORDER BY {} LIMIT {limit}", order_by(page.order)))
-            .unwrap_or_default();
+    let whole = match query.whole {
+        WholeRooms::Only(rooms) if rooms.is_empty() => None,
+        WholeRooms::Only(rooms) => Some(format!(
+            "({filters} AND meta : ({})){}",
+            quoted(rooms.iter().map(|r| room_token(r)).collect()),
+            not(excluded.clone(), &[])
+        )),
+        WholeRooms::AllBut(rooms) => Some(format!("({filters}){}", not(excluded.clone(), rooms))),
+    };
+    if let Some(matches) = whole {
+        branches.push(format!("event_search MATCH {} AND rowid <= {upto}", sql.bind(Arg::Text(matches))));
+    }
+    for room in query.partial {
+        let matches = format!(
+            "({filters} AND meta : (\"{}\")){}",
+            room_token(&room.room_id),
+            not(excluded.clone(), &[])
+        );
+        let ranges: Vec<String> = room
+            .ranges
+            .iter()
+            .map(|(low, high)| {
+                format!("rowid BETWEEN {} AND {}", sql.bind(Arg::Int(*low)), sql.bind(Arg::Int(*high)))
+            })
+            .collect();
         branches.push(format!(
-            "SELECT * FROM (SELECT rowid AS pos, {SCORE} AS score FROM event_search WHERE {condition}{cut})"
+            "event_search MATCH {} AND rowid <= {upto} AND ({})",
+            sql.bind(Arg::Text(matches)),
+            ranges.join(" OR ")
         ));
     }
-    if branches.is_empty() {
-        return "SELECT 0 AS pos, 0.0 AS score WHERE 1 = 0".to_owned();
-    }
-    branches.join(" UNION ALL ")
+    branches
 }
 
-/// PostgreSQL: one query over `event_search`, whose copies of room, sender and type answer the
-/// filters. Hits are `(pos, score)`.
-fn postgres_hits(sql: &mut Sql, query: &Query<'_>, page: &Page<'_>) -> String {
+/// PostgreSQL's score: `ts_rank` of the words.
+fn postgres_score(sql: &mut Sql, query: &Query<'_>) -> String {
+    format!("ts_rank(s.words, {})::float8", postgres_tsquery(sql, query))
+}
+
+/// The words as a `tsquery`, each matching as a prefix.
+fn postgres_tsquery(sql: &mut Sql, query: &Query<'_>) -> String {
     // Words hold letters and digits only, so they carry no tsquery syntax.
     let words: Vec<String> = query.words.iter().map(|w| format!("{w}:*")).collect();
-    let tsquery = format!("to_tsquery('simple', {})", sql.bind(Arg::Text(words.join(" & "))));
-    let score = format!("ts_rank(s.words, {tsquery})::float8");
-    let mut condition =
-        format!("s.words @@ {tsquery} AND s.stream_ordering <= {}", sql.bind(Arg::Int(query.upto)));
+    format!("to_tsquery('simple', {})", sql.bind(Arg::Text(words.join(" & "))))
+}
+
+/// PostgreSQL: the `WHERE` of the one query over `event_search`, whose copies of room, sender and
+/// type answer the filters; none when no room is searched.
+fn postgres_branches(sql: &mut Sql, query: &Query<'_>) -> Vec<String> {
+    let mut condition = format!(
+        "s.words @@ {} AND s.stream_ordering <= {}",
+        postgres_tsquery(sql, query),
+        sql.bind(Arg::Int(query.upto))
+    );
     let types = sql.list(query.types.iter().map(|t| (*t).to_owned()));
     condition.push_str(&format!(" AND s.type IN ({types})"));
     let mut rooms = Vec::new();
-    let whole: Vec<String> =
-        query.rooms.iter().filter(|r| is_whole(r, query.upto)).map(|r| r.room_id.clone()).collect();
-    if !whole.is_empty() {
-        rooms.push(format!("s.room_id IN ({})", sql.list(whole.into_iter())));
+    match query.whole {
+        WholeRooms::Only(whole) if whole.is_empty() => {}
+        WholeRooms::Only(whole) => rooms.push(format!("s.room_id IN ({})", sql.list(whole.iter().cloned()))),
+        WholeRooms::AllBut(except) if except.is_empty() => rooms.push("TRUE".to_owned()),
+        WholeRooms::AllBut(except) => {
+            rooms.push(format!("s.room_id NOT IN ({})", sql.list(except.iter().cloned())));
+        }
     }
-    for room in query.rooms.iter().filter(|r| !is_whole(r, query.upto)) {
+    for room in query.partial {
         let room_id = sql.bind(Arg::Text(room.room_id.clone()));
         let ranges: Vec<String> = room
             .ranges
@@ -309,10 +383,10 @@ fn postgres_hits(sql: &mut Sql, query: &Query<'_>, page: &Page<'_>) -> String {
             .collect();
         rooms.push(format!("(s.room_id = {room_id} AND ({}))", ranges.join(" OR ")));
     }
-    condition.push_str(&format!(
-        " AND ({})",
-        if rooms.is_empty() { "1 = 0".to_owned() } else { rooms.join(" OR ") }
-    ));
+    if rooms.is_empty() {
+        return Vec::new();
+    }
+    condition.push_str(&format!(" AND ({})", rooms.join(" OR ")));
     if let Some(senders) = query.senders {
         condition.push_str(&format!(" AND s.sender IN ({})", sql.list(senders.iter().cloned())));
     }
@@ -320,8 +394,7 @@ fn postgres_hits(sql: &mut Sql, query: &Query<'_>, page: &Page<'_>) -> String {
         condition
             .push_str(&format!(" AND s.sender NOT IN ({})", sql.list(query.not_senders.iter().cloned())));
     }
-    condition.push_str(&resume(sql, page, &score, "s.stream_ordering"));
-    format!("SELECT s.stream_ordering AS pos, {score} AS score FROM event_search s WHERE {condition}")
+    vec![condition]
 }
 
 /// The `meta` token of a room: a hash, since room IDs are not FTS tokens. 128 bits leave no

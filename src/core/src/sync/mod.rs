@@ -71,24 +71,54 @@ pub async fn sync(hs: &Homeserver, request: &SyncRequest<'_>) -> Result<Value> {
             since = Some(now);
         }
         if !listener.wait(deadline).await {
-            return Ok(Response::default().into_json(since.unwrap_or(now)));
+            let keys = DeviceKeyCounts::read(&mut *hs.db().pool().acquire().await?, request).await?;
+            return Ok(Response::nothing_new(keys).into_json(since.unwrap_or(now)));
         }
     }
 }
 
 /// The parts of a sync response; empty sections are still sent, as clients expect them.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Response {
     rooms: rooms::Rooms,
     account_data: Vec<Value>,
     presence: Vec<Value>,
     to_device: Vec<Value>,
     device_lists: device_lists::Changes,
-    one_time_keys: Value,
-    fallback_key_types: Value,
+    keys: DeviceKeyCounts,
+}
+
+/// The syncing device's unclaimed one-time keys and unused fallback keys, sent in every response,
+/// even one with nothing new: E2EE clients read them to top up their keys, and some (matrix-nio)
+/// reject a response where they are missing or null.
+#[derive(Debug)]
+struct DeviceKeyCounts {
+    one_time_keys: keys::OneTimeKeyCounts,
+    fallback_key_types: Vec<ruma::OneTimeKeyAlgorithm>,
+}
+
+impl DeviceKeyCounts {
+    async fn read(conn: &mut crate::storage::Conn, request: &SyncRequest<'_>) -> Result<Self> {
+        Ok(Self {
+            one_time_keys: keys::one_time_key_counts(conn, request.user, request.device).await?,
+            fallback_key_types: keys::unused_fallback_key_types(conn, request.user, request.device).await?,
+        })
+    }
 }
 
 impl Response {
+    /// A response with no news (the long-poll timed out), still carrying the key counts.
+    fn nothing_new(keys: DeviceKeyCounts) -> Self {
+        Self {
+            rooms: Default::default(),
+            account_data: Vec::new(),
+            presence: Vec::new(),
+            to_device: Vec::new(),
+            device_lists: Default::default(),
+            keys,
+        }
+    }
+
     fn is_empty(&self) -> bool {
         self.rooms.is_empty()
             && self.account_data.is_empty()
@@ -106,8 +136,8 @@ impl Response {
             ("presence", events(self.presence)),
             ("to_device", events(self.to_device)),
             ("device_lists", json!({ "changed": self.device_lists.0, "left": self.device_lists.1 })),
-            ("device_one_time_keys_count", self.one_time_keys),
-            ("device_unused_fallback_key_types", self.fallback_key_types),
+            ("device_one_time_keys_count", json!(self.keys.one_time_keys)),
+            ("device_unused_fallback_key_types", json!(self.keys.fallback_key_types)),
         ])
     }
 }
@@ -170,8 +200,7 @@ async fn collect(
         }
         None => Default::default(),
     };
-    let one_time_keys = keys::one_time_key_counts(&mut conn, request.user, request.device).await?;
-    let fallback_key_types = keys::unused_fallback_key_types(&mut conn, request.user, request.device).await?;
+    let keys = DeviceKeyCounts::read(&mut conn, request).await?;
     // Acknowledged messages are deleted by the next sync that has new ones to deliver.
     let taken = if from.to_device == now.to_device {
         to_device::Taken { events: Vec::new(), position: now.to_device }
@@ -179,15 +208,7 @@ async fn collect(
         to_device::take(hs.db(), request.user, request.device, from.to_device, now.to_device).await?
     };
     now.to_device = taken.position;
-    let response = Response {
-        rooms,
-        account_data,
-        presence,
-        to_device: taken.events,
-        device_lists,
-        one_time_keys: json!(one_time_keys),
-        fallback_key_types: json!(fallback_key_types),
-    };
+    let response = Response { rooms, account_data, presence, to_device: taken.events, device_lists, keys };
     Ok((response, now))
 }
 

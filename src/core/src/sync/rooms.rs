@@ -321,8 +321,8 @@ impl Window<'_> {
                 rows.entry(row.room_id.clone()).or_default().push(row);
             }
         }
-        let unknown: Vec<&RoomId> =
-            pending.iter().filter(|p| p.readable.is_none()).map(|p| &*p.room_id).collect();
+        let unknown: Vec<OwnedRoomId> =
+            pending.iter().filter(|p| p.readable.is_none()).map(|p| p.room_id.clone()).collect();
         let mut readable = if unknown.is_empty() {
             HashMap::new()
         } else {
