@@ -6,6 +6,7 @@ use hearth_core::{
     rooms::{
         NewEvent,
         history::{self, MessagesQuery},
+        serve::Redactions,
         timeline::{self, StreamToken},
         transaction_ids,
     },
@@ -58,8 +59,15 @@ pub async fn messages(
         filter: &body.filter,
     };
     let page = history::messages(&hs, &user.user_id, &body.room_id, query).await?;
-    let chunk =
-        transaction_ids::client_events_for_device(&hs, &user.user_id, &user.device_id, &page.events).await?;
+    let known = Redactions::Known(&page.redactions);
+    let chunk = transaction_ids::client_events_for_device_with(
+        &hs,
+        &user.user_id,
+        &user.device_id,
+        &page.events,
+        known,
+    )
+    .await?;
     let state =
         transaction_ids::client_events_for_device(&hs, &user.user_id, &user.device_id, &page.state).await?;
     let mut response = get_message_events::v3::Response::new();

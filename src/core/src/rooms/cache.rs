@@ -1,18 +1,24 @@
 //! In-memory caches of the room code: the head of each room (what the next local event builds
-//! on), recently used events (auth events above all) and state groups. Events are immutable, so the event
+//! on), recently used events (auth events above all), state groups, and what users may read of
+//! rooms (valid while the room's state map is the one it was computed on: membership and history
+//! visibility only change through state events, which give the head a new map; and while no
+//! room was forgotten, since forgetting is not a state event). Events are immutable, so the event
 //! cache is always correct; a head is only replaced after its transaction committed, and only
 //! the process holding the room's write lock writes the room.
 
 use std::{
     collections::HashMap,
     num::NonZeroUsize,
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicU64, Ordering},
+    },
 };
 
 use lru::LruCache;
-use ruma::{EventId, OwnedEventId, OwnedRoomId, RoomId};
+use ruma::{EventId, OwnedEventId, OwnedRoomId, OwnedUserId, RoomId, UserId};
 
-use super::{Pdu, RoomHead};
+use super::{Pdu, RoomHead, head::StateMap, visibility::Readable};
 use crate::storage::{
     Conn,
     state::{self, StateEntry},
@@ -22,6 +28,20 @@ use crate::storage::{
 const EVENTS: NonZeroUsize = NonZeroUsize::new(16_384).expect("non-zero");
 /// How many state groups the group cache keeps.
 const GROUPS: NonZeroUsize = NonZeroUsize::new(1_024).expect("non-zero");
+/// How many (user, room) readable ranges are kept.
+const READABLE: NonZeroUsize = NonZeroUsize::new(16_384).expect("non-zero");
+
+/// What a cached [`Readable`] was computed on: the room's state map and the forget count.
+#[derive(Clone)]
+pub struct Stamp {
+    state: Arc<StateMap>,
+    forgets: u64,
+}
+
+struct CachedReadable {
+    stamp: Stamp,
+    readable: Readable,
+}
 
 /// The room caches of one homeserver.
 pub struct RoomCache {
@@ -29,6 +49,9 @@ pub struct RoomCache {
     heads: Mutex<HashMap<OwnedRoomId, RoomHead>>,
     events: Mutex<LruCache<OwnedEventId, Arc<Pdu>>>,
     groups: Mutex<LruCache<i64, Arc<Vec<StateEntry>>>>,
+    readable: Mutex<LruCache<(OwnedUserId, OwnedRoomId), CachedReadable>>,
+    /// Rooms forgotten so far (by anyone).
+    forgets: AtomicU64,
 }
 
 impl Default for RoomCache {
@@ -37,6 +60,8 @@ impl Default for RoomCache {
             heads: Mutex::new(HashMap::new()),
             events: Mutex::new(LruCache::new(EVENTS)),
             groups: Mutex::new(LruCache::new(GROUPS)),
+            readable: Mutex::new(LruCache::new(READABLE)),
+            forgets: AtomicU64::new(0),
         }
     }
 }
@@ -46,6 +71,33 @@ fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl RoomCache {
+    /// What `user` may read of `room_id`, if cached and still valid.
+    pub fn readable(&self, user: &UserId, room_id: &RoomId) -> Option<Readable> {
+        let now = self.stamp(room_id)?;
+        let mut cache = locked(&self.readable);
+        let cached = cache.get(&(user.to_owned(), room_id.to_owned()))?;
+        let valid = Arc::ptr_eq(&cached.stamp.state, &now.state) && cached.stamp.forgets == now.forgets;
+        valid.then(|| cached.readable.clone())
+    }
+
+    /// What a [`Readable`] about to be loaded is computed on: take it *before* loading, so that
+    /// a state change committed meanwhile makes the cached entry stale, never the reverse.
+    /// `None` when the room's head is not cached.
+    pub fn stamp(&self, room_id: &RoomId) -> Option<Stamp> {
+        let state = locked(&self.heads).get(room_id)?.state.clone();
+        Some(Stamp { state, forgets: self.forgets.load(Ordering::SeqCst) })
+    }
+
+    /// Caches what `user` may read of `room_id`, loaded after taking `stamp`.
+    pub fn put_readable(&self, user: &UserId, room_id: &RoomId, stamp: Stamp, readable: Readable) {
+        locked(&self.readable).put((user.to_owned(), room_id.to_owned()), CachedReadable { stamp, readable });
+    }
+
+    /// Makes every cached [`Readable`] stale, after a user forgot a room.
+    pub fn forgot_a_room(&self) {
+        self.forgets.fetch_add(1, Ordering::SeqCst);
+    }
+
     /// A copy of the cached head of a room.
     pub fn head(&self, room_id: &RoomId) -> Option<RoomHead> {
         locked(&self.heads).get(room_id).cloned()

@@ -2,6 +2,8 @@
 //! a room): single events, `/messages` pages and `/context` around an event. Every event served
 //! passes the user's [`Readable`] ranges; filters are applied while paging.
 
+use std::collections::HashMap;
+
 use ruma::{RoomId, UserId, api::client::filter::RoomEventFilter};
 
 use super::{
@@ -19,8 +21,21 @@ const MAX_SCANNED: usize = 5_000;
 const MAX_LIMIT: usize = 1_000;
 
 /// What `user` may read of `room_id`: 403 for unknown rooms and rooms they may read nothing of.
+/// Cached per (user, room) until the room's state changes (see [`super::cache`]).
 pub async fn readable(hs: &Homeserver, user: &UserId, room_id: &RoomId) -> Result<Readable> {
-    match Readable::load(hs, user, room_id).await? {
+    let cache = hs.room_cache();
+    let readable = match cache.readable(user, room_id) {
+        Some(readable) => Some(readable),
+        None => {
+            let stamp = cache.stamp(room_id);
+            let loaded = Readable::load(hs, user, room_id).await?;
+            if let (Some(stamp), Some(readable)) = (stamp, &loaded) {
+                cache.put_readable(user, room_id, stamp, readable.clone());
+            }
+            loaded
+        }
+    };
+    match readable {
         Some(readable) if !readable.is_empty() => Ok(readable),
         _ => Err(Error::forbidden("You are not allowed to read this room")),
     }
@@ -65,6 +80,8 @@ pub struct Page {
     pub start: StreamToken,
     /// Where the next page starts; `None` when there is nothing further the user may read.
     pub end: Option<StreamToken>,
+    /// Of `events`, the redacted ones (event ID → the redaction's ID), as read with them.
+    pub redactions: HashMap<String, String>,
 }
 
 /// Pages through the part of a room's timeline `user` may read (403 if none).
@@ -109,7 +126,13 @@ pub async fn page_from(
         }
         _ => Vec::new(),
     };
+    let redactions = found
+        .events
+        .iter()
+        .filter_map(|f| Some((f.pdu.event_id.to_string(), f.redacted_by.clone()?)))
+        .collect();
     Ok(Page {
+        redactions,
         positions: found.events.iter().map(|f| f.position).collect(),
         events: found.events.into_iter().map(|f| f.pdu).collect(),
         state,
@@ -229,6 +252,8 @@ struct Found {
     pdu: Pdu,
     position: i64,
     state_group: Option<i64>,
+    /// The redaction that took effect on it, when it was read.
+    redacted_by: Option<String>,
 }
 
 /// A timeline event of `room_id` by ID (outliers, which have no stream position, are not).
@@ -236,7 +261,8 @@ async fn find(hs: &Homeserver, room_id: &RoomId, event_id: &str) -> Result<Optio
     match events::get(hs.db().pool(), event_id).await? {
         Some(row) if row.room_id == room_id.as_str() => match row.stream_ordering {
             Some(position) => {
-                Ok(Some(Found { pdu: parse(&row, room_id)?, position, state_group: row.state_group }))
+                let pdu = parse(&row, room_id)?;
+                Ok(Some(Found { pdu, position, state_group: row.state_group, redacted_by: row.redacted_by }))
             }
             None => Ok(None),
         },
@@ -378,7 +404,8 @@ impl Scan<'_> {
                 scanned += 1;
                 let pdu = parse(row, self.room_id)?;
                 if matches(self.filter, &pdu) {
-                    events.push(Found { pdu, position, state_group: row.state_group });
+                    let redacted_by = row.redacted_by.clone();
+                    events.push(Found { pdu, position, state_group: row.state_group, redacted_by });
                 }
             }
             if window_done {

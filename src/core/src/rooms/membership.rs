@@ -125,7 +125,11 @@ pub async fn moderate(
 pub async fn forget(hs: &Homeserver, user: &UserId, room_id: &RoomId) -> Result<()> {
     match membership_of(hs, room_id, user).await?.as_deref() {
         Some("join" | "invite" | "knock") => Err(Error::bad_request("Leave the room before forgetting it")),
-        _ => Ok(rooms::forget(hs.db().pool(), user, room_id).await?),
+        _ => {
+            rooms::forget(hs.db().pool(), user, room_id).await?;
+            hs.room_cache().forgot_a_room();
+            Ok(())
+        }
     }
 }
 

@@ -6,7 +6,7 @@
 //! Every endpoint that hands room events to a client (`/event`, `/messages`, `/context`,
 //! `/relations`, `/threads`, `/sync`…) should pass them through [`client_events`].
 
-use std::collections::HashMap;
+use std::{borrow::Cow, collections::HashMap};
 
 use ruma::{
     CanonicalJsonValue, OwnedRoomId, RoomId, UserId,
@@ -27,16 +27,37 @@ const MAX_EDIT_CANDIDATES: i64 = 20;
 /// Longest `m.reference` chunk bundled.
 const MAX_REFERENCES: i64 = 100;
 
+/// Which of the events to serve are redacted.
+#[derive(Clone, Copy, Debug)]
+pub enum Redactions<'a> {
+    /// Not known: looked up.
+    LookUp,
+    /// Known from the rows the events were just read from: event ID → the redaction's ID, for
+    /// the redacted ones.
+    Known(&'a HashMap<String, String>),
+}
+
 /// The events in the client format, as `viewer` should see them.
 pub async fn client_events(hs: &Homeserver, viewer: &UserId, pdus: &[Pdu]) -> Result<Vec<Value>> {
+    client_events_with(hs, viewer, pdus, Redactions::LookUp).await
+}
+
+/// [`client_events`] when the redactions may be known already.
+pub async fn client_events_with(
+    hs: &Homeserver,
+    viewer: &UserId,
+    pdus: &[Pdu],
+    redactions: Redactions<'_>,
+) -> Result<Vec<Value>> {
     let pdus: Vec<&Pdu> = pdus.iter().collect();
-    client_events_of(hs, viewer, &pdus).await
+    let mut server = Server { hs, viewer, rules: HashMap::new() };
+    server.serve(&pdus, true, redactions).await
 }
 
 /// [`client_events`] of events held elsewhere (such as in the event cache).
 pub async fn client_events_of(hs: &Homeserver, viewer: &UserId, pdus: &[&Pdu]) -> Result<Vec<Value>> {
     let mut server = Server { hs, viewer, rules: HashMap::new() };
-    server.serve(pdus, true).await
+    server.serve(pdus, true, Redactions::LookUp).await
 }
 
 /// One event in the client format, as `viewer` should see it.
@@ -54,7 +75,12 @@ struct Server<'a> {
 impl Server<'_> {
     /// Serves `pdus`; `with_threads` is false for a thread's latest event, whose own children
     /// are bundled but which cannot be a thread root itself.
-    async fn serve(&mut self, pdus: &[&Pdu], with_threads: bool) -> Result<Vec<Value>> {
+    async fn serve(
+        &mut self,
+        pdus: &[&Pdu],
+        with_threads: bool,
+        known: Redactions<'_>,
+    ) -> Result<Vec<Value>> {
         let ids: Vec<&str> = pdus.iter().map(|p| p.event_id.as_str()).collect();
         let aggregated: &[&str] = if with_threads { &AGGREGATED } else { &AGGREGATED[1..] };
         let message_ids: Vec<&str> =
@@ -65,7 +91,10 @@ impl Server<'_> {
             for (parent, rel_type, count) in relations::counts(&mut conn, &message_ids, aggregated).await? {
                 children.entry(parent).or_default().insert(rel_type, count);
             }
-            redactions::redacted_by(&mut conn, &ids).await?
+            match known {
+                Redactions::LookUp => Cow::Owned(redactions::redacted_by(&mut conn, &ids).await?),
+                Redactions::Known(known) => Cow::Borrowed(known),
+            }
         };
 
         let mut served = Vec::with_capacity(pdus.len());
@@ -125,7 +154,7 @@ impl Server<'_> {
         {
             let latest = timeline::parse(&row, &parent.room_id)?;
             // The latest event carries its own aggregations (edits, references), one level only.
-            let latest = Box::pin(self.serve(&[&latest], false)).await?;
+            let latest = Box::pin(self.serve(&[&latest], false, Redactions::LookUp)).await?;
             let participated = parent.sender == self.viewer
                 || relations::sent_in_thread(pool, parent_id, self.viewer.as_str()).await?;
             bundle.insert(

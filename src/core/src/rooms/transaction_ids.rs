@@ -7,7 +7,10 @@ use std::collections::HashMap;
 use ruma::{DeviceId, UserId};
 use serde_json::Value;
 
-use super::{Pdu, serve};
+use super::{
+    Pdu,
+    serve::{self, Redactions},
+};
 use crate::{Homeserver, Result, storage::txns};
 
 /// The events in the client format as `device_id` of `user_id` should see them: what
@@ -19,10 +22,22 @@ pub async fn client_events_for_device(
     device_id: &DeviceId,
     pdus: &[Pdu],
 ) -> Result<Vec<Value>> {
-    let mut served = serve::client_events(hs, user_id, pdus).await?;
+    client_events_for_device_with(hs, user_id, device_id, pdus, Redactions::LookUp).await
+}
+
+/// [`client_events_for_device`] when the redactions may be known already.
+pub async fn client_events_for_device_with(
+    hs: &Homeserver,
+    user_id: &UserId,
+    device_id: &DeviceId,
+    pdus: &[Pdu],
+    redactions: Redactions<'_>,
+) -> Result<Vec<Value>> {
+    let mut served = serve::client_events_with(hs, user_id, pdus, redactions).await?;
     let own: Vec<&str> = pdus.iter().filter(|p| p.sender == user_id).map(|p| p.event_id.as_str()).collect();
+    let mut conn = hs.db().pool().acquire().await?;
     let txn_ids: HashMap<String, String> =
-        txns::for_events(hs.db().pool(), user_id, device_id, &own).await?.into_iter().collect();
+        txns::for_events(&mut conn, user_id, device_id, &own).await?.into_iter().collect();
     if txn_ids.is_empty() {
         return Ok(served);
     }

@@ -3,6 +3,8 @@
 use ruma::{DeviceId, UserId};
 use sqlx::{Executor, Row};
 
+use super::{Conn, IDS_PER_STATEMENT, Params};
+
 /// The event a transaction produced, if it was seen before. `scope` names the endpoint (and
 /// its path parameters): transaction IDs are only unique per device and endpoint.
 pub async fn get<'c>(
@@ -50,32 +52,30 @@ pub async fn insert<'c>(
 
 /// The transaction IDs with which `user_id` sent any of `event_ids` from `device_id`:
 /// `(event_id, txn_id)` pairs.
-pub async fn for_events<'c>(
-    executor: impl Executor<'c, Database = sqlx::Any>,
+pub async fn for_events(
+    conn: &mut Conn,
     user_id: &UserId,
     device_id: &DeviceId,
     event_ids: &[&str],
 ) -> sqlx::Result<Vec<(String, String)>> {
-    if event_ids.is_empty() {
-        return Ok(Vec::new());
-    }
     // Looked up by event ID alone (each event has at most one row), then filtered here: given
     // the user and device as well, SQLite walks the primary key's (user, device) prefix, that
     // is every transaction the device ever sent.
-    let placeholders: Vec<String> = (1..=event_ids.len()).map(|n| format!("${n}")).collect();
-    let sql = format!(
-        "SELECT event_id, txn_id, user_id, device_id FROM transaction_ids WHERE event_id IN ({})",
-        placeholders.join(", ")
-    );
-    let mut query = sqlx::query(&sql);
-    for event_id in event_ids {
-        query = query.bind(*event_id);
-    }
     let mut found = Vec::new();
-    for row in query.fetch_all(executor).await? {
-        let (user, device): (String, String) = (row.try_get("user_id")?, row.try_get("device_id")?);
-        if user == user_id.as_str() && device == device_id.as_str() {
-            found.push((row.try_get("event_id")?, row.try_get("txn_id")?));
+    for chunk in event_ids.chunks(IDS_PER_STATEMENT) {
+        let sql = format!(
+            "SELECT event_id, txn_id, user_id, device_id FROM transaction_ids WHERE event_id IN ({})",
+            Params::new(conn).list(chunk.len())
+        );
+        let mut query = sqlx::query(&sql);
+        for event_id in chunk {
+            query = query.bind(*event_id);
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            let (user, device): (String, String) = (row.try_get("user_id")?, row.try_get("device_id")?);
+            if user == user_id.as_str() && device == device_id.as_str() {
+                found.push((row.try_get("event_id")?, row.try_get("txn_id")?));
+            }
         }
     }
     Ok(found)
