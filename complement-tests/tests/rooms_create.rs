@@ -161,3 +161,39 @@ scenario!(power_level_content_override_replaces_the_defaults_it_names, |backend|
     send_message(&bob, &room_id, "t1").await.expect_error(403, "M_FORBIDDEN");
     send_message(&alice, &room_id, "t1").await.expect_status(200);
 });
+
+scenario!(room_3_a_room_created_with_invites_shows_in_the_invitees_sync_with_stripped_state, |backend| {
+    let hs = TestServer::start(backend).await;
+    let alice = hs.client().register("alice", "passw0rd!").await;
+    let bob = hs.client().register("bob", "passw0rd!").await;
+    let body = json!({ "preset": "private_chat", "name": "Planning", "invite": [bob.me()] });
+    let room_id = alice.create_room(body).await;
+
+    let sync = bob.sync(None, None, 0).await;
+    assert!(sync["rooms"]["join"].get(&room_id).is_none(), "not joined yet");
+    let events =
+        sync["rooms"]["invite"][&room_id]["invite_state"]["events"].as_array().expect("invite_state").clone();
+    let has = |kind: &str, state_key: &str| {
+        events.iter().any(|e| e["type"] == json!(kind) && e["state_key"] == json!(state_key))
+    };
+    assert!(has("m.room.create", ""), "{events:?}");
+    assert!(has("m.room.join_rules", ""), "{events:?}");
+    assert!(has("m.room.name", ""), "{events:?}");
+    let invite = events
+        .iter()
+        .find(|e| e["type"] == json!("m.room.member") && e["state_key"] == json!(bob.me()))
+        .expect("bob's invite member event");
+    assert_eq!(
+        (invite["content"]["membership"].clone(), invite["sender"].clone()),
+        (json!("invite"), json!(alice.me()))
+    );
+    assert!(
+        events.iter().any(|e| e["type"] == json!("m.room.member") && e["state_key"] == json!(alice.me())),
+        "the inviter's member event: {events:?}"
+    );
+    // Stripped state: no event IDs, signatures or timestamps.
+    assert!(
+        events.iter().all(|e| e.get("event_id").is_none() && e.get("signatures").is_none()),
+        "{events:?}"
+    );
+});
