@@ -62,8 +62,7 @@ pub async fn set(
         PresenceState::Online | PresenceState::Unavailable | PresenceState::Offline => state.as_str(),
         other => return Err(Error::invalid_param(format!("Unknown presence state {other}"))),
     };
-    let now = now_ms();
-    write(hs, user, state, status_msg, now).await
+    write(hs, user, state, status_msg, now_ms()).await
 }
 
 /// Records what a `/sync` with `set_presence` says of its user. Writes (and wakes the users who
@@ -78,10 +77,8 @@ pub async fn touch(hs: &Homeserver, user: &UserId, state: &PresenceState) -> Res
     let stored = presence::get(hs.db().pool(), user).await?;
     let stale = |row: &presence::PresenceRow| {
         state == PresenceState::Online.as_str()
-            && now.saturating_sub(row.last_active_ts)
-                > i64::try_from(CURRENTLY_ACTIVE_WITHIN.as_millis()).unwrap_or(i64::MAX)
+            && now.saturating_sub(row.last_active_ts) > millis(CURRENTLY_ACTIVE_WITHIN)
     };
-    let millis = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
     match &stored {
         Some(row) if row.state == state && !stale(row) => {
             let offline_after = Duration::from_secs(hs.config().presence.offline_after_secs);
@@ -177,7 +174,7 @@ pub async fn get(hs: &Homeserver, viewer: &UserId, target: &UserId) -> Result<Pr
 /// active time; how many.
 pub async fn sweep_offline(hs: &Homeserver, offline_after: Duration) -> Result<usize> {
     let now = now_ms();
-    let before = now.saturating_sub(i64::try_from(offline_after.as_millis()).unwrap_or(i64::MAX));
+    let before = now.saturating_sub(millis(offline_after));
     let unseen = presence::unseen_since(hs.db().pool(), before).await?;
     for (user, row) in &unseen {
         let offline = PresenceState::Offline.as_str();
@@ -202,6 +199,10 @@ pub fn start_offline_sweeper(hs: &Homeserver) {
             }
         }
     });
+}
+
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// A stored presence as it looks at `now`: an `online` user idle for too long is shown as
