@@ -295,7 +295,9 @@ pub struct Prefetched<'a> {
     pub rows: &'a [events::StoredEvent],
     /// The position they were read at or below.
     pub upto: i64,
-    /// Whether they are all the room has at or below `upto`.
+    /// The position they were read above (0: from the room's start).
+    pub above: i64,
+    /// Whether they are all the room has above `above` and at or below `upto`.
     pub complete: bool,
 }
 
@@ -312,7 +314,7 @@ impl Prefetched<'_> {
         let found = &self.rows[first..end.max(first)];
         // Rows below the oldest one read may be missing, unless a row at or below `after` shows
         // the range was covered.
-        (found.len() >= limit || self.complete || end < self.rows.len())
+        (found.len() >= limit || (self.complete && after >= self.above) || end < self.rows.len())
             .then(|| &found[..limit.min(found.len())])
     }
 
@@ -328,7 +330,8 @@ impl Prefetched<'_> {
             .find(|row| row.stream_ordering.is_some_and(|p| p <= position) && row.state_group.is_some());
         match found {
             Some(row) => Some(row.state_group),
-            None => self.complete.then_some(None),
+            // No event at all at or below `position`: no state group yet.
+            None => (self.complete && self.above == 0).then_some(None),
         }
     }
 }

@@ -142,19 +142,21 @@ pub async fn presence_changed<'c>(
     rows.iter().map(|r| super::id_column(r, "user_id")).collect()
 }
 
-/// The newest `per_room` accepted timeline events of each room of `rooms` at or below its stream
-/// position (`(room, upto)`), newest first within each room: the timelines of a sync in one
-/// query (per [`IDS_PER_STATEMENT`] rooms). A room with fewer rows has no older events.
+/// The newest `per_room` accepted timeline events of each room of `rooms` in its window of
+/// stream positions (`(room, after, upto)`: above `after`, at or below `upto`), newest first
+/// within each room: the timelines of a sync in one query (per [`IDS_PER_STATEMENT`] rooms). A
+/// room with fewer rows has no older events in its window. An incremental sync passes its
+/// `since` as `after`, so a quiet room costs no rows however long the timeline limit.
 pub async fn latest_events(
     conn: &mut Conn,
-    rooms: &[(&RoomId, i64)],
+    rooms: &[(&RoomId, i64, i64)],
     per_room: i64,
 ) -> sqlx::Result<Vec<StoredEvent>> {
     let mut events = Vec::new();
     for chunk in rooms.chunks(IDS_PER_STATEMENT) {
         let mut params = Params::new(conn);
         let values = (0..chunk.len())
-            .map(|_| format!("({}, {})", params.one(), params.one()))
+            .map(|_| format!("({}, {}, {})", params.one(), params.one(), params.one()))
             .collect::<Vec<_>>()
             .join(", ");
         let columns = COLUMNS.split(", ").map(|c| format!("e.{c}")).collect::<Vec<_>>().join(", ");
@@ -164,26 +166,27 @@ pub async fn latest_events(
             // SQLite has no LATERAL: per room, the position of its `per_room`-th newest event
             // bounds an index range scan.
             format!(
-                "WITH r (room_id, upto) AS (VALUES {values}), \
+                "WITH r (room_id, after_pos, upto) AS (VALUES {values}), \
                  b (room_id, upto, low) AS (SELECT r.room_id, r.upto, COALESCE(( \
                      SELECT e.stream_ordering FROM events e WHERE e.room_id = r.room_id \
-                     AND e.stream_ordering <= r.upto AND {accepted} \
-                     ORDER BY e.stream_ordering DESC LIMIT 1 OFFSET {}), 0) FROM r) \
+                     AND e.stream_ordering > r.after_pos AND e.stream_ordering <= r.upto AND {accepted} \
+                     ORDER BY e.stream_ordering DESC LIMIT 1 OFFSET {}), r.after_pos + 1) FROM r) \
                  SELECT {columns} FROM b JOIN events e ON e.room_id = b.room_id \
                  AND e.stream_ordering >= b.low AND e.stream_ordering <= b.upto WHERE {accepted}",
                 params.one(),
             )
         } else {
             format!(
-                "SELECT {columns} FROM (VALUES {values}) AS r (room_id, upto) CROSS JOIN LATERAL ( \
-                     SELECT * FROM events e WHERE e.room_id = r.room_id AND e.stream_ordering <= r.upto \
-                     AND {accepted} ORDER BY e.stream_ordering DESC LIMIT {}) AS e",
+                "SELECT {columns} FROM (VALUES {values}) AS r (room_id, after_pos, upto) CROSS JOIN LATERAL ( \
+                     SELECT * FROM events e WHERE e.room_id = r.room_id AND e.stream_ordering > r.after_pos \
+                     AND e.stream_ordering <= r.upto AND {accepted} \
+                     ORDER BY e.stream_ordering DESC LIMIT {}) AS e",
                 params.one(),
             )
         };
         let mut query = sqlx::query(&sql);
-        for (room, upto) in chunk {
-            query = query.bind(room.as_str()).bind(*upto);
+        for (room, after, upto) in chunk {
+            query = query.bind(room.as_str()).bind(*after).bind(*upto);
         }
         query = query.bind(if sqlite { per_room.saturating_sub(1).max(0) } else { per_room });
         for row in query.fetch_all(&mut *conn).await? {

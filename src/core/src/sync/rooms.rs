@@ -312,10 +312,13 @@ impl Window<'_> {
     /// queries; only what those do not answer is read room by room.
     async fn pages(&self, pending: &[Pending]) -> Result<Vec<RoomPage>> {
         let per_room = history::rows_to_read(self.limit, &self.timeline_filter);
+        // The timelines never reach below the previous sync (see `timeline`).
+        let after = self.since.map_or(0, |s| s.events);
         let mut rows: HashMap<String, Vec<storage::events::StoredEvent>> = HashMap::new();
         if !pending.is_empty() {
             let mut conn = self.hs.db().pool().acquire().await?;
-            let rooms: Vec<(&RoomId, i64)> = pending.iter().map(|p| (&*p.room_id, p.upto)).collect();
+            let rooms: Vec<(&RoomId, i64, i64)> =
+                pending.iter().map(|p| (&*p.room_id, after, p.upto)).collect();
             let per_room = i64::try_from(per_room).unwrap_or(i64::MAX);
             for row in queries::latest_events(&mut conn, &rooms, per_room).await? {
                 rows.entry(row.room_id.clone()).or_default().push(row);
@@ -332,7 +335,8 @@ impl Window<'_> {
         let mut timelines = Vec::with_capacity(pending.len());
         for room in pending {
             let rows = rows.get(room.room_id.as_str()).map_or(&[][..], Vec::as_slice);
-            let prefetched = Prefetched { rows, upto: room.upto, complete: rows.len() < per_room };
+            let complete = rows.len() < per_room;
+            let prefetched = Prefetched { rows, upto: room.upto, above: after, complete };
             let readable = room.readable.clone().or_else(|| readable.remove(&room.room_id));
             timelines.push(self.timeline(&room.room_id, room.upto, readable, &prefetched).await?);
         }
