@@ -50,14 +50,18 @@ pub async fn client_events_with(
     redactions: Redactions<'_>,
 ) -> Result<Vec<Value>> {
     let pdus: Vec<&Pdu> = pdus.iter().collect();
-    let mut server = Server { hs, viewer, rules: HashMap::new() };
-    server.serve(&pdus, true, redactions).await
+    client_events_of(hs, viewer, &pdus, redactions).await
 }
 
-/// [`client_events`] of events held elsewhere (such as in the event cache).
-pub async fn client_events_of(hs: &Homeserver, viewer: &UserId, pdus: &[&Pdu]) -> Result<Vec<Value>> {
+/// [`client_events_with`] of events held elsewhere (such as in the event cache).
+pub async fn client_events_of(
+    hs: &Homeserver,
+    viewer: &UserId,
+    pdus: &[&Pdu],
+    redactions: Redactions<'_>,
+) -> Result<Vec<Value>> {
     let mut server = Server { hs, viewer, rules: HashMap::new() };
-    server.serve(pdus, true, Redactions::LookUp).await
+    server.serve(pdus, true, redactions).await
 }
 
 /// One event in the client format, as `viewer` should see it.

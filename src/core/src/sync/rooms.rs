@@ -28,7 +28,7 @@ use crate::{
         Pdu,
         event_filter::matches,
         history::{self, MessagesQuery, Prefetched},
-        serve::{client_events, client_events_of},
+        serve::{Redactions, client_events, client_events_of},
         state_view::{entries_in_group, state_events, state_in_group},
         timeline::{StreamToken, parse},
         visibility::Readable,
@@ -232,7 +232,20 @@ pub(super) async fn collect(
     // Every event of the response served at once: timelines then state, room after room.
     let pdus: Vec<&Pdu> =
         pages.iter().flat_map(|page| page.events.iter().chain(page.state.iter().map(|pdu| &**pdu))).collect();
-    let mut served = client_events_of(hs, request.user, &pdus).await?.into_iter().map(without_room_id);
+    // Timeline rows carried their redactions; only the state events (from the event cache) are
+    // looked up.
+    let mut redacted: HashMap<String, String> = pages
+        .iter()
+        .flat_map(|page| page.redactions.iter().map(|(id, by)| (id.clone(), by.clone())))
+        .collect();
+    {
+        let state_ids: Vec<&str> =
+            pages.iter().flat_map(|page| page.state.iter().map(|pdu| pdu.event_id.as_str())).collect();
+        let mut conn = pool.acquire().await?;
+        redacted.extend(storage::redactions::redacted_by(&mut conn, &state_ids).await?);
+    }
+    let known = Redactions::Known(&redacted);
+    let mut served = client_events_of(hs, request.user, &pdus, known).await?.into_iter().map(without_room_id);
     drop(pdus);
     for (pending, page) in pending.into_iter().zip(pages) {
         let mut timeline: Vec<Value> = served.by_ref().take(page.events.len()).collect();
@@ -289,6 +302,8 @@ struct Pending {
 /// A room's timeline and the state before it, not served yet.
 struct RoomPage {
     events: Vec<Pdu>,
+    /// Of `events`, the redacted ones, as read with them.
+    redactions: HashMap<String, String>,
     limited: bool,
     /// The stream position before the timeline (its `prev_batch`).
     start: i64,
@@ -300,6 +315,7 @@ struct RoomPage {
 /// The timeline of one room, before the state before it is read.
 struct Timeline {
     events: Vec<Pdu>,
+    redactions: HashMap<String, String>,
     limited: bool,
     start: i64,
     /// The state group at `start`.
@@ -371,6 +387,7 @@ impl Window<'_> {
             pages.push(RoomPage {
                 summary: room.full || members_changed,
                 events: timeline.events,
+                redactions: timeline.redactions,
                 limited: timeline.limited,
                 start: timeline.start,
                 state: events,
@@ -396,12 +413,12 @@ impl Window<'_> {
             limit: self.limit,
             filter: &self.timeline_filter,
         };
-        let (mut events, mut positions, limited) = match readable.filter(|r| !r.is_empty()) {
+        let (mut events, mut positions, limited, redactions) = match readable.filter(|r| !r.is_empty()) {
             Some(readable) => {
                 let page = history::page_from(self.hs, &readable, room_id, query, Some(prefetched)).await?;
-                (page.events, page.positions, page.end.is_some())
+                (page.events, page.positions, page.end.is_some(), page.redactions)
             }
-            None => (Vec::new(), Vec::new(), false),
+            None => (Vec::new(), Vec::new(), false, HashMap::new()),
         };
         events.reverse();
         positions.reverse();
@@ -410,7 +427,7 @@ impl Window<'_> {
             Some(group) => group,
             None => storage::history::state_group_at(self.hs.db().pool(), room_id, start).await?,
         };
-        Ok(Timeline { events, limited, start, group })
+        Ok(Timeline { events, redactions, limited, start, group })
     }
 
     /// The state at the start of `timeline` the client lacks: everything when `full`, else the
