@@ -81,9 +81,8 @@ scenario!(presence_goes_offline_once_the_user_is_no_longer_seen, |backend| {
     let bob = hs.client().register("bob", "passw0rd!").await;
     let carol = hs.client().register("carol", "passw0rd!").await;
     let room_id = alice.create_room(json!({ "preset": "public_chat" })).await;
-    for member in [&bob, &carol] {
-        member.post(&format!("{V3}/rooms/{}/join", enc(&room_id)), json!({})).await.expect_status(200);
-    }
+    bob.join_room(&room_id).await;
+    carol.join_room(&room_id).await;
     let me = alice.me().to_owned();
     alice.put(&status(&me), json!({ "presence": "online", "status_msg": "here" })).await.expect_status(200);
     let since = bob.sync(None, None, 0).await["next_batch"].as_str().expect("next_batch").to_owned();

@@ -282,10 +282,10 @@ pub async fn evaluate(
         matched: vec![None; rules_count],
         serialized: vec![None; rules_count],
     };
-    // The template user is named by nothing: what it gets is the default.
+    // The template user is named by nothing: what it gets is the default. (With no rules of
+    // its own, only the template's context is read; the argument is never looked at.)
     let nobody = DefaultRules(Vec::new());
-    let template_context = shared.context.clone();
-    let default = match shared.first_match(template, &nobody, event, &template_context).await {
+    let default = match shared.first_match(template, &nobody, event, &user_context).await {
         Some((actions, index)) => shared.notifying(actions, index),
         None => None,
     };

@@ -35,6 +35,9 @@ pub async fn client_events_for_device_with(
 ) -> Result<Vec<Value>> {
     let mut served = serve::client_events_with(hs, user_id, pdus, redactions).await?;
     let own: Vec<&str> = pdus.iter().filter(|p| p.sender == user_id).map(|p| p.event_id.as_str()).collect();
+    if own.is_empty() {
+        return Ok(served);
+    }
     let mut conn = hs.db().pool().acquire().await?;
     let txn_ids: HashMap<String, String> =
         txns::for_events(&mut conn, user_id, device_id, &own).await?.into_iter().collect();

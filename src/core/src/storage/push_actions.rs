@@ -18,7 +18,7 @@ use super::{
 
 /// Columns per row in [`insert_many`].
 const COLUMNS_PER_ROW: usize = 9;
-/// Rows per statement of [`insert_many`]: well below the parameter limits of SQLite (32 766)
+/// Rows per multi-row insert: well below the parameter limits of SQLite (32 766)
 /// and PostgreSQL (65 535).
 const ROWS_PER_STATEMENT: usize = 3_000;
 
@@ -63,10 +63,10 @@ pub struct NewDefault<'a> {
     pub actions: &'a str,
 }
 
-/// Inserts default notifications with one statement per 5 000 rows.
+/// Inserts default notifications with multi-row statements (one per 3 000 rows).
 pub async fn insert_defaults(conn: &mut Conn, rows: &[NewDefault<'_>]) -> sqlx::Result<()> {
     const COLUMNS: usize = 6;
-    for chunk in rows.chunks(5_000) {
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
             "INSERT INTO event_notifications (stream_ordering, room_id, sender, thread_id, highlight, actions) \
              VALUES {}",

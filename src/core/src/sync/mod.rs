@@ -9,6 +9,7 @@
 
 pub mod rooms;
 pub mod token;
+mod window;
 
 use std::time::Duration;
 
