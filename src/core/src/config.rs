@@ -41,6 +41,21 @@ pub struct Config {
     pub media: MediaConfig,
     /// Presence.
     pub presence: PresenceConfig,
+    /// The WebSocket channel (`/_hearth/client/v1/ws`).
+    pub websocket: WebSocketConfig,
+}
+
+/// WebSocket channel settings (docs/WEBSOCKET.md).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebSocketConfig {
+    /// The server pings every socket this often; a socket that sent nothing (not even a pong)
+    /// for two intervals is closed.
+    pub ping_interval_secs: u64,
+    /// A frame the client has not taken within this many milliseconds (its receive buffer and
+    /// ours are full) closes the socket with code 4008: a client that does not read must not
+    /// hold server memory.
+    pub send_timeout_ms: u64,
 }
 
 /// Presence settings (spec: Client-Server API › Presence).
@@ -208,6 +223,7 @@ impl Default for Config {
             metrics: MetricsConfig { enabled: false },
             media: MediaConfig { legacy_unauthenticated: false, user_quota_bytes: 0, max_pending_uploads: 5 },
             presence: PresenceConfig { offline_after_secs: 300 },
+            websocket: WebSocketConfig { ping_interval_secs: 30, send_timeout_ms: 10_000 },
         }
     }
 }
@@ -259,6 +275,10 @@ impl Config {
             self.rooms.default_version.rules().is_some(),
             "invalid configuration: rooms.default_version {} is not a supported room version",
             self.rooms.default_version
+        );
+        anyhow::ensure!(
+            self.websocket.ping_interval_secs > 0 && self.websocket.send_timeout_ms > 0,
+            "invalid configuration: websocket.ping_interval_secs and websocket.send_timeout_ms must be positive"
         );
         Ok(())
     }
