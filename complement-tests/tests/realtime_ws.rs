@@ -313,3 +313,31 @@ scenario!(rt_1_a_client_that_does_not_read_is_closed_with_4008, |backend| {
     };
     assert_eq!(close.expect("a close frame with a code").code, CloseCode::from(4008));
 });
+
+scenario!(rt_1_to_device_messages_wait_for_an_ack_and_survive_a_reconnect, |backend| {
+    let hs = TestServer::start(backend).await;
+    let alice = hs.client().register("alice", "passw0rd!").await;
+    let bob = hs.client().register("bob", "passw0rd!").await;
+    let room_id = alice.create_room(json!({ "preset": "public_chat" })).await;
+    bob.join_room(&room_id).await;
+    let mut ws = connect(&hs, &bob, "").await;
+    let position = next_batch(&ws.next().await);
+    let device = bob.device_id.clone().expect("a device");
+    let messages = json!({ "messages": { bob.me(): { device: { "n": 1 } } } });
+    alice.put("/_matrix/client/v3/sendToDevice/m.test/t1", messages).await.expect_status(200);
+    let carries_to_device = |f: &Value| f["to_device"]["events"].as_array().is_some_and(|e| !e.is_empty());
+    ws.until("the to-device message", carries_to_device).await;
+    ws.0.close(None).await.expect("closing");
+
+    // Never acknowledged: resuming from before it delivers it again.
+    let mut ws = connect(&hs, &bob, &format!("since={}", enc(&position))).await;
+    let again = ws.until("the to-device message again", carries_to_device).await.pop().expect("a frame");
+    assert_eq!(again["to_device"]["events"][0]["content"]["n"], 1);
+
+    // Acknowledged: the socket goes on, and the message is not sent again.
+    ws.send(json!({ "type": "ack", "next_batch": next_batch(&again) })).await;
+    alice.send_text(&room_id, "after the ack").await;
+    let frame = ws.until("the message", |f| !timeline(f, &room_id).is_empty()).await.pop().expect("a frame");
+    assert_eq!(bodies(timeline(&frame, &room_id)), ["after the ack"]);
+    assert!(!carries_to_device(&frame), "{frame}");
+});
