@@ -7,7 +7,7 @@ use futures::{SinkExt, StreamExt};
 use hearth_complement_tests::{
     Client, TestServer,
     client::{enc, eventually},
-    rooms::{bodies, next_batch, timeline},
+    rooms::{bodies, ephemeral, next_batch, timeline},
     scenario,
 };
 use serde_json::{Value, json};
@@ -142,6 +142,17 @@ scenario!(rt_1_a_socket_pushes_messages_typing_presence_and_statuses, |backend| 
     assert!(message["timestamp"].as_u64().is_some(), "{message}");
     let frames = alice_ws.until("alice's sent status", |f| f["status"] == "sent").await;
     assert_eq!(frames.last().expect("a frame")["message_id"], event_id.as_str());
+    // RT-2: bob's client answering the ping after that frame proves delivery.
+    bob_ws.send(json!({ "type": "typing_indicator", "conversation_id": room_id, "is_typing": false })).await;
+    bob_ws.until("a reply", |f| f["type"] == "result").await;
+    let delivered = alice_ws.until("delivered", |f| f["status"] == "delivered").await;
+    let delivered = delivered.last().expect("a frame");
+    assert_eq!((&delivered["message_id"], &delivered["user_id"]), (&json!(event_id), &json!(bob.me())));
+    // Matrix clients see it as a receipt of Hearth's own type.
+    let sync = alice.sync(None, None, 0).await;
+    let receipts =
+        ephemeral(&sync, &room_id).iter().find(|e| e["type"] == "m.receipt").expect("receipts").clone();
+    assert!(receipts["content"][&event_id]["io.hearth.delivered"][bob.me()]["ts"].is_u64(), "{receipts}");
 
     // Typing, started and stopped through the socket, reaches the other member.
     let typing =

@@ -31,6 +31,7 @@ use tokio::time::{Instant, timeout};
 use super::{
     Format,
     commands::{self, ClientFrame},
+    delivery,
     vocabulary::Vocabulary,
 };
 
@@ -70,7 +71,8 @@ pub(super) async fn run(session: Session, socket: WebSocket) {
     let metrics_hs = session.hs.clone();
     metrics_hs.metrics().websocket_opened();
     let vocabulary = Vocabulary::new(session.user.user_id.clone());
-    let connection = Connection { session, socket, vocabulary, unacknowledged: None };
+    let connection =
+        Connection { session, socket, vocabulary, unacknowledged: None, undelivered: Default::default() };
     if let Ended::Gone(reason) = connection.serve().await {
         metrics_hs.metrics().websocket_closed(reason);
     }
@@ -82,6 +84,8 @@ struct Connection {
     vocabulary: Vocabulary,
     /// The `next_batch` of a sent frame with to-device messages, until the client acks it.
     unacknowledged: Option<String>,
+    /// Messages written but not yet proven received.
+    undelivered: delivery::Pending,
 }
 
 impl Connection {
@@ -111,6 +115,7 @@ impl Connection {
                             let error = hearth_core::Error::bad_json("Frames are JSON text");
                             self.send(commands::error_frame(&error, &Value::Null)).await
                         }
+                        Some(Ok(Message::Pong(payload))) if payload == delivery::PING => self.confirm_delivery().await,
                         Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(()),
                         Some(Ok(Message::Close(_)) | Err(_)) | None => return Ended::Gone("client"),
                     }
@@ -159,6 +164,8 @@ impl Connection {
             self.session.since = Some(position);
             return Ok(());
         }
+        // Noted now, proven by the pong to a ping written after the batch.
+        let ask_delivery = self.undelivered.note(&self.session.user.user_id, &response);
         let format = self.session.format;
         if format != Format::Sync {
             let frames = match self.vocabulary.frames(&self.session.hs, &response).await {
@@ -185,6 +192,18 @@ impl Connection {
             self.send(response).await?;
         }
         self.session.since = Some(position);
+        if ask_delivery {
+            self.write(Message::Ping(delivery::PING.into())).await?;
+        }
+        Ok(())
+    }
+
+    /// The client proved it read what was written: record delivery.
+    async fn confirm_delivery(&mut self) -> Result<(), Ended> {
+        if let Err(error) = self.undelivered.confirm(&self.session.hs, &self.session.user.user_id).await {
+            tracing::error!(error = %error, "recording delivery failed");
+            return Err(self.close(CLOSE_INTERNAL, "Internal server error", "error").await);
+        }
         Ok(())
     }
 
@@ -195,6 +214,7 @@ impl Connection {
                 if self.unacknowledged.as_ref() == Some(&next_batch) {
                     self.unacknowledged = None;
                 }
+                self.confirm_delivery().await?;
                 // Acks are not answered unless they are wrong.
                 if SyncToken::parse(&next_batch).is_ok() {
                     return Ok(());
@@ -236,13 +256,23 @@ impl Connection {
         }
     }
 
-    /// Sends a close frame (within [`CLOSE_GRACE`]) and ends the connection.
+    /// Closes the socket with `code` (the closing handshake within [`CLOSE_GRACE`]).
     async fn close(&mut self, code: u16, reason: &'static str, label: &'static str) -> Ended {
         // Counted first: a client that stopped reading can learn from the metrics that it is
         // being closed, then read up to the close frame.
         self.session.hs.metrics().websocket_closed(label);
         let frame = CloseFrame { code, reason: reason.into() };
-        let _ = timeout(CLOSE_GRACE, self.socket.send(Message::Close(Some(frame)))).await;
+        let deadline = Instant::now() + CLOSE_GRACE;
+        let closing = tokio::time::timeout_at(deadline, self.socket.send(Message::Close(Some(frame))));
+        if let Ok(Ok(())) = closing.await {
+            // Read until the client's close (or the grace ends): dropping a socket with unread
+            // input resets the connection, and the client would lose the close frame with it.
+            while let Ok(Some(Ok(message))) = tokio::time::timeout_at(deadline, self.socket.recv()).await {
+                if matches!(message, Message::Close(_)) {
+                    break;
+                }
+            }
+        }
         Ended::Closed
     }
 }

@@ -8,6 +8,7 @@
 
 mod commands;
 mod connection;
+mod delivery;
 mod vocabulary;
 
 use axum::{

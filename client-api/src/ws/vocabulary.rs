@@ -2,8 +2,9 @@
 //! receives (so they say nothing a `/sync` would not):
 //!
 //! - `new_message` for every `m.room.message` in a timeline;
-//! - `message_status` `sent` for the user's own messages as they appear, and `read` for each of
-//!   them once another member's `m.read` receipt is at or after it;
+//! - `message_status` `sent` for the user's own messages as they appear, then `delivered` and
+//!   `read` for each of them once another member's `io.hearth.delivered` or `m.read` receipt is
+//!   at or after it;
 //! - `typing_update` for each user who started or stopped typing (the `m.typing` lists
 //!   compared with the previous ones);
 //! - `user_online` for every presence change.
@@ -13,7 +14,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use hearth_core::{Homeserver, Result, rooms::timeline};
+use hearth_core::{Homeserver, Result, receipts, rooms::timeline};
 use ruma::{EventId, OwnedUserId};
 use serde_json::{Value, json};
 
@@ -28,8 +29,8 @@ pub(super) struct Vocabulary {
     typing: HashMap<String, Vec<String>>,
     /// Per room, the user's own recent messages, oldest first.
     own: HashMap<String, VecDeque<OwnMessage>>,
-    /// Per (room, reader), the stream position up to which `read` was reported.
-    reported: HashMap<(String, String), i64>,
+    /// Per (room, reader, status), the stream position up to which the status was reported.
+    reported: HashMap<(String, String, &'static str), i64>,
 }
 
 #[derive(Debug)]
@@ -39,13 +40,17 @@ struct OwnMessage {
     position: Option<i64>,
 }
 
-/// An `m.read` receipt of another user.
+/// A receipt of another user that gives a status (`read`, `delivered`).
 #[derive(Debug, PartialEq)]
 struct Receipt {
     room_id: String,
     event_id: String,
     reader: String,
+    status: &'static str,
 }
+
+/// The receipt types that give a status.
+const STATUSES: [(&str, &str); 2] = [("m.read", "read"), (receipts::DELIVERED, "delivered")];
 
 impl Vocabulary {
     pub(super) fn new(me: OwnedUserId) -> Self {
@@ -62,12 +67,12 @@ impl Vocabulary {
             for (room_id, room) in rooms {
                 self.messages(room_id, room, &mut frames);
                 self.typing(room_id, room, &mut frames);
-                receipts.extend(self.read_receipts(room_id, room));
+                receipts.extend(self.receipts(room_id, room));
             }
         }
         if !receipts.is_empty() {
             let positions = self.positions(hs, &receipts).await?;
-            self.read_statuses(&receipts, &positions, &mut frames);
+            self.statuses(&receipts, &positions, &mut frames);
         }
         for event in events(&sync["presence"]) {
             if let (Some(user_id), Some(status)) =
@@ -125,8 +130,8 @@ impl Vocabulary {
         }
     }
 
-    /// The `m.read` receipts of others in a room where the user has messages to report on.
-    fn read_receipts(&self, room_id: &str, room: &Value) -> Vec<Receipt> {
+    /// The receipts of others in a room where the user has messages to report on.
+    fn receipts(&self, room_id: &str, room: &Value) -> Vec<Receipt> {
         if !self.own.contains_key(room_id) {
             return Vec::new();
         }
@@ -134,14 +139,16 @@ impl Vocabulary {
         for receipt in events(&room["ephemeral"]).filter(|e| e["type"] == "m.receipt") {
             let Some(content) = receipt["content"].as_object() else { continue };
             for (event_id, types) in content {
-                let Some(readers) = types["m.read"].as_object() else { continue };
-                receipts.extend(readers.keys().filter(|reader| *reader != self.me.as_str()).map(|reader| {
-                    Receipt {
+                for (receipt_type, status) in STATUSES {
+                    let Some(readers) = types[receipt_type].as_object() else { continue };
+                    let others = readers.keys().filter(|reader| *reader != self.me.as_str());
+                    receipts.extend(others.map(|reader| Receipt {
                         room_id: room_id.to_owned(),
                         event_id: event_id.clone(),
                         reader: reader.clone(),
-                    }
-                }));
+                        status,
+                    }));
+                }
             }
         }
         receipts
@@ -165,21 +172,16 @@ impl Vocabulary {
         Ok(positions)
     }
 
-    /// `read` for each own message at or before a receipt and after what its reader was
-    /// reported to have read.
-    fn read_statuses(
-        &mut self,
-        receipts: &[Receipt],
-        positions: &HashMap<String, i64>,
-        frames: &mut Vec<Value>,
-    ) {
+    /// The receipt's status for each own message at or before it and after what was reported of
+    /// its reader.
+    fn statuses(&mut self, receipts: &[Receipt], positions: &HashMap<String, i64>, frames: &mut Vec<Value>) {
         for receipt in receipts {
             let Some(&upto) = positions.get(&receipt.event_id) else { continue };
-            let key = (receipt.room_id.clone(), receipt.reader.clone());
+            let key = (receipt.room_id.clone(), receipt.reader.clone(), receipt.status);
             let from = self.reported.get(&key).copied().unwrap_or(i64::MIN);
             for message in self.own.get(&receipt.room_id).into_iter().flatten() {
                 if message.position.is_some_and(|p| p > from && p <= upto) {
-                    frames.push(status(&message.event_id, &receipt.room_id, "read", &receipt.reader));
+                    frames.push(status(&message.event_id, &receipt.room_id, receipt.status, &receipt.reader));
                 }
             }
             self.reported.insert(key, upto.max(from));
@@ -284,18 +286,24 @@ mod tests {
             message.position = Some(position);
         }
         let receipt = |event_id: &str, reader: &str| json!({ "type": "m.receipt", "content": { event_id: { "m.read": { reader: { "ts": 1 } } } } });
+        let delivery = |event_id: &str, reader: &str| {
+            let content = json!({ event_id: { receipts::DELIVERED: { reader: { "ts": 1 } } } });
+            json!({ "type": "m.receipt", "content": content })
+        };
         let positions = HashMap::from([("$2".to_owned(), 2), ("$x".to_owned(), 9)]);
         let mut read = |ephemeral: Value| {
-            let receipts = vocabulary.read_receipts("!r:hs.test", &room(vec![], vec![ephemeral]));
+            let receipts = vocabulary.receipts("!r:hs.test", &room(vec![], vec![ephemeral]));
             let mut frames = Vec::new();
-            vocabulary.read_statuses(&receipts, &positions, &mut frames);
-            frames.iter().map(|f| f["message_id"].as_str().unwrap_or_default().to_owned()).collect::<Vec<_>>()
+            vocabulary.statuses(&receipts, &positions, &mut frames);
+            let described = frames.iter().map(|f| format!("{} {}", f["message_id"], f["status"]));
+            described.map(|d| d.replace('"', "")).collect::<Vec<_>>()
         };
 
-        assert_eq!(read(receipt("$2", "@you:hs.test")), ["$1", "$2"]);
+        assert_eq!(read(delivery("$x", "@you:hs.test")), ["$1 delivered", "$2 delivered", "$3 delivered"]);
+        assert_eq!(read(receipt("$2", "@you:hs.test")), ["$1 read", "$2 read"]);
         // Later: only what is new for that reader; another reader starts from the beginning.
-        assert_eq!(read(receipt("$x", "@you:hs.test")), ["$3"]);
-        assert_eq!(read(receipt("$2", "@them:hs.test")), ["$1", "$2"]);
+        assert_eq!(read(receipt("$x", "@you:hs.test")), ["$3 read"]);
+        assert_eq!(read(receipt("$2", "@them:hs.test")), ["$1 read", "$2 read"]);
         // One's own receipts report nothing.
         assert!(read(receipt("$x", "@me:hs.test")).is_empty());
     }
