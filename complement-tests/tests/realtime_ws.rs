@@ -352,3 +352,35 @@ scenario!(rt_1_to_device_messages_wait_for_an_ack_and_survive_a_reconnect, |back
     assert_eq!(bodies(timeline(&frame, &room_id)), ["after the ack"]);
     assert!(!carries_to_device(&frame), "{frame}");
 });
+
+scenario!(rt_2_a_message_moves_sent_delivered_read_also_for_a_sync_client, |backend| {
+    let hs = TestServer::start_with(backend, |config| {
+        // As `receipts = "all"` in config.toml.
+        config.delivery.receipts = serde_json::from_value(json!("all")).expect("a delivery setting");
+    })
+    .await;
+    let alice = hs.client().register("alice", "passw0rd!").await;
+    let bob = hs.client().register("bob", "passw0rd!").await;
+    let room_id = alice.create_room(json!({ "preset": "public_chat" })).await;
+    bob.join_room(&room_id).await;
+    let mut ws = connect(&hs, &alice, "format=simple").await;
+    ws.batch().await;
+    let since = next_batch(&bob.sync(None, None, 0).await);
+
+    let send = json!({ "type": "send_message", "conversation_id": room_id, "content": "ping?" });
+    let message_id = ws.ask(send).await["message_id"].as_str().expect("message_id").to_owned();
+    let status =
+        |wanted: &'static str| move |f: &Value| f["type"] == "message_status" && f["status"] == wanted;
+    ws.until("sent", status("sent")).await;
+    // Bob's client receives it, and acknowledges that response with its next request.
+    let response = bob.sync(Some(&since), None, 10_000).await;
+    assert_eq!(bodies(timeline(&response, &room_id)), ["ping?"]);
+    bob.sync(Some(&next_batch(&response)), None, 0).await;
+    let delivered = ws.until("delivered", status("delivered")).await.pop().expect("a frame");
+    assert_eq!((&delivered["message_id"], &delivered["user_id"]), (&json!(message_id), &json!(bob.me())));
+
+    let receipt = format!("/_matrix/client/v3/rooms/{}/receipt/m.read/{}", enc(&room_id), enc(&message_id));
+    bob.post(&receipt, json!({})).await.expect_status(200);
+    let read = ws.until("read", status("read")).await.pop().expect("a frame");
+    assert_eq!((&read["message_id"], &read["user_id"]), (&json!(message_id), &json!(bob.me())));
+});

@@ -165,7 +165,7 @@ impl Connection {
             return Ok(());
         }
         // Noted now, proven by the pong to a ping written after the batch.
-        let ask_delivery = self.undelivered.note(&self.session.user.user_id, &response);
+        let ask_delivery = self.undelivered.note(&self.session.hs, &self.session.user.user_id, &response);
         let format = self.session.format;
         if format != Format::Sync {
             let frames = match self.vocabulary.frames(&self.session.hs, &response).await {

@@ -43,6 +43,30 @@ pub struct Config {
     pub presence: PresenceConfig,
     /// The WebSocket channel (`/_hearth/client/v1/ws`).
     pub websocket: WebSocketConfig,
+    /// Delivery receipts (`io.hearth.delivered`).
+    pub delivery: DeliveryConfig,
+}
+
+/// Delivery receipt settings (docs/WEBSOCKET.md › Delivery receipts).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// Which acknowledgements record `io.hearth.delivered` receipts. Each is one receipt write
+    /// per recipient device and room per acknowledged batch, so a message to a room of N
+    /// members costs up to N writes.
+    pub receipts: DeliveryReceipts,
+}
+
+/// Which acknowledgements record delivery.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryReceipts {
+    /// None: no `delivered` status.
+    Off,
+    /// WebSocket pongs and acks.
+    Websocket,
+    /// Those, and each `/sync` request acknowledging the previous response.
+    All,
 }
 
 /// WebSocket channel settings (docs/WEBSOCKET.md).
@@ -224,6 +248,7 @@ impl Default for Config {
             media: MediaConfig { legacy_unauthenticated: false, user_quota_bytes: 0, max_pending_uploads: 5 },
             presence: PresenceConfig { offline_after_secs: 300 },
             websocket: WebSocketConfig { ping_interval_secs: 30, send_timeout_ms: 10_000 },
+            delivery: DeliveryConfig { receipts: DeliveryReceipts::Websocket },
         }
     }
 }

@@ -52,6 +52,7 @@ struct Inner {
     typing: Typing,
     filter_cache: crate::filters::FilterCache,
     media: Media,
+    sync_deliveries: crate::delivery::SyncDeliveries,
 }
 
 impl Homeserver {
@@ -83,6 +84,7 @@ impl Homeserver {
             filter_cache: crate::filters::new_cache(),
             typing,
             media,
+            sync_deliveries: Default::default(),
         }));
         crate::presence::start_offline_sweeper(&hs);
         Ok(hs)
@@ -166,6 +168,11 @@ impl Homeserver {
     /// The media repository.
     pub fn media(&self) -> &Media {
         &self.0.media
+    }
+
+    /// What each device's last `/sync` response carried, until acknowledged.
+    pub fn sync_deliveries(&self) -> &crate::delivery::SyncDeliveries {
+        &self.0.sync_deliveries
     }
 
     /// Cached push rule sets and room push contexts.
