@@ -13,8 +13,9 @@
 //! carrying any waits for the client's `{"type":"ack","next_batch":...}` before the next sync
 //! runs (which deletes them), exactly as `/sync` waits for the next request.
 //!
-//! **Idle cost.** An idle socket is this task waiting on the boxed sync future (itself waiting
-//! on the notifier), the socket's read and a timer.
+//! **Idle cost.** An idle socket is this task waiting on its user's notifier slot, the socket's
+//! read and two timers: syncs run with no timeout, the loop does the waiting, and every handler
+//! is boxed, so the task's future is small (docs/BENCHMARKS.md › WebSocket channel).
 
 use std::{future::Future, pin::Pin, time::Duration};
 
@@ -51,7 +52,8 @@ pub(super) struct Session {
     /// The access token, checked again at every ping: a logout ends the socket.
     pub token: String,
     pub since: Option<SyncToken>,
-    pub filter: FilterDefinition,
+    /// Boxed: a filter definition is a kilobyte inline, mostly empty.
+    pub filter: Box<FilterDefinition>,
     pub format: Format,
 }
 
@@ -73,7 +75,8 @@ pub(super) async fn run(session: Session, socket: WebSocket) {
     let vocabulary = Vocabulary::new(session.user.user_id.clone());
     let connection =
         Connection { session, socket, vocabulary, unacknowledged: None, undelivered: Default::default() };
-    if let Ended::Gone(reason) = connection.serve().await {
+    // Boxed at its own size: the spawned task then holds a pointer while the socket lives.
+    if let Ended::Gone(reason) = Box::pin(connection.serve()).await {
         metrics_hs.metrics().websocket_closed(reason);
     }
 }
@@ -94,53 +97,57 @@ impl Connection {
         let ping_interval = Duration::from_secs(hs.config().websocket.ping_interval_secs);
         let mut ping = tokio::time::interval_at(Instant::now() + ping_interval, ping_interval);
         let mut last_heard = Instant::now();
+        // Subscribed before the first sync reads: whatever commits after that read wakes the
+        // wait below, so nothing falls between two syncs.
+        let mut listener = hs.notifier().listen(&self.session.user.user_id);
+        // Each sync marks the user online again; syncing at least twice per offline delay keeps
+        // an idle socket's user from being swept offline.
+        let refresh = Duration::from_secs((hs.config().presence.offline_after_secs / 2).clamp(30, 300));
+        let mut refresh_at = Instant::now() + refresh;
         let mut sync = Some(self.next_sync());
         loop {
+            let idle = sync.is_none() && self.unacknowledged.is_none();
+            // The handlers are boxed: the task's own future stays small, whatever they hold.
             let step = tokio::select! {
                 response = running(&mut sync) => {
                     sync = None;
-                    match response {
-                        Ok(response) => self.deliver(response).await,
-                        Err(error) => {
-                            tracing::error!(error = %error, "WebSocket sync failed");
-                            Err(self.close(CLOSE_INTERNAL, "Internal server error", "error").await)
-                        }
-                    }
+                    refresh_at = Instant::now() + refresh;
+                    Box::pin(self.on_sync(response)).await
+                }
+                _ = listener.wait(refresh_at), if idle => {
+                    sync = Some(self.next_sync());
+                    Ok(())
                 }
                 message = self.socket.recv() => {
                     last_heard = Instant::now();
                     match message {
-                        Some(Ok(Message::Text(text))) => self.on_text(text.as_str()).await,
+                        Some(Ok(Message::Text(text))) => Box::pin(self.on_text(text.as_str())).await,
                         Some(Ok(Message::Binary(_))) => {
                             let error = hearth_core::Error::bad_json("Frames are JSON text");
-                            self.send(commands::error_frame(&error, &Value::Null)).await
+                            Box::pin(self.send(commands::error_frame(&error, &Value::Null))).await
                         }
-                        Some(Ok(Message::Pong(payload))) if payload == delivery::PING => self.confirm_delivery().await,
+                        Some(Ok(Message::Pong(payload))) if payload == delivery::PING => {
+                            Box::pin(self.confirm_delivery()).await
+                        }
                         Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(()),
                         Some(Ok(Message::Close(_)) | Err(_)) | None => return Ended::Gone("client"),
                     }
                 }
-                _ = ping.tick() => self.keep_alive(last_heard, ping_interval).await,
+                _ = ping.tick() => Box::pin(self.keep_alive(last_heard, ping_interval)).await,
             };
             if let Err(ended) = step {
                 return ended;
-            }
-            if sync.is_none() && self.unacknowledged.is_none() {
-                sync = Some(self.next_sync());
             }
         }
     }
 
     /// The next sync from the current position, owning what it borrows so it can be kept across
-    /// loop turns. Boxed: waiting, the task holds a pointer, not a sync's state machine.
+    /// loop turns. It does not wait (the loop waits on the notifier, which costs far less than
+    /// a sync's state machine); boxed, so only a running sync holds its state.
     fn next_sync(&self) -> SyncFuture {
         let hs = self.session.hs.clone();
         let (user, device) = (self.session.user.user_id.clone(), self.session.user.device_id.clone());
-        let (since, filter) = (self.session.since, self.session.filter.clone());
-        // Each turn marks the user online again; waking at least twice per offline delay keeps
-        // an idle socket's user from being swept offline.
-        let offline_after = hs.config().presence.offline_after_secs;
-        let wait = Duration::from_secs((offline_after / 2).clamp(30, 300));
+        let (since, filter) = (self.session.since, FilterDefinition::clone(&self.session.filter));
         Box::pin(async move {
             let request = SyncRequest {
                 user: &user,
@@ -149,10 +156,20 @@ impl Connection {
                 filter,
                 full_state: false,
                 set_presence: Some(PresenceState::Online),
-                timeout: wait,
+                timeout: Duration::ZERO,
             };
             sync::sync(&hs, &request).await
         })
+    }
+
+    async fn on_sync(&mut self, response: hearth_core::Result<Value>) -> Result<(), Ended> {
+        match response {
+            Ok(response) => self.deliver(response).await,
+            Err(error) => {
+                tracing::error!(error = %error, "WebSocket sync failed");
+                Err(self.close(CLOSE_INTERNAL, "Internal server error", "error").await)
+            }
+        }
     }
 
     /// Sends what a sync response carries in the socket's format and moves the position on.

@@ -83,10 +83,12 @@ async fn upgrade(hs: Homeserver, request: Request) -> Result<Response> {
     let upgrade = WebSocketUpgrade::from_request_parts(&mut parts, &hs).await.map_err(|rejection| {
         ApiError::new(StatusCode::BAD_REQUEST, ErrorKind::Unrecognized, rejection.body_text())
     })?;
+    let filter = Box::new(filter);
     let session = connection::Session { hs, user, token, since, filter, format: params.format };
     Ok(upgrade
-        // Idle sockets must be cheap: tungstenite reserves its read buffer up front.
-        .read_buffer_size(4 << 10)
+        // Idle sockets must be cheap: tungstenite reserves its read buffer up front (and grows it
+        // for a larger frame); client frames are small.
+        .read_buffer_size(1 << 10)
         .write_buffer_size(0)
         .max_message_size(MAX_CLIENT_FRAME)
         .on_upgrade(move |socket| connection::run(session, socket)))
