@@ -384,3 +384,21 @@ scenario!(rt_2_a_message_moves_sent_delivered_read_also_for_a_sync_client, |back
     let read = ws.until("read", status("read")).await.pop().expect("a frame");
     assert_eq!((&read["message_id"], &read["user_id"]), (&json!(message_id), &json!(bob.me())));
 });
+
+scenario!(rt_1_sockets_are_closed_with_1001_when_the_server_stops, |backend| {
+    let hs = TestServer::start(backend).await;
+    let bob = hs.client().register("bob", "passw0rd!").await;
+    let mut ws = connect(&hs, &bob, "format=simple").await;
+    ws.batch().await;
+
+    let ((), close) = tokio::join!(hs.stop(), async {
+        loop {
+            match tokio::time::timeout(WAIT, ws.0.next()).await.expect("the close in time") {
+                Some(Ok(Message::Close(close))) => break close,
+                Some(Ok(_)) => {}
+                other => panic!("expected a close frame, got {other:?}"),
+            }
+        }
+    });
+    assert_eq!(close.expect("a close frame with a code").code, CloseCode::Away);
+});

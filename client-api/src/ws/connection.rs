@@ -37,6 +37,7 @@ use super::{
 };
 
 /// Close codes (4000–4999 are the application's).
+const CLOSE_GOING_AWAY: u16 = 1001;
 const CLOSE_INTERNAL: u16 = 1011;
 const CLOSE_SILENT: u16 = 4000;
 const CLOSE_UNKNOWN_TOKEN: u16 = 4001;
@@ -104,6 +105,7 @@ impl Connection {
         // an idle socket's user from being swept offline.
         let refresh = Duration::from_secs((hs.config().presence.offline_after_secs / 2).clamp(30, 300));
         let mut refresh_at = Instant::now() + refresh;
+        let mut closing = hs.closing();
         let mut sync = Some(self.next_sync());
         loop {
             let idle = sync.is_none() && self.unacknowledged.is_none();
@@ -134,6 +136,10 @@ impl Connection {
                     }
                 }
                 _ = ping.tick() => Box::pin(self.keep_alive(last_heard, ping_interval)).await,
+                // `closing` only ever turns true.
+                Ok(()) = closing.changed() => {
+                    Err(Box::pin(self.close(CLOSE_GOING_AWAY, "Server shutting down", "shutdown")).await)
+                }
             };
             if let Err(ended) = step {
                 return ended;

@@ -53,6 +53,8 @@ struct Inner {
     filter_cache: crate::filters::FilterCache,
     media: Media,
     sync_deliveries: crate::delivery::SyncDeliveries,
+    /// Turns true when the server starts shutting down.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl Homeserver {
@@ -85,6 +87,7 @@ impl Homeserver {
             typing,
             media,
             sync_deliveries: Default::default(),
+            closing: tokio::sync::watch::Sender::new(false),
         }));
         crate::presence::start_offline_sweeper(&hs);
         Ok(hs)
@@ -173,6 +176,18 @@ impl Homeserver {
     /// What each device's last `/sync` response carried, until acknowledged.
     pub fn sync_deliveries(&self) -> &crate::delivery::SyncDeliveries {
         &self.0.sync_deliveries
+    }
+
+    /// Tells long-lived connections (WebSockets) that the server is shutting down: the
+    /// listener's graceful shutdown does not wait for upgraded connections, so they close
+    /// themselves when this turns true.
+    pub fn closing(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.0.closing.subscribe()
+    }
+
+    /// Starts shutting down: see [`Homeserver::closing`].
+    pub fn begin_shutdown(&self) {
+        self.0.closing.send_replace(true);
     }
 
     /// Cached push rule sets and room push contexts.

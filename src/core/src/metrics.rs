@@ -47,7 +47,7 @@ pub struct Metrics {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CloseLabels {
     /// Why it closed: `client`, `slow` (did not read), `silent` (no pong), `token`
-    /// (the access token went), `error`.
+    /// (the access token went), `shutdown`, `error`.
     pub reason: &'static str,
 }
 
