@@ -103,10 +103,30 @@ impl Socket {
         reply.into_iter().last().expect("a reply")
     }
 
+    /// Reads past any frames up to the server's close frame; its code.
+    async fn close_code(&mut self) -> CloseCode {
+        loop {
+            match tokio::time::timeout(WAIT, self.0.next()).await.expect("frames in time") {
+                Some(Ok(Message::Close(close))) => return close.expect("a close frame with a code").code,
+                Some(Ok(_)) => {}
+                other => panic!("expected a close frame, got {other:?}"),
+            }
+        }
+    }
+
     /// The frames of the next batch in the simple format, up to its `position` frame.
     async fn batch(&mut self) -> Vec<Value> {
         self.until("a position frame", |f| f["type"] == "position").await
     }
+}
+
+/// Alice and Bob, both joined to a public room of Alice's.
+async fn alice_and_bob_in_a_room(hs: &TestServer) -> (Client, Client, String) {
+    let alice = hs.client().register("alice", "passw0rd!").await;
+    let bob = hs.client().register("bob", "passw0rd!").await;
+    let room_id = alice.create_room(json!({ "preset": "public_chat" })).await;
+    bob.join_room(&room_id).await;
+    (alice, bob, room_id)
 }
 
 fn of_type<'a>(frames: &'a [Value], kind: &str) -> Vec<&'a Value> {
@@ -115,10 +135,7 @@ fn of_type<'a>(frames: &'a [Value], kind: &str) -> Vec<&'a Value> {
 
 scenario!(rt_1_a_socket_pushes_messages_typing_presence_and_statuses, |backend| {
     let hs = TestServer::start(backend).await;
-    let alice = hs.client().register("alice", "passw0rd!").await;
-    let bob = hs.client().register("bob", "passw0rd!").await;
-    let room_id = alice.create_room(json!({ "preset": "public_chat" })).await;
-    bob.join_room(&room_id).await;
+    let (alice, bob, room_id) = alice_and_bob_in_a_room(&hs).await;
     let mut alice_ws = connect(&hs, &alice, "format=simple").await;
     alice_ws.batch().await;
     // Browsers cannot set headers on a WebSocket: the token may come in the query string.
@@ -240,10 +257,7 @@ scenario!(rt_1_socket_commands_act_like_the_client_api, |backend| {
 
 scenario!(rt_1_a_socket_resumes_from_its_last_position_missing_and_repeating_nothing, |backend| {
     let hs = TestServer::start(backend).await;
-    let alice = hs.client().register("alice", "passw0rd!").await;
-    let bob = hs.client().register("bob", "passw0rd!").await;
-    let room_id = alice.create_room(json!({ "preset": "public_chat" })).await;
-    bob.join_room(&room_id).await;
+    let (alice, bob, room_id) = alice_and_bob_in_a_room(&hs).await;
     alice.send_text(&room_id, "before").await;
 
     // The first frame is an initial sync; each later one a sync response as it happens.
@@ -292,10 +306,7 @@ scenario!(rt_1_a_socket_resumes_from_its_last_position_missing_and_repeating_not
 
 scenario!(rt_1_a_client_that_does_not_read_is_closed_with_4008, |backend| {
     let hs = TestServer::start_with(backend, |config| config.websocket.send_timeout_ms = 300).await;
-    let alice = hs.client().register("alice", "passw0rd!").await;
-    let bob = hs.client().register("bob", "passw0rd!").await;
-    let room_id = alice.create_room(json!({ "preset": "public_chat" })).await;
-    bob.join_room(&room_id).await;
+    let (alice, bob, room_id) = alice_and_bob_in_a_room(&hs).await;
     // A small receive window, and a client that never reads while messages pour in.
     let mut ws = try_connect(&hs, &bob, Auth::Header, "", Some(4096)).await.expect("opens");
     let big = "x".repeat(30_000);
@@ -315,22 +326,12 @@ scenario!(rt_1_a_client_that_does_not_read_is_closed_with_4008, |backend| {
     .await;
 
     // Reading now: what was in flight, then the close frame with its code.
-    let close = loop {
-        match tokio::time::timeout(WAIT, ws.0.next()).await.expect("frames in time") {
-            Some(Ok(Message::Close(close))) => break close,
-            Some(Ok(_)) => {}
-            other => panic!("expected a close frame, got {other:?}"),
-        }
-    };
-    assert_eq!(close.expect("a close frame with a code").code, CloseCode::from(4008));
+    assert_eq!(ws.close_code().await, CloseCode::from(4008));
 });
 
 scenario!(rt_1_to_device_messages_wait_for_an_ack_and_survive_a_reconnect, |backend| {
     let hs = TestServer::start(backend).await;
-    let alice = hs.client().register("alice", "passw0rd!").await;
-    let bob = hs.client().register("bob", "passw0rd!").await;
-    let room_id = alice.create_room(json!({ "preset": "public_chat" })).await;
-    bob.join_room(&room_id).await;
+    let (alice, bob, room_id) = alice_and_bob_in_a_room(&hs).await;
     let mut ws = connect(&hs, &bob, "").await;
     let position = next_batch(&ws.next().await);
     let device = bob.device_id.clone().expect("a device");
@@ -359,10 +360,7 @@ scenario!(rt_2_a_message_moves_sent_delivered_read_also_for_a_sync_client, |back
         config.delivery.receipts = serde_json::from_value(json!("all")).expect("a delivery setting");
     })
     .await;
-    let alice = hs.client().register("alice", "passw0rd!").await;
-    let bob = hs.client().register("bob", "passw0rd!").await;
-    let room_id = alice.create_room(json!({ "preset": "public_chat" })).await;
-    bob.join_room(&room_id).await;
+    let (alice, bob, room_id) = alice_and_bob_in_a_room(&hs).await;
     let mut ws = connect(&hs, &alice, "format=simple").await;
     ws.batch().await;
     let since = next_batch(&bob.sync(None, None, 0).await);
@@ -391,14 +389,6 @@ scenario!(rt_1_sockets_are_closed_with_1001_when_the_server_stops, |backend| {
     let mut ws = connect(&hs, &bob, "format=simple").await;
     ws.batch().await;
 
-    let ((), close) = tokio::join!(hs.stop(), async {
-        loop {
-            match tokio::time::timeout(WAIT, ws.0.next()).await.expect("the close in time") {
-                Some(Ok(Message::Close(close))) => break close,
-                Some(Ok(_)) => {}
-                other => panic!("expected a close frame, got {other:?}"),
-            }
-        }
-    });
-    assert_eq!(close.expect("a close frame with a code").code, CloseCode::Away);
+    let ((), code) = tokio::join!(hs.stop(), ws.close_code());
+    assert_eq!(code, CloseCode::Away);
 });

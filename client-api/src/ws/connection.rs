@@ -106,6 +106,9 @@ impl Connection {
         let refresh = Duration::from_secs((hs.config().presence.offline_after_secs / 2).clamp(30, 300));
         let mut refresh_at = Instant::now() + refresh;
         let mut closing = hs.closing();
+        if *closing.borrow() {
+            return self.close(CLOSE_GOING_AWAY, "Server shutting down", "shutdown").await;
+        }
         let mut sync = Some(self.next_sync());
         loop {
             let idle = sync.is_none() && self.unacknowledged.is_none();
