@@ -52,6 +52,9 @@ struct Inner {
     typing: Typing,
     filter_cache: crate::filters::FilterCache,
     media: Media,
+    sync_memberships: crate::sync::memberships::MembershipCache,
+    presence_cache: crate::presence::PresenceCache,
+    ignored_users: crate::user_cache::UserCache<std::sync::Arc<Vec<ruma::OwnedUserId>>>,
 }
 
 impl Homeserver {
@@ -81,6 +84,9 @@ impl Homeserver {
             push_cache: PushCache::default(),
             notifier,
             filter_cache: crate::filters::new_cache(),
+            sync_memberships: Default::default(),
+            presence_cache: Default::default(),
+            ignored_users: Default::default(),
             typing,
             media,
         }));
@@ -136,6 +142,21 @@ impl Homeserver {
     /// Recently used sync filters.
     pub fn filter_cache(&self) -> &crate::filters::FilterCache {
         &self.0.filter_cache
+    }
+
+    /// The stored presence of syncing users.
+    pub fn presence_cache(&self) -> &crate::presence::PresenceCache {
+        &self.0.presence_cache
+    }
+
+    /// The users each user ignores (`m.ignored_user_list`).
+    pub fn ignored_users(&self) -> &crate::user_cache::UserCache<std::sync::Arc<Vec<ruma::OwnedUserId>>> {
+        &self.0.ignored_users
+    }
+
+    /// The memberships `/sync` starts from, per user.
+    pub fn sync_memberships(&self) -> &crate::sync::memberships::MembershipCache {
+        &self.0.sync_memberships
     }
 
     /// Wakes waiting requests when something concerning their user changed.

@@ -217,25 +217,16 @@ pub async fn claim(
     Ok(answer)
 }
 
-/// The device's unclaimed one-time keys per algorithm (for `/sync`'s
-/// `device_one_time_keys_count`; `signed_curve25519` is listed even at 0).
-pub async fn one_time_key_counts(
-    conn: &mut Conn,
-    user_id: &UserId,
-    device_id: &DeviceId,
-) -> Result<OneTimeKeyCounts> {
-    Ok(to_counts(e2ee_keys::one_time_key_counts(conn, user_id, device_id).await?))
-}
-
-/// The algorithms for which the device has a fallback key no one has claimed yet (for `/sync`'s
+/// The device's unclaimed one-time keys per algorithm, and the algorithms for which it has a
+/// fallback key no one has claimed yet (`/sync`'s `device_one_time_keys_count` and
 /// `device_unused_fallback_key_types`).
-pub async fn unused_fallback_key_types(
+pub async fn key_counts(
     conn: &mut Conn,
     user_id: &UserId,
     device_id: &DeviceId,
-) -> Result<Vec<OneTimeKeyAlgorithm>> {
-    let algorithms = e2ee_keys::unused_fallback_algorithms(conn, user_id, device_id).await?;
-    Ok(algorithms.into_iter().map(OneTimeKeyAlgorithm::from).collect())
+) -> Result<(OneTimeKeyCounts, Vec<OneTimeKeyAlgorithm>)> {
+    let (one_time, fallback) = e2ee_keys::key_counts(conn, user_id, device_id).await?;
+    Ok((to_counts(one_time), fallback.into_iter().map(OneTimeKeyAlgorithm::from).collect()))
 }
 
 /// A one-time or fallback key ready to store.

@@ -5,6 +5,7 @@
 //! Callers own transactions: `let mut tx = hs.db().begin().await?; users::insert(&mut tx, ..)`.
 
 pub mod account_data;
+pub mod activity;
 pub mod aliases;
 pub mod backup;
 mod checkpoint;

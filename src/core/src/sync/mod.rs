@@ -7,6 +7,7 @@
 //! every write has committed, so an event written concurrently with a sync lands in exactly one
 //! response.
 
+pub mod memberships;
 pub mod rooms;
 pub mod token;
 mod window;
@@ -51,19 +52,19 @@ pub struct SyncRequest<'a> {
 /// Syncs: answers at once when anything changed since `since` (or for an initial sync), else
 /// waits until something concerning the user does, or until the timeout.
 pub async fn sync(hs: &Homeserver, request: &SyncRequest<'_>) -> Result<Value> {
+    // Every step but the wait is boxed: the waiting future then holds pointers, not the state
+    // machines of the steps (an idle long-poll must cost little memory).
     if let Some(state) = &request.set_presence {
-        presence::touch(hs, request.user, state).await?;
+        Box::pin(presence::touch(hs, request.user, state)).await?;
     }
     // Subscribe before reading: a change committed after this point wakes the wait below.
     let mut listener = hs.notifier().listen(request.user);
     let deadline = tokio::time::Instant::now() + request.timeout.min(MAX_TIMEOUT);
     let mut since = request.since;
     loop {
-        let now = SyncToken::current(hs).await?;
+        let now = Box::pin(SyncToken::current(hs)).await?;
         let unchanged = since == Some(now) && !request.full_state;
         if !unchanged {
-            // Boxed: the waiting future then holds a pointer, not the whole state machine of a
-            // sync (idle long-polls must cost kilobytes).
             let (response, now) = Box::pin(collect(hs, request, since, now)).await?;
             if since.is_none() || request.full_state || !response.is_empty() {
                 return Ok(response.into_json(now));
@@ -72,7 +73,10 @@ pub async fn sync(hs: &Homeserver, request: &SyncRequest<'_>) -> Result<Value> {
             since = Some(now);
         }
         if !listener.wait(deadline).await {
-            let keys = DeviceKeyCounts::read(&mut *hs.db().pool().acquire().await?, request).await?;
+            let keys = Box::pin(async {
+                DeviceKeyCounts::read(&mut *hs.db().pool().acquire().await?, request).await
+            })
+            .await?;
             return Ok(Response::nothing_new(keys).into_json(since.unwrap_or(now)));
         }
     }
@@ -100,10 +104,9 @@ struct DeviceKeyCounts {
 
 impl DeviceKeyCounts {
     async fn read(conn: &mut crate::storage::Conn, request: &SyncRequest<'_>) -> Result<Self> {
-        Ok(Self {
-            one_time_keys: keys::one_time_key_counts(conn, request.user, request.device).await?,
-            fallback_key_types: keys::unused_fallback_key_types(conn, request.user, request.device).await?,
-        })
+        let (one_time_keys, fallback_key_types) =
+            keys::key_counts(conn, request.user, request.device).await?;
+        Ok(Self { one_time_keys, fallback_key_types })
     }
 }
 
@@ -174,7 +177,8 @@ async fn collect(
         account_data.into_iter().partition(|(room, _, _)| room.is_empty());
     let ignored = ignored_users(&global, hs, request.user, since.is_some()).await?;
 
-    let rooms = rooms::collect(hs, request, since, now, &ignored, per_room).await?;
+    let memberships = hs.sync_memberships().at(hs, request.user, now.events).await?;
+    let rooms = rooms::collect(hs, request, since, now, &memberships, &ignored, per_room).await?;
     let account_data = global
         .into_iter()
         .filter(|(_, kind, _)| allows(&request.filter.account_data, kind, None))
@@ -197,7 +201,11 @@ async fn collect(
     let device_lists = match since {
         Some(since) => {
             let window = ((since.events, since.device_lists), (now.events, now.device_lists));
-            device_lists::changes(&mut conn, request.user, window.0, window.1).await?
+            let activity = hs.db().events().activity();
+            // Without membership events in the user's rooms, nobody joined or left them.
+            let members_moved =
+                activity.member_events_after(since.events, memberships::rooms(&memberships)) != Some(false);
+            device_lists::changes(&mut conn, request.user, window.0, window.1, members_moved).await?
         }
         None => Default::default(),
     };
@@ -214,22 +222,19 @@ async fn collect(
 }
 
 /// The users `user` ignores (`m.ignored_user_list`): from this sync's changes if it changed
-/// (an initial sync's changes hold all account data), else, incrementally, from storage.
+/// (an initial sync's changes hold all account data), else, incrementally, as stored.
 async fn ignored_users(
     changed: &[queries::AccountDataChange],
     hs: &Homeserver,
     user: &UserId,
     incremental: bool,
 ) -> Result<Vec<ruma::OwnedUserId>> {
-    use crate::account_data::IGNORED_USERS;
-    let content = match changed.iter().find(|(_, kind, _)| kind == IGNORED_USERS) {
-        Some((_, _, content)) => Some(content.clone()),
-        None if incremental => {
-            crate::storage::account_data::get(hs.db().pool(), user, "", IGNORED_USERS).await?
-        }
-        None => None,
-    };
-    Ok(content.as_deref().map(crate::account_data::ignored_in).unwrap_or_default())
+    use crate::account_data::{IGNORED_USERS, ignored_in};
+    Ok(match changed.iter().find(|(_, kind, _)| kind == IGNORED_USERS) {
+        Some((_, _, content)) => ignored_in(content),
+        None if incremental => crate::account_data::ignored_users(hs, user).await?.to_vec(),
+        None => Vec::new(),
+    })
 }
 
 /// An account data event as sync delivers it.
@@ -261,4 +266,33 @@ fn kind_allowed(
     limit != Some(ruma::UInt::MIN)
         && types.is_none_or(|types| types.iter().any(|t| glob(t, kind)))
         && !not_types.iter().any(|t| glob(t, kind))
+}
+
+#[cfg(test)]
+mod tests {
+    use ruma::{device_id, presence::PresenceState, user_id};
+
+    use super::*;
+
+    /// Idle long-polls are many: the future that waits must not carry the state machines of
+    /// the steps around the wait (they are boxed), which took it to 2 KB.
+    #[tokio::test]
+    async fn a_waiting_sync_is_small() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = crate::Config::default();
+        config.storage.data_dir = dir.path().to_owned();
+        config.database.url = format!("sqlite://{}/hearth.db", dir.path().display());
+        let hs = Homeserver::open(config).await.expect("homeserver");
+        let request = SyncRequest {
+            user: user_id!("@alice:x"),
+            device: device_id!("D"),
+            since: None,
+            filter: FilterDefinition::default(),
+            full_state: false,
+            set_presence: Some(PresenceState::Online),
+            timeout: Duration::from_secs(30),
+        };
+        let size = std::mem::size_of_val(&sync(&hs, &request));
+        assert!(size < 1024, "a sync future takes {size} bytes");
+    }
 }

@@ -13,7 +13,9 @@ use ruma::{OwnedRoomId, OwnedUserId, RoomId, UserId, api::client::filter::LazyLo
 use serde_json::{Map, Value, json};
 
 use super::{
-    SyncRequest, SyncToken, events, object,
+    SyncRequest, SyncToken, events,
+    memberships::{membership_of, rooms},
+    object,
     window::{Pending, Window},
 };
 use crate::{
@@ -29,7 +31,7 @@ use crate::{
     },
     storage::{
         self,
-        sync::{self as queries, AccountDataChange},
+        sync::{self as queries, AccountDataChange, MembershipRow},
     },
 };
 
@@ -78,6 +80,7 @@ pub(super) async fn collect(
     request: &SyncRequest<'_>,
     since: Option<SyncToken>,
     now: SyncToken,
+    memberships: &[(String, MembershipRow)],
     ignored: &[OwnedUserId],
     account_data: Vec<AccountDataChange>,
 ) -> Result<Rooms> {
@@ -101,17 +104,21 @@ pub(super) async fn collect(
         state_filter: &room_filter.state,
     };
 
-    let memberships = queries::memberships_at(pool, request.user, now.events).await?;
+    let activity = hs.db().events().activity();
     // Where the user's membership changed in the window, and what it was before; elsewhere it
-    // stayed what it is now throughout.
+    // stayed what it is now throughout. The activity in memory answers for windows since this
+    // process started (naming at most a few rooms too many), the database for older ones.
     let (moved, before, changed): (HashSet<OwnedRoomId>, HashMap<OwnedRoomId, String>, HashSet<OwnedRoomId>) =
         match since {
             Some(since) => {
                 let moved: HashSet<OwnedRoomId> =
-                    queries::membership_changed(pool, request.user, since.events, now.events)
-                        .await?
-                        .into_iter()
-                        .collect();
+                    match activity.membership_moves_after(request.user, since.events) {
+                        Some(moves) => moves.into_iter().collect(),
+                        None => queries::membership_changed(pool, request.user, since.events, now.events)
+                            .await?
+                            .into_iter()
+                            .collect(),
+                    };
                 let before = if moved.is_empty() {
                     HashMap::new()
                 } else {
@@ -121,8 +128,12 @@ pub(super) async fn collect(
                         .map(|row| (row.room_id, membership_of(&row.event.json)))
                         .collect()
                 };
-                let changed =
-                    queries::rooms_changed(pool, since.events, now.events).await?.into_iter().collect();
+                let changed = match activity.rooms_with_events_after(since.events, rooms(memberships)) {
+                    Some(rooms) => rooms.into_iter().collect(),
+                    None => {
+                        queries::rooms_changed(pool, since.events, now.events).await?.into_iter().collect()
+                    }
+                };
                 (moved, before, changed)
             }
             None => Default::default(),
@@ -134,8 +145,6 @@ pub(super) async fn collect(
         }
     }
 
-    let memberships: Vec<(String, queries::MembershipRow)> =
-        memberships.into_iter().map(|row| (membership_of(&row.event.json), row)).collect();
     let joined: Vec<OwnedRoomId> = memberships
         .iter()
         .filter(|(membership, row)| membership == "join" && room_wanted(room_filter, &row.room_id))
@@ -145,8 +154,8 @@ pub(super) async fn collect(
 
     let mut rooms = Rooms::default();
     let mut pending = Vec::new();
-    for (membership, row) in memberships {
-        let room_id = row.room_id;
+    for (membership, row) in memberships.iter() {
+        let room_id = row.room_id.clone();
         if !room_wanted(room_filter, &room_id) {
             continue;
         }
@@ -379,12 +388,6 @@ fn without_room_id(mut event: Value) -> Value {
         object.remove("room_id");
     }
     event
-}
-
-/// The `membership` of a stored member event.
-fn membership_of(json: &str) -> String {
-    let event: Value = serde_json::from_str(json).unwrap_or(Value::Null);
-    event["content"]["membership"].as_str().unwrap_or_default().to_owned()
 }
 
 /// Whether the room filter's `rooms` / `not_rooms` let `room_id` through.

@@ -175,9 +175,14 @@ impl Window<'_> {
         events.reverse();
         positions.reverse();
         let start = positions.first().map_or(upto, |first| first - 1);
-        let group = match prefetched.state_group_at(start) {
-            Some(group) => group,
-            None => storage::history::state_group_at(self.hs.db().pool(), room_id, start).await?,
+        // The state after a message is the state before it: an incremental sync's timeline that
+        // starts with one needs no query for the state before the timeline.
+        let after_first_message =
+            events.first().filter(|pdu| !pdu.is_state()).and_then(|_| prefetched.state_group_of(start + 1));
+        let group = match (prefetched.state_group_at(start), after_first_message) {
+            (Some(group), _) => group,
+            (None, Some(group)) => Some(group),
+            (None, None) => storage::history::state_group_at(self.hs.db().pool(), room_id, start).await?,
         };
         Ok(Timeline { events, redactions, limited, start, group })
     }
