@@ -55,6 +55,7 @@ struct Inner {
     sync_memberships: crate::sync::memberships::MembershipCache,
     presence_cache: crate::presence::PresenceCache,
     ignored_users: crate::user_cache::UserCache<std::sync::Arc<Vec<ruma::OwnedUserId>>>,
+    key_counts: crate::e2ee::keys::KeyCountCache,
 }
 
 impl Homeserver {
@@ -87,6 +88,7 @@ impl Homeserver {
             sync_memberships: Default::default(),
             presence_cache: Default::default(),
             ignored_users: Default::default(),
+            key_counts: Default::default(),
             typing,
             media,
         }));
@@ -152,6 +154,11 @@ impl Homeserver {
     /// The users each user ignores (`m.ignored_user_list`).
     pub fn ignored_users(&self) -> &crate::user_cache::UserCache<std::sync::Arc<Vec<ruma::OwnedUserId>>> {
         &self.0.ignored_users
+    }
+
+    /// Each device's one-time key counts.
+    pub fn key_counts(&self) -> &crate::e2ee::keys::KeyCountCache {
+        &self.0.key_counts
     }
 
     /// The memberships `/sync` starts from, per user.

@@ -29,7 +29,7 @@ use serde::Deserialize;
 use crate::{
     Homeserver, Result,
     storage::{
-        Conn, device_lists, rooms,
+        Conn, WriteTx, device_lists, rooms,
         streams::{self, Stream},
     },
     sync::SyncToken,
@@ -40,9 +40,9 @@ pub type Changes = (Vec<OwnedUserId>, Vec<OwnedUserId>);
 
 /// Records that `user_id`'s device list changed; call inside the write transaction that
 /// changes it, then [`announce`] after the commit.
-pub async fn record_change(conn: &mut Conn, user_id: &UserId) -> Result<()> {
-    let position = streams::next_position(conn, Stream::DeviceLists).await?;
-    device_lists::insert(conn, user_id, position).await?;
+pub async fn record_change(tx: &mut WriteTx, user_id: &UserId) -> Result<()> {
+    let position = streams::next_position(tx, Stream::DeviceLists).await?;
+    device_lists::insert(tx, user_id, position).await?;
     Ok(())
 }
 
@@ -99,8 +99,8 @@ pub async fn changes(
 /// does not parse.
 pub async fn since(hs: &Homeserver, viewer: &UserId, from: &str) -> Result<Option<Changes>> {
     let Ok(from) = SyncToken::parse(from) else { return Ok(None) };
+    let to = (hs.db().events().upto(), hs.db().streams().current(Stream::DeviceLists));
     let mut conn = hs.db().pool().acquire().await?;
-    let to = (hs.db().events().upto(), streams::current(&mut conn, Stream::DeviceLists).await?);
     Ok(Some(changes(&mut conn, viewer, (from.events, from.device_lists), to, true).await?))
 }
 

@@ -62,7 +62,7 @@ pub async fn sync(hs: &Homeserver, request: &SyncRequest<'_>) -> Result<Value> {
     let deadline = tokio::time::Instant::now() + request.timeout.min(MAX_TIMEOUT);
     let mut since = request.since;
     loop {
-        let now = Box::pin(SyncToken::current(hs)).await?;
+        let now = SyncToken::current(hs);
         let unchanged = since == Some(now) && !request.full_state;
         if !unchanged {
             let (response, now) = Box::pin(collect(hs, request, since, now)).await?;
@@ -73,10 +73,7 @@ pub async fn sync(hs: &Homeserver, request: &SyncRequest<'_>) -> Result<Value> {
             since = Some(now);
         }
         if !listener.wait(deadline).await {
-            let keys = Box::pin(async {
-                DeviceKeyCounts::read(&mut *hs.db().pool().acquire().await?, request).await
-            })
-            .await?;
+            let keys = Box::pin(DeviceKeyCounts::read(hs, request)).await?;
             return Ok(Response::nothing_new(keys).into_json(since.unwrap_or(now)));
         }
     }
@@ -103,9 +100,8 @@ struct DeviceKeyCounts {
 }
 
 impl DeviceKeyCounts {
-    async fn read(conn: &mut crate::storage::Conn, request: &SyncRequest<'_>) -> Result<Self> {
-        let (one_time_keys, fallback_key_types) =
-            keys::key_counts(conn, request.user, request.device).await?;
+    async fn read(hs: &Homeserver, request: &SyncRequest<'_>) -> Result<Self> {
+        let (one_time_keys, fallback_key_types) = keys::key_counts(hs, request.user, request.device).await?;
         Ok(Self { one_time_keys, fallback_key_types })
     }
 }
@@ -197,7 +193,6 @@ async fn collect(
             })
             .collect()
     };
-    let mut conn = pool.acquire().await?;
     let device_lists = match since {
         Some(since) => {
             let window = ((since.events, since.device_lists), (now.events, now.device_lists));
@@ -205,11 +200,12 @@ async fn collect(
             // Without membership events in the user's rooms, nobody joined or left them.
             let members_moved =
                 activity.member_events_after(since.events, memberships::rooms(&memberships)) != Some(false);
+            let mut conn = pool.acquire().await?;
             device_lists::changes(&mut conn, request.user, window.0, window.1, members_moved).await?
         }
         None => Default::default(),
     };
-    let keys = DeviceKeyCounts::read(&mut conn, request).await?;
+    let keys = DeviceKeyCounts::read(hs, request).await?;
     // Acknowledged messages are deleted by the next sync that has new ones to deliver.
     let taken = if from.to_device == now.to_device {
         to_device::Taken { events: Vec::new(), position: now.to_device }
