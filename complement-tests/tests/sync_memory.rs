@@ -69,3 +69,41 @@ scenario!(ignoring_and_unignoring_take_effect_on_the_following_syncs, |backend| 
     assert_eq!(read("four").await, ["four", "and alice"]);
     assert_eq!(read("five").await, ["five", "and alice"]);
 });
+
+scenario!(lazy_loading_sends_a_member_event_once_unless_redundant_members_are_asked_for, |backend| {
+    let hs = TestServer::start(backend).await;
+    let alice = hs.client().register("alice", "passw0rd!").await;
+    let bob = hs.client().register("bob", "passw0rd!").await;
+    let room_id = alice.create_room(json!({ "preset": "public_chat" })).await;
+    bob.join_room(&room_id).await;
+    let lazy = |redundant: bool| {
+        json!({ "room": { "timeline": { "limit": 10 },
+            "state": { "lazy_load_members": true, "include_redundant_members": redundant } } })
+    };
+    let members_in_state = |sync: &serde_json::Value| -> Vec<String> {
+        let state =
+            sync["rooms"]["join"][&room_id]["state"]["events"].as_array().cloned().unwrap_or_default();
+        state.iter().filter(|e| e["type"] == "m.room.member").map(|e| e["state_key"].to_string()).collect()
+    };
+    let filter = lazy(false);
+    let first = alice.sync(None, Some(&filter), 0).await;
+
+    bob.send_text(&room_id, "one").await;
+    let second = alice.sync(Some(&next_batch(&first)), Some(&filter), 10_000).await;
+    assert_eq!(
+        members_in_state(&second),
+        Vec::<String>::new(),
+        "bob's join came in the first timeline: {second}"
+    );
+    bob.send_text(&room_id, "two").await;
+    let third = alice.sync(Some(&next_batch(&second)), Some(&filter), 10_000).await;
+    assert_eq!(bodies(timeline(&third, &room_id)), ["two"]);
+    assert!(members_in_state(&third).is_empty(), "{third}");
+
+    // Retrying an older token (the response to it may have been lost) sends the members again.
+    let retry = alice.sync(Some(&next_batch(&first)), Some(&filter), 10_000).await;
+    assert_eq!(members_in_state(&retry), [format!("\"{}\"", bob.me())], "{retry}");
+    // Asked for, redundant members always come.
+    let redundant = alice.sync(Some(&next_batch(&second)), Some(&lazy(true)), 10_000).await;
+    assert_eq!(members_in_state(&redundant), [format!("\"{}\"", bob.me())], "{redundant}");
+});

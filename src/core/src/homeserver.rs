@@ -56,6 +56,7 @@ struct Inner {
     presence_cache: crate::presence::PresenceCache,
     ignored_users: crate::user_cache::UserCache<std::sync::Arc<Vec<ruma::OwnedUserId>>>,
     key_counts: crate::e2ee::keys::KeyCountCache,
+    lazy_members: crate::sync::LazyMembers,
 }
 
 impl Homeserver {
@@ -89,6 +90,7 @@ impl Homeserver {
             presence_cache: Default::default(),
             ignored_users: Default::default(),
             key_counts: Default::default(),
+            lazy_members: Default::default(),
             typing,
             media,
         }));
@@ -159,6 +161,11 @@ impl Homeserver {
     /// Each device's one-time key counts.
     pub fn key_counts(&self) -> &crate::e2ee::keys::KeyCountCache {
         &self.0.key_counts
+    }
+
+    /// The lazy-loaded members each device has.
+    pub fn lazy_members(&self) -> &crate::sync::LazyMembers {
+        &self.0.lazy_members
     }
 
     /// The memberships `/sync` starts from, per user.

@@ -7,17 +7,22 @@
 //! every write has committed, so an event written concurrently with a sync lands in exactly one
 //! response.
 
+mod lazy;
 pub mod memberships;
 pub mod rooms;
 pub mod token;
 mod window;
 
-use std::time::Duration;
+use std::{collections::HashSet, sync::Arc, time::Duration};
 
-use ruma::{DeviceId, UserId, api::client::filter::FilterDefinition, presence::PresenceState};
+use ruma::{
+    DeviceId, UserId,
+    api::client::filter::{FilterDefinition, LazyLoadOptions},
+    presence::PresenceState,
+};
 use serde_json::{Map, Value, json};
 
-pub use self::token::SyncToken;
+pub use self::{lazy::LazyMembers, token::SyncToken};
 use crate::{
     Homeserver, Result,
     e2ee::{device_lists, keys},
@@ -61,22 +66,48 @@ pub async fn sync(hs: &Homeserver, request: &SyncRequest<'_>) -> Result<Value> {
     let mut listener = hs.notifier().listen(request.user);
     let deadline = tokio::time::Instant::now() + request.timeout.min(MAX_TIMEOUT);
     let mut since = request.since;
+    let known = known_members(hs, request);
     loop {
         let now = SyncToken::current(hs);
         let unchanged = since == Some(now) && !request.full_state;
         if !unchanged {
-            let (response, now) = Box::pin(collect(hs, request, since, now)).await?;
+            let (response, now) = Box::pin(collect(hs, request, since, now, &known)).await?;
             if since.is_none() || request.full_state || !response.is_empty() {
-                return Ok(response.into_json(now));
+                return Ok(respond(hs, request, &known, response, now));
             }
             // Nothing in (since, now] concerns this user: wait for what comes after.
             since = Some(now);
         }
         if !listener.wait(deadline).await {
             let keys = Box::pin(DeviceKeyCounts::read(hs, request)).await?;
-            return Ok(Response::nothing_new(keys).into_json(since.unwrap_or(now)));
+            return Ok(respond(hs, request, &known, Response::nothing_new(keys), since.unwrap_or(now)));
         }
     }
+}
+
+/// The member events the device already has, when its filter lazy-loads members without
+/// redundant ones (see [`LazyMembers`]); none otherwise.
+fn known_members(hs: &Homeserver, request: &SyncRequest<'_>) -> Option<Arc<HashSet<String>>> {
+    let redundant = match request.filter.room.state.lazy_load_options {
+        LazyLoadOptions::Enabled { include_redundant_members } => include_redundant_members,
+        LazyLoadOptions::Disabled => true,
+    };
+    let since = request.since.filter(|_| !request.full_state);
+    (!redundant).then(|| hs.lazy_members().known(request.user, request.device, since))
+}
+
+/// The JSON of `response`, recording the member events it gives the device.
+fn respond(
+    hs: &Homeserver,
+    request: &SyncRequest<'_>,
+    known: &Option<Arc<HashSet<String>>>,
+    response: Response,
+    next_batch: SyncToken,
+) -> Value {
+    if let Some(known) = known {
+        hs.lazy_members().record(request.user, request.device, next_batch, known, response.rooms.joined());
+    }
+    response.into_json(next_batch)
 }
 
 /// The parts of a sync response; empty sections are still sent, as clients expect them.
@@ -160,6 +191,7 @@ async fn collect(
     request: &SyncRequest<'_>,
     since: Option<SyncToken>,
     mut now: SyncToken,
+    known: &Option<Arc<HashSet<String>>>,
 ) -> Result<(Response, SyncToken)> {
     let pool = hs.db().pool();
     let from = since.unwrap_or_default();
@@ -174,7 +206,9 @@ async fn collect(
     let ignored = ignored_users(&global, hs, request.user, since.is_some()).await?;
 
     let memberships = hs.sync_memberships().at(hs, request.user, now.events).await?;
-    let rooms = rooms::collect(hs, request, since, now, &memberships, &ignored, per_room).await?;
+    let none = HashSet::new();
+    let known = known.as_deref().unwrap_or(&none);
+    let rooms = rooms::collect(hs, request, (since, now), &memberships, known, &ignored, per_room).await?;
     let account_data = global
         .into_iter()
         .filter(|(_, kind, _)| allows(&request.filter.account_data, kind, None))

@@ -60,6 +60,11 @@ pub struct Rooms {
 }
 
 impl Rooms {
+    /// The `join` section.
+    pub(super) fn joined(&self) -> &Map<String, Value> {
+        &self.join
+    }
+
     pub(super) fn is_empty(&self) -> bool {
         self.join.is_empty() && self.invite.is_empty() && self.leave.is_empty() && self.knock.is_empty()
     }
@@ -78,9 +83,9 @@ impl Rooms {
 pub(super) async fn collect(
     hs: &Homeserver,
     request: &SyncRequest<'_>,
-    since: Option<SyncToken>,
-    now: SyncToken,
+    (since, now): (Option<SyncToken>, SyncToken),
     memberships: &[(String, MembershipRow)],
+    known_members: &HashSet<String>,
     ignored: &[OwnedUserId],
     account_data: Vec<AccountDataChange>,
 ) -> Result<Rooms> {
@@ -100,6 +105,7 @@ pub(super) async fn collect(
             .map_or(DEFAULT_TIMELINE_LIMIT, |l| usize::try_from(u64::from(l)).unwrap_or(usize::MAX))
             .max(1),
         lazy: !room_filter.state.lazy_load_options.is_disabled(),
+        known_members,
         timeline_filter,
         state_filter: &room_filter.state,
     };

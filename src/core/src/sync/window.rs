@@ -33,6 +33,8 @@ pub(super) struct Window<'a> {
     pub(super) timeline_filter: RoomEventFilter,
     pub(super) state_filter: &'a RoomEventFilter,
     pub(super) lazy: bool,
+    /// Member events the device has (lazy-loading without redundant members).
+    pub(super) known_members: &'a HashSet<String>,
     pub(super) limit: usize,
 }
 
@@ -241,6 +243,7 @@ impl Window<'_> {
             state.entries = members
                 .into_iter()
                 .filter(|e| !have.contains(&e.event_id) && !in_timeline.contains(&e.event_id))
+                .filter(|e| !self.known_members.contains(&e.event_id))
                 .collect();
         }
         Ok(state)
