@@ -27,7 +27,9 @@ const DEVICES: NonZeroUsize = NonZeroUsize::new(16_384).expect("non-zero");
 const MEMBERS_PER_DEVICE: usize = 2_000;
 
 /// Per device: the `next_batch` of its last response, and the member events it has then.
-pub struct LazyMembers(Mutex<LruCache<(OwnedUserId, OwnedDeviceId), (SyncToken, Arc<HashSet<String>>)>>);
+pub struct LazyMembers(Mutex<Sets>);
+
+type Sets = LruCache<(OwnedUserId, OwnedDeviceId), (SyncToken, Arc<HashSet<String>>)>;
 
 impl Default for LazyMembers {
     fn default() -> Self {
@@ -67,9 +69,7 @@ impl LazyMembers {
         self.lock().put((user.to_owned(), device.to_owned()), (next_batch, Arc::new(members)));
     }
 
-    fn lock(
-        &self,
-    ) -> MutexGuard<'_, LruCache<(OwnedUserId, OwnedDeviceId), (SyncToken, Arc<HashSet<String>>)>> {
+    fn lock(&self) -> MutexGuard<'_, Sets> {
         // Held for a map operation only, never across an await.
         self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
