@@ -241,7 +241,11 @@ pub(super) async fn collect(
         let mut conn = pool.acquire().await?;
         redacted.extend(storage::redactions::redacted_by(&mut conn, &state_ids).await?);
     }
-    let known = Redactions::Known(&redacted);
+    let known = if pages.iter().any(|page| page.related) {
+        Redactions::Known(&redacted)
+    } else {
+        Redactions::KnownUnrelated(&redacted)
+    };
     let mut served = client_events_of(hs, request.user, &pdus, known).await?.into_iter().map(without_room_id);
     drop(pdus);
     for (pending, page) in pending.into_iter().zip(pages) {
