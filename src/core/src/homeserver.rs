@@ -1,7 +1,10 @@
 //! The [`Homeserver`] handle: everything one server instance shares, cheap to clone and passed
 //! explicitly (no globals), so several homeservers can run in one test process.
 
-use std::sync::{Arc, Weak};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Weak},
+};
 
 use anyhow::Context;
 use ruma::{ServerName, signatures::Ed25519KeyPair};
@@ -54,9 +57,10 @@ struct Inner {
     media: Media,
     sync_memberships: crate::sync::memberships::MembershipCache,
     presence_cache: crate::presence::PresenceCache,
-    ignored_users: crate::user_cache::UserCache<std::sync::Arc<Vec<ruma::OwnedUserId>>>,
+    ignored_users: crate::user_cache::UserCache<Arc<Vec<ruma::OwnedUserId>>>,
     key_counts: crate::e2ee::keys::KeyCountCache,
     lazy_members: crate::sync::LazyMembers,
+    read_positions: crate::user_cache::UserCache<Arc<HashMap<String, crate::receipts::ReadUpto>>>,
 }
 
 impl Homeserver {
@@ -91,6 +95,7 @@ impl Homeserver {
             ignored_users: Default::default(),
             key_counts: Default::default(),
             lazy_members: Default::default(),
+            read_positions: Default::default(),
             typing,
             media,
         }));
@@ -154,13 +159,20 @@ impl Homeserver {
     }
 
     /// The users each user ignores (`m.ignored_user_list`).
-    pub fn ignored_users(&self) -> &crate::user_cache::UserCache<std::sync::Arc<Vec<ruma::OwnedUserId>>> {
+    pub fn ignored_users(&self) -> &crate::user_cache::UserCache<Arc<Vec<ruma::OwnedUserId>>> {
         &self.0.ignored_users
     }
 
     /// Each device's one-time key counts.
     pub fn key_counts(&self) -> &crate::e2ee::keys::KeyCountCache {
         &self.0.key_counts
+    }
+
+    /// How far each user has read their rooms.
+    pub fn read_positions(
+        &self,
+    ) -> &crate::user_cache::UserCache<Arc<HashMap<String, crate::receipts::ReadUpto>>> {
+        &self.0.read_positions
     }
 
     /// The lazy-loaded members each device has.

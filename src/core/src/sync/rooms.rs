@@ -330,8 +330,8 @@ async fn unread_counts(
     if rooms.is_empty() {
         return Ok(HashMap::new());
     }
+    let read = receipts::read_upto_everywhere(hs, request.user).await?;
     let mut conn = hs.db().pool().acquire().await?;
-    let read = receipts::read_upto_in(&mut conn, request.user, rooms).await?;
     notifications::unread_counts_in(&mut conn, request.user, rooms, &read).await
 }
 
