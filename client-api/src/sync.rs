@@ -25,7 +25,8 @@ pub async fn sync_events(hs: Homeserver, req: Ruma<v3::Request>) -> Result<Json<
         Some(v3::Filter::FilterId(id)) if id.trim_start().starts_with('{') => {
             return Err(Error::bad_json("The filter is not a valid filter definition").into());
         }
-        Some(v3::Filter::FilterId(id)) => filters::get(&hs, &req.auth.user_id, &id).await?,
+        // Boxed, like every step of a sync but the wait (see `sync::sync`).
+        Some(v3::Filter::FilterId(id)) => Box::pin(filters::get(&hs, &req.auth.user_id, &id)).await?,
         Some(_) => return Err(Error::invalid_param("Unsupported filter").into()),
     };
     let (user, device) = (&req.auth.user_id, &req.auth.device_id);

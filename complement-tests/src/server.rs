@@ -38,6 +38,7 @@ pub struct TestServer {
     pub server_name: String,
     dir: tempfile::TempDir,
     database: Option<(String, String)>,
+    config: Config,
 }
 
 impl TestServer {
@@ -79,9 +80,9 @@ impl TestServer {
             }
         };
         tweak(&mut config);
-        let server = Server::start(config).await.expect("starting the test server");
+        let server = Server::start(config.clone()).await.expect("starting the test server");
         let base_url = format!("http://{}", server.client_addr());
-        TestServer { server: Some(server), base_url, server_name, dir, database }
+        TestServer { server: Some(server), base_url, server_name, dir, database, config }
     }
 
     /// A client without an access token.
@@ -97,6 +98,17 @@ impl TestServer {
     /// The server's data directory.
     pub fn data_dir(&self) -> &std::path::Path {
         self.dir.path()
+    }
+
+    /// Stops the server gracefully and starts it again on the same data, on the same port (what
+    /// it kept in memory is gone; clients keep their tokens).
+    pub async fn restart(&mut self) {
+        if let Some(server) = self.server.take() {
+            let mut config = self.config.clone();
+            config.listen.client = server.client_addr();
+            server.stop().await.expect("stopping the test server");
+            self.server = Some(Server::start(config).await.expect("restarting the test server"));
+        }
     }
 
     /// Stops the server gracefully (dropping does too, less politely).

@@ -272,3 +272,38 @@ scenario!(timestamp_to_event_finds_the_closest_event_in_either_direction, |backe
     alice.get(&path(future, "f")).await.expect_error(404, "M_NOT_FOUND");
     alice.get(&path(1, "b")).await.expect_error(404, "M_NOT_FOUND");
 });
+
+scenario!(sync_timelines_bundle_what_relates_to_their_events, |backend| {
+    let hs = TestServer::start(backend).await;
+    let alice = hs.client().register("alice", "passw0rd!").await;
+    let bob = hs.client().register("bob", "passw0rd!").await;
+    let room = public_room(&alice, &[&bob]).await;
+    let filter = json!({ "room": { "timeline": { "limit": 10 } } });
+    let event_in = |sync: &Value, id: &str| -> Value {
+        let events =
+            sync["rooms"]["join"][&room]["timeline"]["events"].as_array().cloned().unwrap_or_default();
+        events.into_iter().find(|e| e["event_id"] == id).unwrap_or_else(|| panic!("{id} in {sync}"))
+    };
+    let original = send(&alice, &room, text("helo")).await;
+    let edited = send(&alice, &room, edit(&original, "hello")).await;
+    let reply = send(&bob, &room, in_thread(&original, "a reply")).await;
+    let initial = bob.sync(None, Some(&filter), 0).await;
+    let bundled = &event_in(&initial, &original)["unsigned"]["m.relations"];
+    assert_eq!(bundled["m.replace"]["event_id"], edited.as_str(), "{initial}");
+    assert_eq!(bundled["m.thread"]["latest_event"]["event_id"], reply.as_str(), "{initial}");
+
+    // In an incremental sync: a message nothing relates to, and one edited in the same window.
+    let since = initial["next_batch"].as_str().expect("next_batch").to_owned();
+    let plain = send(&alice, &room, text("plain")).await;
+    let second = send(&alice, &room, text("secnod")).await;
+    let fixed = send(&alice, &room, edit(&second, "second")).await;
+    let sync = bob.sync(Some(&since), Some(&filter), 10_000).await;
+    assert!(event_in(&sync, &plain)["unsigned"].get("m.relations").is_none(), "{sync}");
+    assert_eq!(event_in(&sync, &second)["unsigned"]["m.relations"]["m.replace"]["event_id"], fixed.as_str());
+
+    // Only the edit is new: nothing in this window relates to anything in it.
+    let since = sync["next_batch"].as_str().expect("next_batch").to_owned();
+    let again = send(&alice, &room, edit(&second, "second!")).await;
+    let sync = bob.sync(Some(&since), Some(&filter), 10_000).await;
+    assert!(event_in(&sync, &again)["unsigned"].get("m.relations").is_none(), "{sync}");
+});

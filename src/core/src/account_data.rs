@@ -3,6 +3,8 @@
 //! global or per room, visible only to them. Every write takes a new position in the account
 //! data stream, which `/sync` delivers from.
 
+use std::sync::Arc;
+
 use http::StatusCode;
 use ruma::{EventId, OwnedUserId, RoomId, UserId, api::error::ErrorKind, push::Ruleset};
 use serde_json::{Map, Value, json, value::RawValue};
@@ -41,9 +43,13 @@ pub fn ensure_own(requester: &UserId, owner: &UserId) -> Result<()> {
 }
 
 /// The users `user` ignores (their `m.ignored_user_list`).
-pub async fn ignored_users(hs: &Homeserver, user: &UserId) -> Result<Vec<OwnedUserId>> {
-    let content = account_data::get(hs.db().pool(), user, GLOBAL, IGNORED_USERS).await?;
-    Ok(content.as_deref().map(ignored_in).unwrap_or_default())
+pub async fn ignored_users(hs: &Homeserver, user: &UserId) -> Result<Arc<Vec<OwnedUserId>>> {
+    hs.ignored_users()
+        .get(user.to_owned(), || async {
+            let content = account_data::get(hs.db().pool(), user, GLOBAL, IGNORED_USERS).await?;
+            Ok(Arc::new(content.as_deref().map(ignored_in).unwrap_or_default()))
+        })
+        .await
 }
 
 /// The users an `m.ignored_user_list` content names (the keys of `ignored_users`).
@@ -99,6 +105,9 @@ pub async fn set(
     let position = streams::next_position(&mut tx, Stream::AccountData).await?;
     account_data::put(&mut tx, user, room, kind, &Value::Object(content).to_string(), position).await?;
     tx.commit().await?;
+    if kind == IGNORED_USERS && room_id.is_none() {
+        hs.ignored_users().forget(&user.to_owned());
+    }
     hs.notifier().wake_users([user]);
     Ok(())
 }

@@ -1,7 +1,10 @@
 //! The [`Homeserver`] handle: everything one server instance shares, cheap to clone and passed
 //! explicitly (no globals), so several homeservers can run in one test process.
 
-use std::sync::{Arc, Weak};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Weak},
+};
 
 use anyhow::Context;
 use ruma::{ServerName, signatures::Ed25519KeyPair};
@@ -52,6 +55,12 @@ struct Inner {
     typing: Typing,
     filter_cache: crate::filters::FilterCache,
     media: Media,
+    sync_memberships: crate::sync::memberships::MembershipCache,
+    presence_cache: crate::presence::PresenceCache,
+    ignored_users: crate::user_cache::UserCache<Arc<Vec<ruma::OwnedUserId>>>,
+    key_counts: crate::e2ee::keys::KeyCountCache,
+    lazy_members: crate::sync::LazyMembers,
+    read_positions: crate::user_cache::UserCache<Arc<HashMap<String, crate::receipts::ReadUpto>>>,
     sync_deliveries: crate::delivery::SyncDeliveries,
     /// Turns true when the server starts shutting down.
     closing: tokio::sync::watch::Sender<bool>,
@@ -84,6 +93,12 @@ impl Homeserver {
             push_cache: PushCache::default(),
             notifier,
             filter_cache: crate::filters::new_cache(),
+            sync_memberships: Default::default(),
+            presence_cache: Default::default(),
+            ignored_users: Default::default(),
+            key_counts: Default::default(),
+            lazy_members: Default::default(),
+            read_positions: Default::default(),
             typing,
             media,
             sync_deliveries: Default::default(),
@@ -141,6 +156,38 @@ impl Homeserver {
     /// Recently used sync filters.
     pub fn filter_cache(&self) -> &crate::filters::FilterCache {
         &self.0.filter_cache
+    }
+
+    /// The stored presence of syncing users.
+    pub fn presence_cache(&self) -> &crate::presence::PresenceCache {
+        &self.0.presence_cache
+    }
+
+    /// The users each user ignores (`m.ignored_user_list`).
+    pub fn ignored_users(&self) -> &crate::user_cache::UserCache<Arc<Vec<ruma::OwnedUserId>>> {
+        &self.0.ignored_users
+    }
+
+    /// Each device's one-time key counts.
+    pub fn key_counts(&self) -> &crate::e2ee::keys::KeyCountCache {
+        &self.0.key_counts
+    }
+
+    /// How far each user has read their rooms.
+    pub fn read_positions(
+        &self,
+    ) -> &crate::user_cache::UserCache<Arc<HashMap<String, crate::receipts::ReadUpto>>> {
+        &self.0.read_positions
+    }
+
+    /// The lazy-loaded members each device has.
+    pub fn lazy_members(&self) -> &crate::sync::LazyMembers {
+        &self.0.lazy_members
+    }
+
+    /// The memberships `/sync` starts from, per user.
+    pub fn sync_memberships(&self) -> &crate::sync::memberships::MembershipCache {
+        &self.0.sync_memberships
     }
 
     /// Wakes waiting requests when something concerning their user changed.

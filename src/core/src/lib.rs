@@ -26,6 +26,7 @@ pub mod sync;
 pub mod time;
 pub mod to_device;
 pub mod typing;
+pub mod user_cache;
 
 pub use config::Config;
 pub use error::{Error, Result};

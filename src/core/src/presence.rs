@@ -20,6 +20,7 @@ use crate::{
         sync, users,
     },
     time::now_ms,
+    user_cache::UserCache,
 };
 
 /// After this long without activity an `online` user is shown as `unavailable` (spec: Idle
@@ -74,7 +75,10 @@ pub async fn touch(hs: &Homeserver, user: &UserId, state: &PresenceState) -> Res
         other => return Err(Error::invalid_param(format!("Unknown presence state {other}"))),
     };
     let now = now_ms();
-    let stored = presence::get(hs.db().pool(), user).await?;
+    let stored = hs
+        .presence_cache()
+        .get(user.to_owned(), || async { Ok(presence::get(hs.db().pool(), user).await?) })
+        .await?;
     let stale = |row: &presence::PresenceRow| {
         state == PresenceState::Online.as_str()
             && now.saturating_sub(row.last_active_ts) > millis(CURRENTLY_ACTIVE_WITHIN)
@@ -87,6 +91,7 @@ pub async fn touch(hs: &Homeserver, user: &UserId, state: &PresenceState) -> Res
                 && now.saturating_sub(row.last_seen_ts) > millis(seen_every)
             {
                 presence::seen(hs.db().pool(), user, now).await?;
+                hs.presence_cache().forget(&user.to_owned());
             }
             Ok(())
         }
@@ -119,6 +124,7 @@ async fn write_at(
     let position = streams::next_position(&mut tx, Stream::Presence).await?;
     presence::put(&mut tx, user, state, status_msg, active_and_seen, position).await?;
     tx.commit().await?;
+    hs.presence_cache().forget(&user.to_owned());
     hs.notifier().wake_sharing_with(user.to_owned());
     Ok(())
 }
@@ -200,6 +206,10 @@ pub fn start_offline_sweeper(hs: &Homeserver) {
         }
     });
 }
+
+/// The stored presence of the users who synced, so that a sync's [`touch`] reads nothing while
+/// nothing changes.
+pub type PresenceCache = UserCache<Option<presence::PresenceRow>>;
 
 fn millis(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)

@@ -5,7 +5,7 @@
 //! in the receipts stream, which `/sync` delivers from ([`changed_since`]); unread counts start
 //! after [`read_upto`].
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 use ruma::{
     EventId, MilliSecondsSinceUnixEpoch, OwnedEventId, OwnedRoomId, OwnedUserId, RoomId, UInt, UserId,
@@ -107,6 +107,9 @@ async fn store(
     thread_id: &str,
 ) -> Result<()> {
     if write(hs, user, room_id, receipt_type, event_id, thread_id).await? {
+        if matches!(receipt_type, ReceiptType::Read | ReceiptType::ReadPrivate) {
+            hs.read_positions().forget(&user.to_owned());
+        }
         if *receipt_type == ReceiptType::ReadPrivate {
             hs.notifier().wake_users([user]);
         } else {
@@ -246,8 +249,24 @@ pub async fn read_upto_in(
     user: &UserId,
     rooms: &[&RoomId],
 ) -> Result<HashMap<String, ReadUpto>> {
+    Ok(read_upto_of(receipts::read_positions(conn, user, Some(rooms)).await?))
+}
+
+/// [`read_upto_in`] of every room, as `/sync` reads it on every request: kept per user until
+/// their next read receipt.
+pub async fn read_upto_everywhere(hs: &Homeserver, user: &UserId) -> Result<Arc<HashMap<String, ReadUpto>>> {
+    hs.read_positions()
+        .get(user.to_owned(), || async {
+            let mut conn = hs.db().pool().acquire().await?;
+            Ok(Arc::new(read_upto_of(receipts::read_positions(&mut conn, user, None).await?)))
+        })
+        .await
+}
+
+/// Read positions per room, from the stored receipts' positions per room and thread.
+fn read_upto_of(stored: HashMap<String, Vec<(String, i64)>>) -> HashMap<String, ReadUpto> {
     let mut read = HashMap::new();
-    for (room_id, positions) in receipts::read_positions(conn, user, rooms).await? {
+    for (room_id, positions) in stored {
         let unthreaded =
             positions.iter().find(|(thread, _)| thread == UNTHREADED).map_or(0, |(_, upto)| *upto);
         let mut main = unthreaded;
@@ -265,7 +284,7 @@ pub async fn read_upto_in(
         }
         read.insert(room_id, (main, threads));
     }
-    Ok(read)
+    read
 }
 
 /// The stored form of a receipt's thread: 400 `M_INVALID_PARAM` for anything but `main` or an

@@ -42,8 +42,10 @@ pub async fn start(
     // device list): announcing every login woke every syncing member of the user's rooms, which
     // made a burst of logins quadratic (docs/BENCHMARKS.md, idle).
     tx.commit().await?;
-    // The device's previous token, if any, just died.
+    // The device's previous token, if any, just died; a device taken over may have lost its
+    // keys with its deletion.
     hs.token_cache().clear();
+    crate::e2ee::keys::key_counts_changed(hs, user_id, &device_id);
     Ok(Session { access_token, device_id })
 }
 

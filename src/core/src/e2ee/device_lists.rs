@@ -29,7 +29,7 @@ use serde::Deserialize;
 use crate::{
     Homeserver, Result,
     storage::{
-        Conn, device_lists, rooms,
+        Conn, WriteTx, device_lists, rooms,
         streams::{self, Stream},
     },
     sync::SyncToken,
@@ -40,9 +40,9 @@ pub type Changes = (Vec<OwnedUserId>, Vec<OwnedUserId>);
 
 /// Records that `user_id`'s device list changed; call inside the write transaction that
 /// changes it, then [`announce`] after the commit.
-pub async fn record_change(conn: &mut Conn, user_id: &UserId) -> Result<()> {
-    let position = streams::next_position(conn, Stream::DeviceLists).await?;
-    device_lists::insert(conn, user_id, position).await?;
+pub async fn record_change(tx: &mut WriteTx, user_id: &UserId) -> Result<()> {
+    let position = streams::next_position(tx, Stream::DeviceLists).await?;
+    device_lists::insert(tx, user_id, position).await?;
     Ok(())
 }
 
@@ -55,13 +55,21 @@ pub fn announce(hs: &Homeserver, user_id: &UserId) {
 /// The device list changes `viewer` must hear of between two points: `from` and `to` are
 /// `(events, device_lists)` stream positions, and the range is `(from, to]` in each stream.
 /// Returns `(changed, left)`, each sorted; see the module documentation for what they cover.
-pub async fn changes(conn: &mut Conn, viewer: &UserId, from: (i64, i64), to: (i64, i64)) -> Result<Changes> {
+/// `members_moved` is false when the caller knows no membership changed in the viewer's rooms
+/// in the window, which saves looking.
+pub async fn changes(
+    conn: &mut Conn,
+    viewer: &UserId,
+    from: (i64, i64),
+    to: (i64, i64),
+    members_moved: bool,
+) -> Result<Changes> {
     let mut changed: BTreeSet<OwnedUserId> = BTreeSet::new();
     if to.1 > from.1 {
         changed.extend(device_lists::changed_between(conn, from.1, to.1).await?);
     }
     let mut left = BTreeSet::new();
-    if to.0 > from.0 {
+    if to.0 > from.0 && members_moved {
         let events = device_lists::member_events_between(conn, viewer, from.0, to.0).await?;
         let moves = Moves::of(
             viewer,
@@ -91,9 +99,9 @@ pub async fn changes(conn: &mut Conn, viewer: &UserId, from: (i64, i64), to: (i6
 /// does not parse.
 pub async fn since(hs: &Homeserver, viewer: &UserId, from: &str) -> Result<Option<Changes>> {
     let Ok(from) = SyncToken::parse(from) else { return Ok(None) };
+    let to = (hs.db().events().upto(), hs.db().streams().current(Stream::DeviceLists));
     let mut conn = hs.db().pool().acquire().await?;
-    let to = (hs.db().events().upto(), streams::current(&mut conn, Stream::DeviceLists).await?);
-    Ok(Some(changes(&mut conn, viewer, (from.events, from.device_lists), to).await?))
+    Ok(Some(changes(&mut conn, viewer, (from.events, from.device_lists), to, true).await?))
 }
 
 /// What membership events within a range mean for one viewer's device list tracking.

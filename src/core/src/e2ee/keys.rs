@@ -24,6 +24,7 @@ use crate::{
     accounts::User,
     storage::{Conn, e2ee_keys},
     time::now_ms,
+    user_cache::UserCache,
 };
 
 /// Unclaimed one-time keys of a device per algorithm; `signed_curve25519` is always listed (as 0
@@ -100,6 +101,7 @@ pub async fn upload(hs: &Homeserver, user: &User, upload: Upload<'_>) -> Result<
     }
     let counts = e2ee_keys::one_time_key_counts(&mut *tx, user_id, device_id).await?;
     tx.commit().await?;
+    key_counts_changed(hs, user_id, device_id);
     if changed {
         device_lists::announce(hs, user_id);
     }
@@ -214,28 +216,38 @@ pub async fn claim(
         }
     }
     tx.commit().await?;
+    for (user_id, devices) in &answer.one_time_keys {
+        for device_id in devices.keys() {
+            key_counts_changed(hs, user_id, device_id);
+        }
+    }
     Ok(answer)
 }
 
-/// The device's unclaimed one-time keys per algorithm (for `/sync`'s
-/// `device_one_time_keys_count`; `signed_curve25519` is listed even at 0).
-pub async fn one_time_key_counts(
-    conn: &mut Conn,
-    user_id: &UserId,
-    device_id: &DeviceId,
-) -> Result<OneTimeKeyCounts> {
-    Ok(to_counts(e2ee_keys::one_time_key_counts(conn, user_id, device_id).await?))
+/// A device's unclaimed one-time keys per algorithm, and the algorithms for which it has a
+/// fallback key no one has claimed yet (`/sync`'s `device_one_time_keys_count` and
+/// `device_unused_fallback_key_types`).
+pub type KeyCounts = (OneTimeKeyCounts, Vec<OneTimeKeyAlgorithm>);
+
+/// The per-device cache of [`KeyCounts`], which every sync reads: forgotten after every upload,
+/// claim and (re)creation of the device.
+pub type KeyCountCache = UserCache<KeyCounts, (OwnedUserId, OwnedDeviceId)>;
+
+/// The device's [`KeyCounts`].
+pub async fn key_counts(hs: &Homeserver, user_id: &UserId, device_id: &DeviceId) -> Result<KeyCounts> {
+    let key = (user_id.to_owned(), device_id.to_owned());
+    hs.key_counts()
+        .get(key, || async {
+            let mut conn = hs.db().pool().acquire().await?;
+            let (one_time, fallback) = e2ee_keys::key_counts(&mut *conn, user_id, device_id).await?;
+            Ok((to_counts(one_time), fallback.into_iter().map(OneTimeKeyAlgorithm::from).collect()))
+        })
+        .await
 }
 
-/// The algorithms for which the device has a fallback key no one has claimed yet (for `/sync`'s
-/// `device_unused_fallback_key_types`).
-pub async fn unused_fallback_key_types(
-    conn: &mut Conn,
-    user_id: &UserId,
-    device_id: &DeviceId,
-) -> Result<Vec<OneTimeKeyAlgorithm>> {
-    let algorithms = e2ee_keys::unused_fallback_algorithms(conn, user_id, device_id).await?;
-    Ok(algorithms.into_iter().map(OneTimeKeyAlgorithm::from).collect())
+/// Forgets the device's cached [`KeyCounts`]; call after a write that changed them committed.
+pub fn key_counts_changed(hs: &Homeserver, user_id: &UserId, device_id: &DeviceId) {
+    hs.key_counts().forget(&(user_id.to_owned(), device_id.to_owned()));
 }
 
 /// A one-time or fallback key ready to store.

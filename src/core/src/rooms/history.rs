@@ -318,6 +318,11 @@ impl Prefetched<'_> {
             .then(|| &found[..limit.min(found.len())])
     }
 
+    /// The state group after the event at `position`, if it is among the rows.
+    pub fn state_group_of(&self, position: i64) -> Option<i64> {
+        self.rows.iter().find(|row| row.stream_ordering == Some(position)).and_then(|row| row.state_group)
+    }
+
     /// [`storage::history::state_group_at`](crate::storage::history::state_group_at), if the rows
     /// answer it.
     pub fn state_group_at(&self, position: i64) -> Option<Option<i64>> {

@@ -35,6 +35,9 @@ pub enum Redactions<'a> {
     /// Known from the rows the events were just read from: event ID → the redaction's ID, for
     /// the redacted ones.
     Known(&'a HashMap<String, String>),
+    /// Known, and the rows also showed that no event relates to any of the events: there are
+    /// no bundled aggregations to look up.
+    KnownUnrelated(&'a HashMap<String, String>),
 }
 
 /// The events in the client format, as `viewer` should see them.
@@ -90,16 +93,25 @@ impl Server<'_> {
         let message_ids: Vec<&str> =
             pdus.iter().filter(|p| !p.is_state()).map(|p| p.event_id.as_str()).collect();
         let mut children: HashMap<String, HashMap<String, i64>> = HashMap::new();
-        let redacted = {
-            let mut conn = self.hs.db().pool().acquire().await?;
-            for (parent, rel_type, count) in relations::counts(&mut conn, &message_ids, aggregated).await? {
-                children.entry(parent).or_default().insert(rel_type, count);
-            }
-            match known {
-                Redactions::LookUp => Cow::Owned(redactions::redacted_by(&mut conn, &ids).await?),
-                Redactions::Known(known) => Cow::Borrowed(known),
-            }
+        let look_up_children = !matches!(known, Redactions::KnownUnrelated(_));
+        let mut redacted = match known {
+            Redactions::LookUp => None,
+            Redactions::Known(known) | Redactions::KnownUnrelated(known) => Some(Cow::Borrowed(known)),
         };
+        if look_up_children || redacted.is_none() {
+            let mut conn = self.hs.db().pool().acquire().await?;
+            if look_up_children {
+                for (parent, rel_type, count) in
+                    relations::counts(&mut conn, &message_ids, aggregated).await?
+                {
+                    children.entry(parent).or_default().insert(rel_type, count);
+                }
+            }
+            if redacted.is_none() {
+                redacted = Some(Cow::Owned(redactions::redacted_by(&mut conn, &ids).await?));
+            }
+        }
+        let redacted = redacted.unwrap_or_default();
 
         let mut served = Vec::with_capacity(pdus.len());
         for pdu in pdus {

@@ -177,7 +177,7 @@ pub async fn search(
     let pdus: Vec<Pdu> = found.iter().map(|f| f.pdu.clone()).collect();
     let served = transaction_ids::client_events_for_device(hs, user, device_id, &pdus).await?;
     let mut context_filter = RoomEventFilter::default();
-    context_filter.not_senders = ignored;
+    context_filter.not_senders = ignored.to_vec();
     for (found, event) in found.iter().zip(served) {
         let context = match request.context {
             Some(wanted) => {

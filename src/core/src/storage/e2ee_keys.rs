@@ -266,19 +266,31 @@ pub async fn mark_fallback_key_used(
     Ok(())
 }
 
-/// The algorithms for which the device has a fallback key that no claim has handed out yet.
-pub async fn unused_fallback_algorithms<'c>(
+/// The device's unclaimed one-time keys counted per algorithm, and the algorithms for which it
+/// has a fallback key that no claim has handed out yet — what every `/sync` reports, in one
+/// statement.
+pub async fn key_counts<'c>(
     executor: impl Executor<'c, Database = sqlx::Any>,
     user_id: &UserId,
     device_id: &DeviceId,
-) -> sqlx::Result<Vec<String>> {
+) -> sqlx::Result<(Vec<(String, i64)>, Vec<String>)> {
     let rows = sqlx::query(
-        "SELECT algorithm FROM e2e_fallback_keys WHERE user_id = $1 AND device_id = $2 AND used = 0 \
-         ORDER BY algorithm",
+        "SELECT CAST(0 AS BIGINT) AS fallback, algorithm, COUNT(*) AS n FROM e2e_one_time_keys \
+         WHERE user_id = $1 AND device_id = $2 GROUP BY algorithm \
+         UNION ALL SELECT CAST(1 AS BIGINT), algorithm, CAST(0 AS BIGINT) FROM e2e_fallback_keys \
+         WHERE user_id = $1 AND device_id = $2 AND used = 0 ORDER BY 1, 2",
     )
     .bind(user_id.as_str())
     .bind(device_id.as_str())
     .fetch_all(executor)
     .await?;
-    rows.iter().map(|r| r.try_get("algorithm")).collect()
+    let (mut one_time, mut fallback) = (Vec::new(), Vec::new());
+    for row in rows {
+        let algorithm: String = row.try_get("algorithm")?;
+        match row.try_get::<i64, _>("fallback")? {
+            0 => one_time.push((algorithm, row.try_get("n")?)),
+            _ => fallback.push(algorithm),
+        }
+    }
+    Ok((one_time, fallback))
 }

@@ -5,6 +5,7 @@
 //! Callers own transactions: `let mut tx = hs.db().begin().await?; users::insert(&mut tx, ..)`.
 
 pub mod account_data;
+pub mod activity;
 pub mod aliases;
 pub mod backup;
 mod checkpoint;
@@ -46,7 +47,10 @@ use sqlx::{
     migrate::Migrator,
 };
 
-use self::positions::{EventPositions, Held, Written};
+use self::{
+    positions::{EventPositions, Held, Written},
+    streams::{Committed, Stream},
+};
 use crate::config::DatabaseConfig;
 
 /// SQLite has one writer, and every connection is a thread of its own in sqlx: beyond a few,
@@ -75,6 +79,8 @@ pub struct Db {
     backend: Backend,
     /// The event stream's positions, handed out to and released by write transactions.
     events: Arc<EventPositions>,
+    /// The other streams' committed positions.
+    streams: Arc<Committed>,
     /// Queues SQLite writers in FIFO order (see [`Db::begin`]).
     sqlite_writer: Arc<tokio::sync::Mutex<()>>,
     /// SQLite's WAL checkpointer (see [`checkpoint`]).
@@ -93,6 +99,9 @@ impl Drop for Db {
 pub struct WriteTx {
     tx: Transaction<'static, Any>,
     held: Held,
+    /// Positions taken in the other streams, published after the commit.
+    streams: Vec<(Stream, i64)>,
+    committed: Arc<Committed>,
     _writer: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
@@ -100,10 +109,18 @@ impl WriteTx {
     /// Commits, then releases the event positions taken (telling the commit hook what was
     /// written) and lets the next writer in.
     pub async fn commit(self) -> sqlx::Result<()> {
-        let WriteTx { tx, mut held, _writer } = self;
+        let WriteTx { tx, mut held, streams, committed, _writer } = self;
         tx.commit().await?;
         held.mark_committed();
+        for (stream, position) in streams {
+            committed.publish(stream, position);
+        }
         Ok(())
+    }
+
+    /// Records a position taken in `stream`, to publish after the commit.
+    fn took(&mut self, stream: Stream, position: i64) {
+        self.streams.push((stream, position));
     }
 
     /// The next position in the global event stream, in flight until this transaction ends.
@@ -189,7 +206,8 @@ impl Db {
             }
             Backend::Postgres => None,
         };
-        Ok(Db { pool, backend, events: Arc::new(EventPositions::default()), sqlite_writer, checkpointer })
+        let (events, streams) = (Arc::new(EventPositions::default()), Arc::new(Committed::default()));
+        Ok(Db { pool, backend, events, streams, sqlite_writer, checkpointer })
     }
 
     /// Applies every pending migration of this backend.
@@ -202,6 +220,8 @@ impl Db {
         let last =
             events::max_stream_ordering(&self.pool).await.context("reading the last event position")?;
         self.events.start_after(last);
+        let mut conn = self.pool.acquire().await.context("reading the stream positions")?;
+        self.streams.load(streams::current_all(&mut conn).await.context("reading the stream positions")?);
         Ok(())
     }
 
@@ -224,13 +244,27 @@ impl Db {
             Backend::Sqlite => {
                 let guard = self.sqlite_writer.clone().lock_owned().await;
                 let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-                Ok(WriteTx { tx, held: Held::new(self.events.clone()), _writer: Some(guard) })
+                Ok(self.write_tx(tx, Some(guard)))
             }
             Backend::Postgres => {
                 let tx = self.pool.begin().await?;
-                Ok(WriteTx { tx, held: Held::new(self.events.clone()), _writer: None })
+                Ok(self.write_tx(tx, None))
             }
         }
+    }
+
+    fn write_tx(
+        &self,
+        tx: Transaction<'static, Any>,
+        writer: Option<tokio::sync::OwnedMutexGuard<()>>,
+    ) -> WriteTx {
+        let held = Held::new(self.events.clone());
+        WriteTx { tx, held, streams: Vec::new(), committed: self.streams.clone(), _writer: writer }
+    }
+
+    /// The other streams' committed positions.
+    pub fn streams(&self) -> &Committed {
+        &self.streams
     }
 
     /// The event stream's positions: how far readers may go, and the commit hook.

@@ -17,6 +17,8 @@ use std::{
 
 use ruma::{OwnedRoomId, OwnedUserId};
 
+use super::activity::Activity;
+
 /// One event written in a transaction, reported to the commit hook once it committed.
 #[derive(Clone, Debug)]
 pub struct Written {
@@ -39,6 +41,8 @@ pub struct EventPositions {
     /// Every position at or below this one has committed or rolled back.
     upto: AtomicI64,
     hook: OnceLock<CommitHook>,
+    /// What was committed since this process started.
+    activity: Activity,
 }
 
 #[derive(Default)]
@@ -53,6 +57,12 @@ impl EventPositions {
         let mut state = self.lock();
         state.last = state.last.max(last);
         self.upto.fetch_max(last, Ordering::SeqCst);
+        self.activity.start_at(state.last);
+    }
+
+    /// What was committed since this process started, in memory.
+    pub fn activity(&self) -> &Activity {
+        &self.activity
     }
 
     /// Sets the function told about every commit (the notifier's).
@@ -77,9 +87,16 @@ impl EventPositions {
     }
 
     /// Ends `positions`' flight (committed or rolled back) and advances `upto`.
-    fn release(&self, written: Vec<Written>, positions: &[i64]) {
+    fn release(&self, written: Vec<Written>, positions: &[i64], committed: bool) {
         let upto = {
             let mut state = self.lock();
+            if committed {
+                // Recorded before `upto` passes these positions: a reader that sees them
+                // readable also finds them in the activity.
+                let described: BTreeSet<i64> = written.iter().map(|w| w.position).collect();
+                let undescribed = positions.iter().filter(|p| !described.contains(p)).max().copied();
+                self.activity.record(&written, undescribed);
+            }
             for p in positions {
                 state.in_flight.remove(p);
             }
@@ -134,7 +151,7 @@ impl Drop for Held {
             return;
         }
         let written = if self.committed { std::mem::take(&mut self.written) } else { Vec::new() };
-        self.tracker.release(written, &self.positions);
+        self.tracker.release(written, &self.positions, self.committed);
     }
 }
 

@@ -130,26 +130,32 @@ pub async fn changed(
     Ok(found)
 }
 
-/// Per room of `rooms` with any, per thread ID ([`UNTHREADED`], `main`, thread roots): the
-/// furthest event stream position `user_id`'s `m.read` and `m.read.private` receipts point at,
-/// in one query (per [`IDS_PER_STATEMENT`] rooms).
+/// Per room of `rooms` (all the user's rooms when `None`) with any, per thread ID
+/// ([`UNTHREADED`], `main`, thread roots): the furthest event stream position `user_id`'s
+/// `m.read` and `m.read.private` receipts point at, in one query (per [`IDS_PER_STATEMENT`]
+/// rooms).
 pub async fn read_positions(
     conn: &mut Conn,
     user_id: &UserId,
-    rooms: &[&RoomId],
+    rooms: Option<&[&RoomId]>,
 ) -> sqlx::Result<HashMap<String, Vec<(String, i64)>>> {
     let mut positions: HashMap<String, Vec<(String, i64)>> = HashMap::new();
-    for chunk in rooms.chunks(IDS_PER_STATEMENT) {
+    let chunks: Vec<Option<&[&RoomId]>> = match rooms {
+        Some(rooms) => rooms.chunks(IDS_PER_STATEMENT).map(Some).collect(),
+        None => vec![None],
+    };
+    for chunk in chunks {
         let mut params = Params::new(conn);
+        let in_rooms = chunk.map(|rooms| format!("room_id IN ({}) AND ", params.list(rooms.len())));
         let sql = format!(
             "SELECT room_id, thread_id, MAX(event_stream_ordering) AS upto FROM receipts \
-             WHERE room_id IN ({}) AND user_id = {} AND receipt_type IN ('m.read', 'm.read.private') \
+             WHERE {}user_id = {} AND receipt_type IN ('m.read', 'm.read.private') \
              GROUP BY room_id, thread_id",
-            params.list(chunk.len()),
+            in_rooms.unwrap_or_default(),
             params.one()
         );
         let mut query = sqlx::query(&sql);
-        for room in chunk {
+        for room in chunk.into_iter().flatten() {
             query = query.bind(room.as_str());
         }
         for r in query.bind(user_id.as_str()).fetch_all(&mut *conn).await? {

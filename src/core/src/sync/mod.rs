@@ -7,16 +7,22 @@
 //! every write has committed, so an event written concurrently with a sync lands in exactly one
 //! response.
 
+mod lazy;
+pub mod memberships;
 pub mod rooms;
 pub mod token;
 mod window;
 
-use std::time::Duration;
+use std::{collections::HashSet, sync::Arc, time::Duration};
 
-use ruma::{DeviceId, UserId, api::client::filter::FilterDefinition, presence::PresenceState};
+use ruma::{
+    DeviceId, UserId,
+    api::client::filter::{FilterDefinition, LazyLoadOptions},
+    presence::PresenceState,
+};
 use serde_json::{Map, Value, json};
 
-pub use self::token::SyncToken;
+pub use self::{lazy::LazyMembers, token::SyncToken};
 use crate::{
     Homeserver, Result,
     e2ee::{device_lists, keys},
@@ -51,31 +57,57 @@ pub struct SyncRequest<'a> {
 /// Syncs: answers at once when anything changed since `since` (or for an initial sync), else
 /// waits until something concerning the user does, or until the timeout.
 pub async fn sync(hs: &Homeserver, request: &SyncRequest<'_>) -> Result<Value> {
+    // Every step but the wait is boxed: the waiting future then holds pointers, not the state
+    // machines of the steps (an idle long-poll must cost little memory).
     if let Some(state) = &request.set_presence {
-        presence::touch(hs, request.user, state).await?;
+        Box::pin(presence::touch(hs, request.user, state)).await?;
     }
     // Subscribe before reading: a change committed after this point wakes the wait below.
     let mut listener = hs.notifier().listen(request.user);
     let deadline = tokio::time::Instant::now() + request.timeout.min(MAX_TIMEOUT);
     let mut since = request.since;
+    let known = known_members(hs, request);
     loop {
-        let now = SyncToken::current(hs).await?;
+        let now = SyncToken::current(hs);
         let unchanged = since == Some(now) && !request.full_state;
         if !unchanged {
-            // Boxed: the waiting future then holds a pointer, not the whole state machine of a
-            // sync (idle long-polls must cost kilobytes).
-            let (response, now) = Box::pin(collect(hs, request, since, now)).await?;
+            let (response, now) = Box::pin(collect(hs, request, since, now, &known)).await?;
             if since.is_none() || request.full_state || !response.is_empty() {
-                return Ok(response.into_json(now));
+                return Ok(respond(hs, request, &known, response, now));
             }
             // Nothing in (since, now] concerns this user: wait for what comes after.
             since = Some(now);
         }
         if !listener.wait(deadline).await {
-            let keys = DeviceKeyCounts::read(&mut *hs.db().pool().acquire().await?, request).await?;
-            return Ok(Response::nothing_new(keys).into_json(since.unwrap_or(now)));
+            let keys = Box::pin(DeviceKeyCounts::read(hs, request)).await?;
+            return Ok(respond(hs, request, &known, Response::nothing_new(keys), since.unwrap_or(now)));
         }
     }
+}
+
+/// The member events the device already has, when its filter lazy-loads members without
+/// redundant ones (see [`LazyMembers`]); none otherwise.
+fn known_members(hs: &Homeserver, request: &SyncRequest<'_>) -> Option<Arc<HashSet<String>>> {
+    let redundant = match request.filter.room.state.lazy_load_options {
+        LazyLoadOptions::Enabled { include_redundant_members } => include_redundant_members,
+        LazyLoadOptions::Disabled => true,
+    };
+    let since = request.since.filter(|_| !request.full_state);
+    (!redundant).then(|| hs.lazy_members().known(request.user, request.device, since))
+}
+
+/// The JSON of `response`, recording the member events it gives the device.
+fn respond(
+    hs: &Homeserver,
+    request: &SyncRequest<'_>,
+    known: &Option<Arc<HashSet<String>>>,
+    response: Response,
+    next_batch: SyncToken,
+) -> Value {
+    if let Some(known) = known {
+        hs.lazy_members().record(request.user, request.device, next_batch, known, response.rooms.joined());
+    }
+    response.into_json(next_batch)
 }
 
 /// The parts of a sync response; empty sections are still sent, as clients expect them.
@@ -99,11 +131,9 @@ struct DeviceKeyCounts {
 }
 
 impl DeviceKeyCounts {
-    async fn read(conn: &mut crate::storage::Conn, request: &SyncRequest<'_>) -> Result<Self> {
-        Ok(Self {
-            one_time_keys: keys::one_time_key_counts(conn, request.user, request.device).await?,
-            fallback_key_types: keys::unused_fallback_key_types(conn, request.user, request.device).await?,
-        })
+    async fn read(hs: &Homeserver, request: &SyncRequest<'_>) -> Result<Self> {
+        let (one_time_keys, fallback_key_types) = keys::key_counts(hs, request.user, request.device).await?;
+        Ok(Self { one_time_keys, fallback_key_types })
     }
 }
 
@@ -161,6 +191,7 @@ async fn collect(
     request: &SyncRequest<'_>,
     since: Option<SyncToken>,
     mut now: SyncToken,
+    known: &Option<Arc<HashSet<String>>>,
 ) -> Result<(Response, SyncToken)> {
     let pool = hs.db().pool();
     let from = since.unwrap_or_default();
@@ -174,7 +205,10 @@ async fn collect(
         account_data.into_iter().partition(|(room, _, _)| room.is_empty());
     let ignored = ignored_users(&global, hs, request.user, since.is_some()).await?;
 
-    let rooms = rooms::collect(hs, request, since, now, &ignored, per_room).await?;
+    let memberships = hs.sync_memberships().at(hs, request.user, now.events).await?;
+    let none = HashSet::new();
+    let known = known.as_deref().unwrap_or(&none);
+    let rooms = rooms::collect(hs, request, (since, now), &memberships, known, &ignored, per_room).await?;
     let account_data = global
         .into_iter()
         .filter(|(_, kind, _)| allows(&request.filter.account_data, kind, None))
@@ -193,15 +227,19 @@ async fn collect(
             })
             .collect()
     };
-    let mut conn = pool.acquire().await?;
     let device_lists = match since {
         Some(since) => {
             let window = ((since.events, since.device_lists), (now.events, now.device_lists));
-            device_lists::changes(&mut conn, request.user, window.0, window.1).await?
+            let activity = hs.db().events().activity();
+            // Without membership events in the user's rooms, nobody joined or left them.
+            let members_moved =
+                activity.member_events_after(since.events, memberships::rooms(&memberships)) != Some(false);
+            let mut conn = pool.acquire().await?;
+            device_lists::changes(&mut conn, request.user, window.0, window.1, members_moved).await?
         }
         None => Default::default(),
     };
-    let keys = DeviceKeyCounts::read(&mut conn, request).await?;
+    let keys = DeviceKeyCounts::read(hs, request).await?;
     // Acknowledged messages are deleted by the next sync that has new ones to deliver.
     let taken = if from.to_device == now.to_device {
         to_device::Taken { events: Vec::new(), position: now.to_device }
@@ -214,22 +252,19 @@ async fn collect(
 }
 
 /// The users `user` ignores (`m.ignored_user_list`): from this sync's changes if it changed
-/// (an initial sync's changes hold all account data), else, incrementally, from storage.
+/// (an initial sync's changes hold all account data), else, incrementally, as stored.
 async fn ignored_users(
     changed: &[queries::AccountDataChange],
     hs: &Homeserver,
     user: &UserId,
     incremental: bool,
 ) -> Result<Vec<ruma::OwnedUserId>> {
-    use crate::account_data::IGNORED_USERS;
-    let content = match changed.iter().find(|(_, kind, _)| kind == IGNORED_USERS) {
-        Some((_, _, content)) => Some(content.clone()),
-        None if incremental => {
-            crate::storage::account_data::get(hs.db().pool(), user, "", IGNORED_USERS).await?
-        }
-        None => None,
-    };
-    Ok(content.as_deref().map(crate::account_data::ignored_in).unwrap_or_default())
+    use crate::account_data::{IGNORED_USERS, ignored_in};
+    Ok(match changed.iter().find(|(_, kind, _)| kind == IGNORED_USERS) {
+        Some((_, _, content)) => ignored_in(content),
+        None if incremental => crate::account_data::ignored_users(hs, user).await?.to_vec(),
+        None => Vec::new(),
+    })
 }
 
 /// An account data event as sync delivers it.
@@ -261,4 +296,33 @@ fn kind_allowed(
     limit != Some(ruma::UInt::MIN)
         && types.is_none_or(|types| types.iter().any(|t| glob(t, kind)))
         && !not_types.iter().any(|t| glob(t, kind))
+}
+
+#[cfg(test)]
+mod tests {
+    use ruma::{device_id, presence::PresenceState, user_id};
+
+    use super::*;
+
+    /// Idle long-polls are many: the future that waits must not carry the state machines of
+    /// the steps around the wait (they are boxed), which took it to 2 KB.
+    #[tokio::test]
+    async fn a_waiting_sync_is_small() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = crate::Config::default();
+        config.storage.data_dir = dir.path().to_owned();
+        config.database.url = format!("sqlite://{}/hearth.db", dir.path().display());
+        let hs = Homeserver::open(config).await.expect("homeserver");
+        let request = SyncRequest {
+            user: user_id!("@alice:x"),
+            device: device_id!("D"),
+            since: None,
+            filter: FilterDefinition::default(),
+            full_state: false,
+            set_presence: Some(PresenceState::Online),
+            timeout: Duration::from_secs(30),
+        };
+        let size = std::mem::size_of_val(&sync(&hs, &request));
+        assert!(size < 1024, "a sync future takes {size} bytes");
+    }
 }

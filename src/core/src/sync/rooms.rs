@@ -13,7 +13,9 @@ use ruma::{OwnedRoomId, OwnedUserId, RoomId, UserId, api::client::filter::LazyLo
 use serde_json::{Map, Value, json};
 
 use super::{
-    SyncRequest, SyncToken, events, object,
+    SyncRequest, SyncToken, events,
+    memberships::{membership_of, rooms},
+    object,
     window::{Pending, Window},
 };
 use crate::{
@@ -29,7 +31,7 @@ use crate::{
     },
     storage::{
         self,
-        sync::{self as queries, AccountDataChange},
+        sync::{self as queries, AccountDataChange, MembershipRow},
     },
 };
 
@@ -58,6 +60,11 @@ pub struct Rooms {
 }
 
 impl Rooms {
+    /// The `join` section.
+    pub(super) fn joined(&self) -> &Map<String, Value> {
+        &self.join
+    }
+
     pub(super) fn is_empty(&self) -> bool {
         self.join.is_empty() && self.invite.is_empty() && self.leave.is_empty() && self.knock.is_empty()
     }
@@ -76,8 +83,9 @@ impl Rooms {
 pub(super) async fn collect(
     hs: &Homeserver,
     request: &SyncRequest<'_>,
-    since: Option<SyncToken>,
-    now: SyncToken,
+    (since, now): (Option<SyncToken>, SyncToken),
+    memberships: &[(String, MembershipRow)],
+    known_members: &HashSet<String>,
     ignored: &[OwnedUserId],
     account_data: Vec<AccountDataChange>,
 ) -> Result<Rooms> {
@@ -97,21 +105,26 @@ pub(super) async fn collect(
             .map_or(DEFAULT_TIMELINE_LIMIT, |l| usize::try_from(u64::from(l)).unwrap_or(usize::MAX))
             .max(1),
         lazy: !room_filter.state.lazy_load_options.is_disabled(),
+        known_members,
         timeline_filter,
         state_filter: &room_filter.state,
     };
 
-    let memberships = queries::memberships_at(pool, request.user, now.events).await?;
+    let activity = hs.db().events().activity();
     // Where the user's membership changed in the window, and what it was before; elsewhere it
-    // stayed what it is now throughout.
+    // stayed what it is now throughout. The activity in memory answers for windows since this
+    // process started (naming at most a few rooms too many), the database for older ones.
     let (moved, before, changed): (HashSet<OwnedRoomId>, HashMap<OwnedRoomId, String>, HashSet<OwnedRoomId>) =
         match since {
             Some(since) => {
                 let moved: HashSet<OwnedRoomId> =
-                    queries::membership_changed(pool, request.user, since.events, now.events)
-                        .await?
-                        .into_iter()
-                        .collect();
+                    match activity.membership_moves_after(request.user, since.events) {
+                        Some(moves) => moves.into_iter().collect(),
+                        None => queries::membership_changed(pool, request.user, since.events, now.events)
+                            .await?
+                            .into_iter()
+                            .collect(),
+                    };
                 let before = if moved.is_empty() {
                     HashMap::new()
                 } else {
@@ -121,8 +134,12 @@ pub(super) async fn collect(
                         .map(|row| (row.room_id, membership_of(&row.event.json)))
                         .collect()
                 };
-                let changed =
-                    queries::rooms_changed(pool, since.events, now.events).await?.into_iter().collect();
+                let changed = match activity.rooms_with_events_after(since.events, rooms(memberships)) {
+                    Some(rooms) => rooms.into_iter().collect(),
+                    None => {
+                        queries::rooms_changed(pool, since.events, now.events).await?.into_iter().collect()
+                    }
+                };
                 (moved, before, changed)
             }
             None => Default::default(),
@@ -134,8 +151,6 @@ pub(super) async fn collect(
         }
     }
 
-    let memberships: Vec<(String, queries::MembershipRow)> =
-        memberships.into_iter().map(|row| (membership_of(&row.event.json), row)).collect();
     let joined: Vec<OwnedRoomId> = memberships
         .iter()
         .filter(|(membership, row)| membership == "join" && room_wanted(room_filter, &row.room_id))
@@ -145,8 +160,8 @@ pub(super) async fn collect(
 
     let mut rooms = Rooms::default();
     let mut pending = Vec::new();
-    for (membership, row) in memberships {
-        let room_id = row.room_id;
+    for (membership, row) in memberships.iter() {
+        let room_id = row.room_id.clone();
         if !room_wanted(room_filter, &room_id) {
             continue;
         }
@@ -226,7 +241,11 @@ pub(super) async fn collect(
         let mut conn = pool.acquire().await?;
         redacted.extend(storage::redactions::redacted_by(&mut conn, &state_ids).await?);
     }
-    let known = Redactions::Known(&redacted);
+    let known = if pages.iter().any(|page| page.related) {
+        Redactions::Known(&redacted)
+    } else {
+        Redactions::KnownUnrelated(&redacted)
+    };
     let mut served = client_events_of(hs, request.user, &pdus, known).await?.into_iter().map(without_room_id);
     drop(pdus);
     for (pending, page) in pending.into_iter().zip(pages) {
@@ -311,8 +330,8 @@ async fn unread_counts(
     if rooms.is_empty() {
         return Ok(HashMap::new());
     }
+    let read = receipts::read_upto_everywhere(hs, request.user).await?;
     let mut conn = hs.db().pool().acquire().await?;
-    let read = receipts::read_upto_in(&mut conn, request.user, rooms).await?;
     notifications::unread_counts_in(&mut conn, request.user, rooms, &read).await
 }
 
@@ -379,12 +398,6 @@ fn without_room_id(mut event: Value) -> Value {
         object.remove("room_id");
     }
     event
-}
-
-/// The `membership` of a stored member event.
-fn membership_of(json: &str) -> String {
-    let event: Value = serde_json::from_str(json).unwrap_or(Value::Null);
-    event["content"]["membership"].as_str().unwrap_or_default().to_owned()
 }
 
 /// Whether the room filter's `rooms` / `not_rooms` let `room_id` through.

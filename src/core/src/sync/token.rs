@@ -3,7 +3,7 @@
 //! `s{events}_{account_data}_{presence}_{receipts}_{to_device}_{device_lists}_{typing}`; its
 //! first part is a `/messages` token, so clients may page from a `next_batch` as the spec allows.
 
-use crate::{Error, Homeserver, Result, storage::streams};
+use crate::{Error, Homeserver, Result};
 
 /// Positions in every stream `/sync` delivers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -53,11 +53,10 @@ impl SyncToken {
 
     /// The positions below which everything has been written, now. Typing is read first: a
     /// typing change racing the sync is then sent twice rather than lost.
-    pub async fn current(hs: &Homeserver) -> Result<SyncToken> {
+    pub fn current(hs: &Homeserver) -> SyncToken {
         let typing = hs.typing().position();
-        let mut conn = hs.db().pool().acquire().await?;
-        let streams = streams::current_all(&mut conn).await?;
-        Ok(SyncToken {
+        let streams = hs.db().streams().all();
+        SyncToken {
             events: hs.db().events().upto(),
             account_data: streams.account_data,
             presence: streams.presence,
@@ -65,7 +64,7 @@ impl SyncToken {
             to_device: streams.to_device,
             device_lists: streams.device_lists,
             typing,
-        })
+        }
     }
 }
 

@@ -33,6 +33,8 @@ pub(super) struct Window<'a> {
     pub(super) timeline_filter: RoomEventFilter,
     pub(super) state_filter: &'a RoomEventFilter,
     pub(super) lazy: bool,
+    /// Member events the device has (lazy-loading without redundant members).
+    pub(super) known_members: &'a HashSet<String>,
     pub(super) limit: usize,
 }
 
@@ -62,6 +64,8 @@ pub(super) struct RoomPage {
     pub(super) state: Vec<Arc<Pdu>>,
     /// Whether the room's summary is sent.
     pub(super) summary: bool,
+    /// Whether events may relate to the timeline's (else none has bundled aggregations).
+    pub(super) related: bool,
 }
 
 /// The timeline of one room, before the state before it is read.
@@ -72,6 +76,7 @@ pub(super) struct Timeline {
     pub(super) start: i64,
     /// The state group at `start`.
     pub(super) group: Option<i64>,
+    pub(super) related: bool,
 }
 
 impl Window<'_> {
@@ -143,6 +148,7 @@ impl Window<'_> {
                 limited: timeline.limited,
                 start: timeline.start,
                 state: events,
+                related: timeline.related,
             });
         }
         Ok(pages)
@@ -175,11 +181,22 @@ impl Window<'_> {
         events.reverse();
         positions.reverse();
         let start = positions.first().map_or(upto, |first| first - 1);
-        let group = match prefetched.state_group_at(start) {
-            Some(group) => group,
-            None => storage::history::state_group_at(self.hs.db().pool(), room_id, start).await?,
+        // An event relating to another is newer than it: when the rows read ahead reach down to
+        // the timeline's first event, every event relating to the timeline (up to `upto`) is
+        // among them.
+        let oldest_row = prefetched.rows.last().and_then(|row| row.stream_ordering);
+        let covered = positions.first().is_none_or(|first| oldest_row.is_some_and(|oldest| oldest <= *first));
+        let related = !covered || prefetched.rows.iter().any(|row| row.json.contains("\"m.relates_to\""));
+        // The state after a message is the state before it: an incremental sync's timeline that
+        // starts with one needs no query for the state before the timeline.
+        let after_first_message =
+            events.first().filter(|pdu| !pdu.is_state()).and_then(|_| prefetched.state_group_of(start + 1));
+        let group = match (prefetched.state_group_at(start), after_first_message) {
+            (Some(group), _) => group,
+            (None, Some(group)) => Some(group),
+            (None, None) => storage::history::state_group_at(self.hs.db().pool(), room_id, start).await?,
         };
-        Ok(Timeline { events, redactions, limited, start, group })
+        Ok(Timeline { events, redactions, limited, start, group, related })
     }
 
     /// The state at the start of `timeline` the client lacks: everything when `full`, else the
@@ -236,6 +253,7 @@ impl Window<'_> {
             state.entries = members
                 .into_iter()
                 .filter(|e| !have.contains(&e.event_id) && !in_timeline.contains(&e.event_id))
+                .filter(|e| !self.known_members.contains(&e.event_id))
                 .collect();
         }
         Ok(state)
