@@ -99,6 +99,7 @@ impl Server {
 
     /// Stops accepting connections, lets in-flight requests finish, then closes the database.
     pub async fn stop(self) -> anyhow::Result<()> {
+        self.hs.begin_shutdown();
         let _ = self.shutdown.send(());
         finish(&self.hs, self.task).await
     }
@@ -114,6 +115,7 @@ impl Server {
             }
         }
         tracing::info!("shutting down");
+        hs.begin_shutdown();
         let _ = shutdown.send(());
         finish(&hs, task).await
     }

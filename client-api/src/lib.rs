@@ -42,6 +42,7 @@ pub mod to_device;
 pub mod typing;
 pub mod user_directory;
 pub mod voip;
+pub mod ws;
 
 use axum::{Router, routing::get};
 use hearth_core::Homeserver;
@@ -171,6 +172,7 @@ pub fn router(hs: &Homeserver) -> Router<Homeserver> {
         .ruma(state::put)
         .ruma(search::search_events)
         .ruma(user_directory::search_users)
-        .route("/_synapse/admin/v1/register", get(admin::register_nonce).post(admin::register));
+        .route("/_synapse/admin/v1/register", get(admin::register_nonce).post(admin::register))
+        .route(ws::PATH, get(ws::connect));
     if hs.config().metrics.enabled { router.route("/metrics", get(metrics::render)) } else { router }
 }

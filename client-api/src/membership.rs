@@ -37,6 +37,17 @@ fn extra_content(raw_body: &[u8]) -> Map<String, Value> {
     extra
 }
 
+/// The room a path's `{roomIdOrAlias}` names: a room ID as it is, an alias resolved (404
+/// `M_NOT_FOUND` when unknown); anything else 400 `M_INVALID_PARAM`.
+pub async fn resolve_room(hs: &Homeserver, room_id_or_alias: &str) -> Result<OwnedRoomId> {
+    if let Ok(room_id) = RoomId::parse(room_id_or_alias) {
+        return Ok(room_id);
+    }
+    let alias = ruma::RoomAliasId::parse(room_id_or_alias)
+        .map_err(|_| Error::invalid_param("Not a room ID or alias"))?;
+    Ok(aliases::resolve(hs, &alias).await?)
+}
+
 /// `POST /_matrix/client/v3/rooms/{roomId}/join`
 /// <https://spec.matrix.org/latest/client-server-api/#post_matrixclientv3roomsroomidjoin>
 pub async fn join_by_id(
@@ -54,14 +65,7 @@ pub async fn join_by_id_or_alias(
     hs: Homeserver,
     req: Ruma<join_room_by_id_or_alias::v3::Request>,
 ) -> Result<join_room_by_id_or_alias::v3::Response> {
-    let room_id: OwnedRoomId = match RoomId::parse(req.body.room_id_or_alias.as_str()) {
-        Ok(room_id) => room_id,
-        Err(_) => {
-            let alias = ruma::RoomAliasId::parse(req.body.room_id_or_alias.as_str())
-                .map_err(|_| Error::invalid_param("Not a room ID or alias"))?;
-            aliases::resolve(&hs, &alias).await?
-        }
-    };
+    let room_id = resolve_room(&hs, req.body.room_id_or_alias.as_str()).await?;
     membership::join(&hs, &req.auth.user_id, &room_id, extra_content(&req.raw_body)).await?;
     Ok(join_room_by_id_or_alias::v3::Response::new(room_id))
 }
@@ -69,14 +73,7 @@ pub async fn join_by_id_or_alias(
 /// `POST /_matrix/client/v3/knock/{roomIdOrAlias}`
 /// <https://spec.matrix.org/latest/client-server-api/#post_matrixclientv3knockroomidoralias>
 pub async fn knock(hs: Homeserver, req: Ruma<knock_room::v3::Request>) -> Result<knock_room::v3::Response> {
-    let room_id: OwnedRoomId = match RoomId::parse(req.body.room_id_or_alias.as_str()) {
-        Ok(room_id) => room_id,
-        Err(_) => {
-            let alias = ruma::RoomAliasId::parse(req.body.room_id_or_alias.as_str())
-                .map_err(|_| Error::invalid_param("Not a room ID or alias"))?;
-            aliases::resolve(&hs, &alias).await?
-        }
-    };
+    let room_id = resolve_room(&hs, req.body.room_id_or_alias.as_str()).await?;
     membership::knock(&hs, &req.auth.user_id, &room_id, req.body.reason.as_deref()).await?;
     Ok(knock_room::v3::Response::new(room_id))
 }

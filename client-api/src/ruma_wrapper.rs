@@ -131,7 +131,7 @@ impl Authenticate for AppserviceToken {
 
 /// The bearer token from the `Authorization` header, else the deprecated `access_token` query
 /// parameter.
-fn access_token(parts: &Parts) -> Result<Option<&str>> {
+pub(crate) fn access_token(parts: &Parts) -> Result<Option<&str>> {
     if let Some(header) = parts.headers.get(axum::http::header::AUTHORIZATION) {
         let token = header.to_str().ok().and_then(|h| h.strip_prefix("Bearer ")).ok_or_else(|| {
             ApiError::new(StatusCode::UNAUTHORIZED, ErrorKind::MissingToken, "Malformed Authorization header")

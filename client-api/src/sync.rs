@@ -2,7 +2,9 @@
 
 use axum::Json;
 use hearth_core::{
-    Error, Homeserver, filters,
+    Error, Homeserver,
+    config::DeliveryReceipts,
+    delivery, filters,
     sync::{self, SyncRequest, SyncToken},
 };
 use ruma::api::client::{filter::FilterDefinition, sync::sync_events::v3};
@@ -27,14 +29,25 @@ pub async fn sync_events(hs: Homeserver, req: Ruma<v3::Request>) -> Result<Json<
         Some(v3::Filter::FilterId(id)) => Box::pin(filters::get(&hs, &req.auth.user_id, &id)).await?,
         Some(_) => return Err(Error::invalid_param("Unsupported filter").into()),
     };
+    let (user, device) = (&req.auth.user_id, &req.auth.device_id);
     let request = SyncRequest {
-        user: &req.auth.user_id,
-        device: &req.auth.device_id,
+        user,
+        device,
         since: body.since.as_deref().map(SyncToken::parse).transpose()?,
         filter,
         full_state: body.full_state,
         set_presence: Some(body.set_presence),
         timeout: body.timeout.unwrap_or_default(),
     };
-    Ok(Json(sync::sync(&hs, &request).await?))
+    let record_delivery = hs.config().delivery.receipts == DeliveryReceipts::All;
+    if let (true, Some(since)) = (record_delivery, body.since.as_deref()) {
+        // This request acknowledges the response that ended at `since`.
+        let acknowledged = hs.sync_deliveries().acknowledged(user, device.clone(), since);
+        delivery::record(&hs, user, &acknowledged).await?;
+    }
+    let response = sync::sync(&hs, &request).await?;
+    if record_delivery && let Some(next_batch) = response["next_batch"].as_str() {
+        hs.sync_deliveries().sent(user, device.clone(), next_batch, delivery::carried(user, &response));
+    }
+    Ok(Json(response))
 }

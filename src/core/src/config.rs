@@ -41,6 +41,45 @@ pub struct Config {
     pub media: MediaConfig,
     /// Presence.
     pub presence: PresenceConfig,
+    /// The WebSocket channel (`/_hearth/client/v1/ws`).
+    pub websocket: WebSocketConfig,
+    /// Delivery receipts (`io.hearth.delivered`).
+    pub delivery: DeliveryConfig,
+}
+
+/// Delivery receipt settings (docs/WEBSOCKET.md › Delivery receipts).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// Which acknowledgements record `io.hearth.delivered` receipts. Each is one receipt write
+    /// per recipient device and room per acknowledged batch, so a message to a room of N
+    /// members costs up to N writes.
+    pub receipts: DeliveryReceipts,
+}
+
+/// Which acknowledgements record delivery.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryReceipts {
+    /// None: no `delivered` status.
+    Off,
+    /// WebSocket pongs and acks.
+    Websocket,
+    /// Those, and each `/sync` request acknowledging the previous response.
+    All,
+}
+
+/// WebSocket channel settings (docs/WEBSOCKET.md).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebSocketConfig {
+    /// The server pings every socket this often; a socket that sent nothing (not even a pong)
+    /// for two intervals is closed.
+    pub ping_interval_secs: u64,
+    /// A frame the client has not taken within this many milliseconds (its receive buffer and
+    /// ours are full) closes the socket with code 4008: a client that does not read must not
+    /// hold server memory.
+    pub send_timeout_ms: u64,
 }
 
 /// Presence settings (spec: Client-Server API › Presence).
@@ -208,6 +247,8 @@ impl Default for Config {
             metrics: MetricsConfig { enabled: false },
             media: MediaConfig { legacy_unauthenticated: false, user_quota_bytes: 0, max_pending_uploads: 5 },
             presence: PresenceConfig { offline_after_secs: 300 },
+            websocket: WebSocketConfig { ping_interval_secs: 30, send_timeout_ms: 10_000 },
+            delivery: DeliveryConfig { receipts: DeliveryReceipts::Websocket },
         }
     }
 }
@@ -259,6 +300,10 @@ impl Config {
             self.rooms.default_version.rules().is_some(),
             "invalid configuration: rooms.default_version {} is not a supported room version",
             self.rooms.default_version
+        );
+        anyhow::ensure!(
+            self.websocket.ping_interval_secs > 0 && self.websocket.send_timeout_ms > 0,
+            "invalid configuration: websocket.ping_interval_secs and websocket.send_timeout_ms must be positive"
         );
         Ok(())
     }

@@ -61,6 +61,9 @@ struct Inner {
     key_counts: crate::e2ee::keys::KeyCountCache,
     lazy_members: crate::sync::LazyMembers,
     read_positions: crate::user_cache::UserCache<Arc<HashMap<String, crate::receipts::ReadUpto>>>,
+    sync_deliveries: crate::delivery::SyncDeliveries,
+    /// Turns true when the server starts shutting down.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl Homeserver {
@@ -98,6 +101,8 @@ impl Homeserver {
             read_positions: Default::default(),
             typing,
             media,
+            sync_deliveries: Default::default(),
+            closing: tokio::sync::watch::Sender::new(false),
         }));
         crate::presence::start_offline_sweeper(&hs);
         Ok(hs)
@@ -213,6 +218,23 @@ impl Homeserver {
     /// The media repository.
     pub fn media(&self) -> &Media {
         &self.0.media
+    }
+
+    /// What each device's last `/sync` response carried, until acknowledged.
+    pub fn sync_deliveries(&self) -> &crate::delivery::SyncDeliveries {
+        &self.0.sync_deliveries
+    }
+
+    /// Tells long-lived connections (WebSockets) that the server is shutting down: the
+    /// listener's graceful shutdown does not wait for upgraded connections, so they close
+    /// themselves when this turns true.
+    pub fn closing(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.0.closing.subscribe()
+    }
+
+    /// Starts shutting down: see [`Homeserver::closing`].
+    pub fn begin_shutdown(&self) {
+        self.0.closing.send_replace(true);
     }
 
     /// Cached push rule sets and room push contexts.

@@ -5,6 +5,7 @@
 pub mod account_data;
 pub mod accounts;
 pub mod config;
+pub mod delivery;
 pub mod e2ee;
 pub mod error;
 pub mod filters;

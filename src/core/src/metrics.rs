@@ -39,6 +39,16 @@ pub struct Metrics {
     pool_idle: Gauge,
     send_batch_size: Histogram,
     send_batch_seconds: Family<PhaseLabels, Histogram>,
+    websockets_open: Gauge,
+    websockets_closed: Family<CloseLabels, Counter>,
+}
+
+/// Labels of a closed WebSocket.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CloseLabels {
+    /// Why it closed: `client`, `slow` (did not read), `silent` (no pong), `token`
+    /// (the access token went), `shutdown`, `error`.
+    pub reason: &'static str,
 }
 
 /// Labels of a group-commit phase.
@@ -83,7 +93,36 @@ impl Metrics {
             "Time a group commit spends per phase",
             send_batch_seconds.clone(),
         );
-        Metrics { registry, requests, latency, pool_size, pool_idle, send_batch_size, send_batch_seconds }
+        let websockets_open = Gauge::default();
+        registry.register("websockets_open", "Open WebSocket connections", websockets_open.clone());
+        let websockets_closed = Family::<CloseLabels, Counter>::default();
+        registry.register(
+            "websockets_closed",
+            "WebSocket connections closed, by reason",
+            websockets_closed.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            latency,
+            pool_size,
+            pool_idle,
+            send_batch_size,
+            send_batch_seconds,
+            websockets_open,
+            websockets_closed,
+        }
+    }
+
+    /// Records a WebSocket opening.
+    pub fn websocket_opened(&self) {
+        self.websockets_open.inc();
+    }
+
+    /// Records a WebSocket closing, and why (see [`CloseLabels`]).
+    pub fn websocket_closed(&self, reason: &'static str) {
+        self.websockets_open.dec();
+        self.websockets_closed.get_or_create(&CloseLabels { reason }).inc();
     }
 
     /// Records one answered request.

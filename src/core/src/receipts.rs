@@ -28,6 +28,11 @@ use crate::{
 /// The thread ID of a receipt threaded on the main timeline.
 const MAIN: &str = "main";
 
+/// Hearth's receipt type for delivery: a device of the user received the room up to the event
+/// (docs/WEBSOCKET.md). Public like `m.read`, it reaches Matrix clients in `m.receipt`, which
+/// ignore types they do not know; it never counts as read.
+pub const DELIVERED: &str = "io.hearth.delivered";
+
 /// `POST /rooms/{roomId}/receipt/{receiptType}/{eventId}`: `m.read` and `m.read.private` are
 /// stored as receipts, `m.fully_read` moves the fully read marker as `/read_markers` does (and
 /// takes no `thread_id`). The user must be joined (403) and able to see the event (404); other
@@ -101,6 +106,28 @@ async fn store(
     event_id: &EventId,
     thread_id: &str,
 ) -> Result<()> {
+    if write(hs, user, room_id, receipt_type, event_id, thread_id).await? {
+        if matches!(receipt_type, ReceiptType::Read | ReceiptType::ReadPrivate) {
+            hs.read_positions().forget(&user.to_owned());
+        }
+        if *receipt_type == ReceiptType::ReadPrivate {
+            hs.notifier().wake_users([user]);
+        } else {
+            hs.notifier().wake_room(room_id.to_owned());
+        }
+    }
+    Ok(())
+}
+
+/// The write of [`store`], waking nobody; whether the receipt moved.
+async fn write(
+    hs: &Homeserver,
+    user: &UserId,
+    room_id: &RoomId,
+    receipt_type: &ReceiptType,
+    event_id: &EventId,
+    thread_id: &str,
+) -> Result<bool> {
     let mut tx = hs.db().begin().await?;
     // Taken first: it serialises the receipt writers, so the comparison below holds at commit.
     let stream_id = streams::next_position(&mut tx, Stream::Receipts).await?;
@@ -118,16 +145,26 @@ async fn store(
         stream_id,
     };
     if !replace_if_newer(&mut tx, &receipt).await? {
-        return Ok(());
+        return Ok(false);
     }
     tx.commit().await?;
-    if matches!(receipt_type, ReceiptType::Read | ReceiptType::ReadPrivate) {
-        hs.read_positions().forget(&user.to_owned());
-    }
-    if *receipt_type == ReceiptType::ReadPrivate {
-        hs.notifier().wake_users([user]);
-    } else {
-        hs.notifier().wake_room(room_id.to_owned());
+    Ok(true)
+}
+
+/// Records that a device of `user` received `room_id` up to `event_id`, sent by `sender`: an
+/// [`DELIVERED`] receipt, moved only forward. Only the sender is woken: delivery matters to
+/// them, and waking the whole room for each recipient would make every message cost a sync of
+/// every member per member; the others see it in their next sync.
+pub async fn delivered(
+    hs: &Homeserver,
+    user: &UserId,
+    room_id: &RoomId,
+    event_id: &EventId,
+    sender: &UserId,
+) -> Result<()> {
+    let delivered = ReceiptType::from(DELIVERED);
+    if write(hs, user, room_id, &delivered, event_id, UNTHREADED).await? {
+        hs.notifier().wake_users([sender]);
     }
     Ok(())
 }

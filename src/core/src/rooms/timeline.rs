@@ -2,7 +2,7 @@
 //! and the stream tokens pagination uses. These reads do not apply history visibility: what a
 //! user may read goes through [`super::history`] and [`super::state_view`].
 
-use ruma::{DeviceId, OwnedEventId, RoomId, UserId};
+use ruma::{DeviceId, EventId, OwnedEventId, OwnedRoomId, RoomId, UserId};
 use serde_json::Value;
 
 use super::{NewEvent, Pdu, RoomHead, append::RoomWriter};
@@ -125,6 +125,17 @@ pub async fn event_by_id(hs: &Homeserver, room_id: &RoomId, event_id: &str) -> R
         Some(row) if row.room_id == room_id.as_str() => parse(&row, room_id).map(Some),
         _ => Ok(None),
     }
+}
+
+/// Where a timeline event is: its room and its position in the global stream. `None` for an
+/// unknown event or an outlier. Says nothing about who may see it: callers check that.
+pub async fn locate(hs: &Homeserver, event_id: &EventId) -> Result<Option<(OwnedRoomId, i64)>> {
+    let Some(row) = events::get(hs.db().pool(), event_id.as_str()).await? else {
+        return Ok(None);
+    };
+    let room_id = OwnedRoomId::try_from(row.room_id.as_str())
+        .map_err(|e| Error::Internal(anyhow::anyhow!("stored room ID: {e}")))?;
+    Ok(row.stream_ordering.map(|position| (room_id, position)))
 }
 
 /// Parses a stored event row of `room_id`.

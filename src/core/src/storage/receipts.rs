@@ -92,8 +92,8 @@ pub async fn put(conn: &mut Conn, receipt: &NewReceipt<'_>) -> sqlx::Result<()> 
     Ok(())
 }
 
-/// Receipts in `room_ids` whose position is in `(from, to]`, oldest first: every public one,
-/// and the private ones of `owner`.
+/// Receipts in `room_ids` whose position is in `(from, to]`, oldest first: every public one
+/// (`m.read`, `io.hearth.delivered`), and the private ones of `owner`.
 pub async fn changed(
     conn: &mut Conn,
     room_ids: &[&str],
@@ -103,14 +103,16 @@ pub async fn changed(
 ) -> sqlx::Result<Vec<ReceiptRow>> {
     let mut found = Vec::new();
     for chunk in room_ids.chunks(500) {
-        let list: Vec<String> = (5..chunk.len() + 5).map(|n| format!("${n}")).collect();
+        let list: Vec<String> = (6..chunk.len() + 6).map(|n| format!("${n}")).collect();
         let sql = format!(
             "SELECT room_id, user_id, receipt_type, thread_id, event_id, ts FROM receipts \
-             WHERE stream_id > $1 AND stream_id <= $2 AND (receipt_type = $3 OR user_id = $4) \
+             WHERE stream_id > $1 AND stream_id <= $2 AND (receipt_type IN ($3, $4) OR user_id = $5) \
              AND room_id IN ({}) ORDER BY stream_id",
             list.join(", ")
         );
-        let mut query = sqlx::query(&sql).bind(from).bind(to).bind("m.read").bind(owner.as_str());
+        let public = ("m.read", crate::receipts::DELIVERED);
+        let mut query =
+            sqlx::query(&sql).bind(from).bind(to).bind(public.0).bind(public.1).bind(owner.as_str());
         for room_id in chunk {
             query = query.bind(*room_id);
         }
