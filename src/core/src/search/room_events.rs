@@ -33,6 +33,7 @@ use crate::{
         visibility::Readable,
     },
     storage::{
+        Backend,
         events::{self, StoredEvent},
         rooms,
         search::{self, Query, RoomScope, WholeRooms, WordMatch},
@@ -52,9 +53,19 @@ const MAX_WORDS: usize = 16;
 /// estimates beyond (the spec's count is "an approximate count") from how far back in the
 /// stream they reach.
 const WINDOW: i64 = 2_000;
-/// A query word names at most this many indexed words (those it begins); one that begins more
-/// is matched as a prefix, which costs the index a pass over all their postings.
-const MOST_TERMS: usize = 100;
+/// How many indexed words a query word may name (those it begins) before it is matched as a
+/// prefix instead. A prefix match costs the index a pass over the postings of every word it
+/// matches (in the millions for a common word), named words are walked newest first, as far as
+/// needed. SQLite walks an `OR` of a hundred words about as fast as the prefix; PostgreSQL
+/// evaluates a `tsquery` per row and scans GIN per named word, where an `OR` of 64 words cost
+/// 2–14 times the prefix match (at 1M messages), so there only a word that begins no other is
+/// named.
+fn most_terms(backend: Backend) -> usize {
+    match backend {
+        Backend::Sqlite => 100,
+        Backend::Postgres => 1,
+    }
+}
 
 /// A search request, as parsed at the edge.
 #[derive(Clone, Copy, Debug)]
@@ -154,7 +165,7 @@ pub async fn search(
         filter.senders.as_ref().map(|s| s.iter().map(ToString::to_string).collect());
     let (whole, partial) = scopes(hs, &readable, upto).await?;
     let (pool, backend) = (hs.db().pool(), hs.db().backend());
-    let matches = search::word_matches(pool, &words, MOST_TERMS).await?;
+    let matches = search::word_matches(pool, &words, most_terms(backend)).await?;
     if matches.contains(&WordMatch::Terms(Vec::new())) {
         // A word no event holds: nothing matches.
         return Ok(results);
@@ -181,10 +192,17 @@ pub async fn search(
             (rank::best_after(rank::score(&window, &words), after, limit), counted)
         }
         Order::Recent => {
-            let before = after.map(|a| a.stream_ordering);
-            let page_size = i64::try_from(limit + 1).unwrap_or(i64::MAX);
-            let page = search::newest_words(pool, backend, &query, before, page_size).await?;
             let window = search::newest_positions(pool, backend, &query, None, WINDOW).await?;
+            let before = after.map(|a| a.stream_ordering);
+            let full = window.len() >= usize::try_from(WINDOW).unwrap_or(usize::MAX);
+            let positions = match page_in_window(&window, before, limit + 1, full) {
+                Ok(positions) => positions,
+                Err(before) => {
+                    let page_size = i64::try_from(limit + 1).unwrap_or(i64::MAX);
+                    search::newest_positions(pool, backend, &query, before, page_size).await?
+                }
+            };
+            let page = search::words_at(pool, &positions).await?;
             (rank::score(&page, &words), Counted::of(window.into_iter()))
         }
     };
@@ -222,6 +240,20 @@ pub async fn search(
         }
     }
     Ok(results)
+}
+
+/// The `take` newest positions of `window` (the newest matches, newest first; `full` when there
+/// may be more) below `before`, or, when the page reaches past the window's end, where to query
+/// for it instead.
+fn page_in_window(
+    window: &[i64],
+    before: Option<i64>,
+    take: usize,
+    full: bool,
+) -> std::result::Result<Vec<i64>, Option<i64>> {
+    let page: Vec<i64> =
+        window.iter().copied().filter(|p| before.is_none_or(|b| *p < b)).take(take).collect();
+    if page.len() < take && full { Err(before.or(window.last().copied())) } else { Ok(page) }
 }
 
 /// A result's event and its score.
@@ -455,7 +487,20 @@ fn group(pdus: &[Pdu], keys: &[GroupingKey]) -> ResultGroupMapsByGroupingKey {
 
 #[cfg(test)]
 mod tests {
-    use super::query_words;
+    use super::{page_in_window, query_words};
+
+    #[test]
+    fn recent_pages_come_from_the_window_until_it_ends() {
+        let window = [9, 7, 5, 3];
+        assert_eq!(page_in_window(&window, None, 2, true), Ok(vec![9, 7]));
+        assert_eq!(page_in_window(&window, Some(7), 2, true), Ok(vec![5, 3]));
+        // Past the end of a full window: query below the cursor.
+        assert_eq!(page_in_window(&window, Some(5), 2, true), Err(Some(5)));
+        assert_eq!(page_in_window(&window, Some(2), 2, true), Err(Some(2)));
+        // Every match is in the window: a short page is the last.
+        assert_eq!(page_in_window(&window, Some(5), 2, false), Ok(vec![3]));
+        assert_eq!(page_in_window(&[], None, 2, false), Ok(vec![]));
+    }
 
     #[test]
     fn search_terms_become_distinct_lower_case_words() {

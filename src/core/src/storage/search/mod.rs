@@ -222,6 +222,27 @@ pub async fn newest_positions<'c>(
     rows.iter().map(|row| row.try_get("pos")).collect()
 }
 
+/// The words of the indexed events at `positions` (at most [`super::IDS_PER_STATEMENT`]), newest
+/// first.
+pub async fn words_at<'c>(
+    executor: impl Executor<'c, Database = sqlx::Any>,
+    positions: &[i64],
+) -> sqlx::Result<Vec<Words>> {
+    if positions.is_empty() {
+        return Ok(Vec::new());
+    }
+    let text = format!(
+        "SELECT stream_ordering AS pos, words FROM event_search_text WHERE stream_ordering IN ({}) \
+         ORDER BY stream_ordering DESC",
+        super::placeholders(1, positions.len())
+    );
+    let mut query = sqlx::query(&text);
+    for position in positions {
+        query = query.bind(position);
+    }
+    query.fetch_all(executor).await?.iter().map(words_from_row).collect()
+}
+
 /// The newest `n` matching events below stream position `before` (if given), newest first, with
 /// their words.
 pub async fn newest_words<'c>(
@@ -239,9 +260,11 @@ pub async fn newest_words<'c>(
          WHERE w.stream_ordering = h.pos ORDER BY h.pos DESC"
     );
     let rows = sql.query(&text).persistent(false).fetch_all(executor).await?;
-    rows.iter()
-        .map(|row| Ok(Words { stream_ordering: row.try_get("pos")?, words: row.try_get("words")? }))
-        .collect()
+    rows.iter().map(words_from_row).collect()
+}
+
+fn words_from_row(row: &sqlx::any::AnyRow) -> sqlx::Result<Words> {
+    Ok(Words { stream_ordering: row.try_get("pos")?, words: row.try_get("words")? })
 }
 
 /// The newest `n` matching events below stream position `before` (if given), newest first, as
