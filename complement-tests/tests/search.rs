@@ -74,6 +74,7 @@ scenario!(srch_1_a_word_is_found_only_in_rooms_the_user_joined, |backend| {
     let found = alice.send_text(&mine, "The Martians have landed").await;
     bob.send_text(&theirs, "martians everywhere").await;
     alice.send_text(&mine, "nothing to see").await;
+    alice.send_text(&mine, "martial arts").await;
 
     let events = room_events(&alice, json!({ "search_term": "martians" })).await;
     assert_eq!(events["count"], 1, "{events}");
@@ -88,6 +89,10 @@ scenario!(srch_1_a_word_is_found_only_in_rooms_the_user_joined, |backend| {
     // Prefixes match, case does not matter, every word must match.
     assert_eq!(result_ids(&room_events(&alice, json!({ "search_term": "MART land" })).await), [found]);
     assert!(results(&room_events(&alice, json!({ "search_term": "martians nothing" })).await).is_empty());
+    // A word that begins several words finds them all; one no message holds finds nothing.
+    assert_eq!(results(&room_events(&alice, json!({ "search_term": "mart" })).await).len(), 2);
+    let unknown = room_events(&alice, json!({ "search_term": "zebra" })).await;
+    assert!(results(&unknown).is_empty() && unknown["count"] == 0, "{unknown}");
     // Room names are searched too.
     let named = room_events(&alice, json!({ "search_term": "tea" })).await;
     assert_eq!(results(&named)[0]["result"]["type"], "m.room.name", "{named}");

@@ -10,7 +10,8 @@
 //! 30 000-word vocabulary with Zipf frequencies (exponent 1), spread evenly over the rooms. It is
 //! built once and kept in `SEARCH_BENCH_DIR` (default `/tmp/hearth-search-bench`); delete the
 //! directory to rebuild. `SEARCH_BENCH_DB=postgres://…` runs on PostgreSQL instead (a database
-//! that must exist and is used as it is when it already holds the corpus).
+//! that must exist and is used as it is when it already holds the corpus; run `VACUUM ANALYZE`
+//! on it after the build, as autovacuum would, before timing: docs/BENCHMARKS.md › Search).
 //!
 //! `cargo bench -p hearth-core --bench search` (std::time only; prints p50 / p99 / max in ms).
 

@@ -31,6 +31,18 @@ pub fn words(text: &str) -> Vec<String> {
 /// The words to index for an event, space-separated; `None` for events not searched (other
 /// types, no string in the searched field, no words).
 pub fn indexed_words(kind: &str, content: &RawValue) -> Option<String> {
+    let words = event_words(kind, content);
+    (!words.is_empty()).then(|| words.join(" "))
+}
+
+/// The searchable words of an event, in order; none for events not searched.
+pub fn event_words(kind: &str, content: &RawValue) -> Vec<String> {
+    searched_text(kind, content).map(|text| words(&text)).unwrap_or_default()
+}
+
+/// The text searched in an event (at most [`MAX_INDEXED_BYTES`]); `None` for other types and
+/// for content without a string in the searched field.
+fn searched_text(kind: &str, content: &RawValue) -> Option<String> {
     #[derive(Deserialize)]
     struct Fields<'a> {
         #[serde(borrow, default)]
@@ -76,8 +88,8 @@ pub fn indexed_words(kind: &str, content: &RawValue) -> Option<String> {
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    let words = words(&text[..end]);
-    (!words.is_empty()).then(|| words.join(" "))
+    text.truncate(end);
+    Some(text)
 }
 
 /// Indexes the searchable events among `events` (`(stream position, event)`), in the caller's

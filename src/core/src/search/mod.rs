@@ -2,7 +2,9 @@
 //! (`POST /user_directory/search`). The index itself lives in `storage::search`; it is fed in
 //! the transaction that stores each event ([`index::record`]) and emptied of redacted events.
 
+pub mod count;
 pub mod index;
+pub mod rank;
 pub mod room_events;
 pub mod token;
 pub mod user_directory;

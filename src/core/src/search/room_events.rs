@@ -20,7 +20,12 @@ use ruma::{
 };
 use serde_json::Value;
 
-use super::{index, token::Token};
+use super::{
+    count::{Counted, estimate_count, lowest_position},
+    index,
+    rank::{self, Scored},
+    token::{Cursor, Order, Token},
+};
 use crate::{
     Error, Homeserver, Result,
     rooms::{
@@ -28,8 +33,10 @@ use crate::{
         visibility::Readable,
     },
     storage::{
+        Backend,
+        events::{self, StoredEvent},
         rooms,
-        search::{self, Counted, Cursor, Hit, Order, Query, RoomScope, WholeRooms},
+        search::{self, Query, RoomScope, WholeRooms, WordMatch},
         sync,
     },
 };
@@ -40,13 +47,25 @@ const DEFAULT_LIMIT: usize = 10;
 const MAX_LIMIT: usize = 100;
 /// Most words of a search term used; the rest are ignored.
 const MAX_WORDS: usize = 16;
-/// `rank` order ranks the newest this many matches: every match scored costs time, and a word in
-/// a large share of a big index has far more matches than a request can score (SQLite's `bm25`
-/// costs about 2 µs a row). Fewer matches are all ranked.
-const RANK_WINDOW: i64 = 2_000;
-/// `count` counts up to this many matches exactly and estimates beyond (the spec's count is "an
-/// approximate count"), from how far back in the stream the newest ones reach.
-const COUNT_EXACT: i64 = 2_000;
+/// The newest matches looked at whole: `rank` order ranks the newest this many (every score
+/// costs reading the event, and a word in a large share of a big index has far more matches than
+/// a request can score; fewer matches are all ranked), and `count` counts them exactly and
+/// estimates beyond (the spec's count is "an approximate count") from how far back in the
+/// stream they reach.
+const WINDOW: i64 = 2_000;
+/// How many indexed words a query word may name (those it begins) before it is matched as a
+/// prefix instead. A prefix match costs the index a pass over the postings of every word it
+/// matches (in the millions for a common word), named words are walked newest first, as far as
+/// needed. SQLite walks an `OR` of a hundred words about as fast as the prefix; PostgreSQL
+/// evaluates a `tsquery` per row and scans GIN per named word, where an `OR` of 64 words cost
+/// 2–14 times the prefix match (at 1M messages), so there only a word that begins no other is
+/// named.
+fn most_terms(backend: Backend) -> usize {
+    match backend {
+        Backend::Sqlite => 100,
+        Backend::Postgres => 1,
+    }
+}
 
 /// A search request, as parsed at the edge.
 #[derive(Clone, Copy, Debug)]
@@ -145,8 +164,14 @@ pub async fn search(
     let senders: Option<Vec<String>> =
         filter.senders.as_ref().map(|s| s.iter().map(ToString::to_string).collect());
     let (whole, partial) = scopes(hs, &readable, upto).await?;
+    let (pool, backend) = (hs.db().pool(), hs.db().backend());
+    let matches = search::word_matches(pool, &words, most_terms(backend)).await?;
+    if matches.contains(&WordMatch::Terms(Vec::new())) {
+        // A word no event holds: nothing matches.
+        return Ok(results);
+    }
     let query = Query {
-        words: &words,
+        words: &matches,
         types: &types,
         whole: &whole,
         partial: &partial,
@@ -159,19 +184,37 @@ pub async fn search(
         .limit
         .map_or(DEFAULT_LIMIT, |l| usize::try_from(u64::from(l)).unwrap_or(MAX_LIMIT))
         .clamp(1, MAX_LIMIT);
-    let (pool, backend) = (hs.db().pool(), hs.db().backend());
-    let page_size = i64::try_from(limit + 1).unwrap_or(i64::MAX);
     let after = token.map(|t| t.after);
-    let mut hits = search::page(pool, backend, &query, order, after, page_size, RANK_WINDOW).await?;
-    if hits.len() > limit {
-        hits.truncate(limit);
-        results.next_batch = hits.last().map(|hit| {
-            let after = Cursor { score: hit.score, stream_ordering: hit.event.stream_ordering.unwrap_or(0) };
+    let (mut page, counted) = match order {
+        Order::Rank => {
+            let window = search::newest_words(pool, backend, &query, None, WINDOW).await?;
+            let counted = Counted::of(window.iter().map(|w| w.stream_ordering));
+            (rank::best_after(rank::score(&window, &words), after, limit), counted)
+        }
+        Order::Recent => {
+            let window = search::newest_positions(pool, backend, &query, None, WINDOW).await?;
+            let before = after.map(|a| a.stream_ordering);
+            let full = window.len() >= usize::try_from(WINDOW).unwrap_or(usize::MAX);
+            let positions = match page_in_window(&window, before, limit + 1, full) {
+                Ok(positions) => positions,
+                Err(before) => {
+                    let page_size = i64::try_from(limit + 1).unwrap_or(i64::MAX);
+                    search::newest_positions(pool, backend, &query, before, page_size).await?
+                }
+            };
+            let page = search::words_at(pool, &positions).await?;
+            (rank::score(&page, &words), Counted::of(window.into_iter()))
+        }
+    };
+    if page.len() > limit {
+        page.truncate(limit);
+        results.next_batch = page.last().map(|last| {
+            let after = Cursor { score: last.score, stream_ordering: last.stream_ordering };
             Token { order, upto, after }.to_string()
         });
     }
-    let counted = search::count_newest(pool, backend, &query, COUNT_EXACT).await?;
-    results.count = estimate_count(counted, COUNT_EXACT, lowest_position(&whole, &partial), upto);
+    let hits = load_hits(hs, &page).await?;
+    results.count = estimate_count(counted, WINDOW, lowest_position(&whole, &partial), upto);
 
     let found = parse_hits(&hits, filter)?;
     let pdus: Vec<Pdu> = found.iter().map(|f| f.pdu.clone()).collect();
@@ -197,6 +240,40 @@ pub async fn search(
         }
     }
     Ok(results)
+}
+
+/// The `take` newest positions of `window` (the newest matches, newest first; `full` when there
+/// may be more) below `before`, or, when the page reaches past the window's end, where to query
+/// for it instead.
+fn page_in_window(
+    window: &[i64],
+    before: Option<i64>,
+    take: usize,
+    full: bool,
+) -> std::result::Result<Vec<i64>, Option<i64>> {
+    let page: Vec<i64> =
+        window.iter().copied().filter(|p| before.is_none_or(|b| *p < b)).take(take).collect();
+    if page.len() < take && full { Err(before.or(window.last().copied())) } else { Ok(page) }
+}
+
+/// A result's event and its score.
+struct Hit {
+    score: f64,
+    event: StoredEvent,
+}
+
+/// The events of a page of results, in the page's order.
+async fn load_hits(hs: &Homeserver, page: &[Scored]) -> Result<Vec<Hit>> {
+    let positions: Vec<i64> = page.iter().map(|s| s.stream_ordering).collect();
+    let mut loaded: HashMap<i64, StoredEvent> = events::get_by_positions(hs.db().pool(), &positions)
+        .await?
+        .into_iter()
+        .filter_map(|event| Some((event.stream_ordering?, event)))
+        .collect();
+    Ok(page
+        .iter()
+        .filter_map(|s| loaded.remove(&s.stream_ordering).map(|event| Hit { score: s.score, event }))
+        .collect())
 }
 
 /// The event types the keys and the filter's `types` / `not_types` leave to search.
@@ -290,31 +367,6 @@ async fn scopes(
     let whole: HashSet<String> = whole.into_iter().collect();
     let others = rooms::all_ids(pool).await?.into_iter().filter(|r| !whole.contains(r)).collect();
     Ok((WholeRooms::AllBut(others), partial))
-}
-
-/// The lowest stream position searched: the stream's start when a room is read in full, else
-/// where the first readable range of a room read in part starts.
-fn lowest_position(whole: &WholeRooms, partial: &[RoomScope]) -> i64 {
-    let partial_low = partial.iter().filter_map(|r| r.ranges.first()).map(|r| r.0).min();
-    match (whole, partial_low) {
-        (WholeRooms::Only(rooms), Some(low)) if rooms.is_empty() => low,
-        _ => 1,
-    }
-}
-
-/// The total count from the newest `counted` matches (at most `cap`): exact when fewer than `cap`
-/// matched, else extrapolated over the positions searched (`lowest`..=`upto`) from the share of
-/// them the counted matches span.
-fn estimate_count(counted: Counted, cap: i64, lowest: i64, upto: i64) -> u64 {
-    let hits = u64::try_from(counted.hits).unwrap_or(0);
-    match counted.oldest {
-        Some(oldest) if counted.hits >= cap && oldest > lowest => {
-            let spanned = (upto - oldest + 1).max(1) as f64;
-            let searched = (upto - lowest + 1).max(1) as f64;
-            (hits as f64 * searched / spanned).round() as u64
-        }
-        _ => hits,
-    }
 }
 
 /// A hit as an event, with its place in the stream.
@@ -435,19 +487,19 @@ fn group(pdus: &[Pdu], keys: &[GroupingKey]) -> ResultGroupMapsByGroupingKey {
 
 #[cfg(test)]
 mod tests {
-    use super::{Counted, estimate_count, query_words};
+    use super::{page_in_window, query_words};
 
     #[test]
-    fn counts_are_exact_below_the_cap_and_extrapolated_above() {
-        let exact = Counted { hits: 7, oldest: Some(500) };
-        assert_eq!(estimate_count(exact, 10, 1, 1_000), 7);
-        // The 10 newest matches span the newest tenth of the positions searched.
-        let capped = Counted { hits: 10, oldest: Some(901) };
-        assert_eq!(estimate_count(capped, 10, 1, 1_000), 100);
-        // Reaching back to the start, the cap is the count.
-        let all = Counted { hits: 10, oldest: Some(1) };
-        assert_eq!(estimate_count(all, 10, 1, 1_000), 10);
-        assert_eq!(estimate_count(Counted { hits: 0, oldest: None }, 10, 1, 1_000), 0);
+    fn recent_pages_come_from_the_window_until_it_ends() {
+        let window = [9, 7, 5, 3];
+        assert_eq!(page_in_window(&window, None, 2, true), Ok(vec![9, 7]));
+        assert_eq!(page_in_window(&window, Some(7), 2, true), Ok(vec![5, 3]));
+        // Past the end of a full window: query below the cursor.
+        assert_eq!(page_in_window(&window, Some(5), 2, true), Err(Some(5)));
+        assert_eq!(page_in_window(&window, Some(2), 2, true), Err(Some(2)));
+        // Every match is in the window: a short page is the last.
+        assert_eq!(page_in_window(&window, Some(5), 2, false), Ok(vec![3]));
+        assert_eq!(page_in_window(&[], None, 2, false), Ok(vec![]));
     }
 
     #[test]

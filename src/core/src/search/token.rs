@@ -3,10 +3,25 @@
 //! events: nothing sent meanwhile slips in and shifts them) and the last result returned.
 //! Format: `r` (rank) or `t` (recent), then `{upto}_{score as hex bits}_{stream position}`.
 
-use crate::{
-    Error, Result,
-    storage::search::{Cursor, Order},
-};
+use crate::{Error, Result};
+
+/// The order results come in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Order {
+    /// Best match first (then newest first).
+    Rank,
+    /// Newest first.
+    Recent,
+}
+
+/// The last result a previous page ended with; the next page starts after it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Cursor {
+    /// Its score (used by [`Order::Rank`]).
+    pub score: f64,
+    /// Its stream position.
+    pub stream_ordering: i64,
+}
 
 /// Where the next page of a search starts.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -134,6 +134,26 @@ pub async fn get_by_nids(conn: &mut Conn, nids: &[i64]) -> sqlx::Result<Vec<Stor
     Ok(events)
 }
 
+/// Loads events by stream position (at most [`super::IDS_PER_STATEMENT`]), in no particular
+/// order.
+pub async fn get_by_positions<'c>(
+    executor: impl Executor<'c, Database = sqlx::Any>,
+    positions: &[i64],
+) -> sqlx::Result<Vec<StoredEvent>> {
+    if positions.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT {COLUMNS} FROM events WHERE stream_ordering IN ({})",
+        super::placeholders(1, positions.len())
+    );
+    let mut query = sqlx::query(&sql);
+    for position in positions {
+        query = query.bind(position);
+    }
+    query.fetch_all(executor).await?.into_iter().map(from_row).collect()
+}
+
 /// A page of a room's timeline: events with stream positions strictly between `after` and
 /// `before`, newest first when `backwards`, else oldest first.
 pub async fn timeline_page<'c>(
