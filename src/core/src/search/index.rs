@@ -23,9 +23,17 @@ pub const KEYS: [(&str, &str); search::INDEXED_TYPES] =
 /// work one event adds to the send path.
 const MAX_INDEXED_BYTES: usize = 16 * 1024;
 
-/// The lower-cased runs of letters and digits in `text`, in order.
+/// Longest word indexed, in bytes: longer runs are no words anyone searches for, and PostgreSQL
+/// refuses them (a lexeme holds at most 2 047 bytes; a B-tree entry of `search_terms` about
+/// 2 700), which made a send fail.
+const MAX_WORD_BYTES: usize = 256;
+
+/// The lower-cased runs of letters and digits in `text` of at most [`MAX_WORD_BYTES`], in order.
 pub fn words(text: &str) -> Vec<String> {
-    text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect()
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty() && w.len() <= MAX_WORD_BYTES)
+        .map(str::to_lowercase)
+        .collect()
 }
 
 /// The words to index for an event, space-separated; `None` for events not searched (other
@@ -127,6 +135,12 @@ mod tests {
     }
 
     #[test]
+    fn runs_too_long_to_be_words_are_not_indexed() {
+        let long = "x".repeat(super::MAX_WORD_BYTES + 1);
+        assert_eq!(super::words(&format!("before {long} after")), ["before", "after"]);
+    }
+
+    #[test]
     fn words_are_lower_case_runs_of_letters_and_digits() {
         assert_eq!(
             words("Hello, wörld! visit example.com at 10:30"),
@@ -164,7 +178,7 @@ mod tests {
 
     #[test]
     fn very_long_messages_are_cut_at_a_character_boundary() {
-        let body = "é".repeat(10_000);
+        let body = "é ".repeat(10_000);
         let words = index("m.room.message", json!({ "body": body })).expect("indexed");
         assert!(words.len() <= super::MAX_INDEXED_BYTES);
     }
