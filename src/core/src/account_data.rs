@@ -45,7 +45,7 @@ pub fn ensure_own(requester: &UserId, owner: &UserId) -> Result<()> {
 /// The users `user` ignores (their `m.ignored_user_list`).
 pub async fn ignored_users(hs: &Homeserver, user: &UserId) -> Result<Arc<Vec<OwnedUserId>>> {
     hs.ignored_users()
-        .get(user.to_owned(), || async {
+        .get(user, || async {
             let content = account_data::get(hs.db().pool(), user, GLOBAL, IGNORED_USERS).await?;
             Ok(Arc::new(content.as_deref().map(ignored_in).unwrap_or_default()))
         })
@@ -106,7 +106,7 @@ pub async fn set(
     account_data::put(&mut tx, user, room, kind, &Value::Object(content).to_string(), position).await?;
     tx.commit().await?;
     if kind == IGNORED_USERS && room_id.is_none() {
-        hs.ignored_users().forget(&user.to_owned());
+        hs.ignored_users().forget(user);
     }
     hs.notifier().wake_users([user]);
     Ok(())

@@ -75,10 +75,8 @@ pub async fn touch(hs: &Homeserver, user: &UserId, state: &PresenceState) -> Res
         other => return Err(Error::invalid_param(format!("Unknown presence state {other}"))),
     };
     let now = now_ms();
-    let stored = hs
-        .presence_cache()
-        .get(user.to_owned(), || async { Ok(presence::get(hs.db().pool(), user).await?) })
-        .await?;
+    let stored =
+        hs.presence_cache().get(user, || async { Ok(presence::get(hs.db().pool(), user).await?) }).await?;
     let stale = |row: &presence::PresenceRow| {
         state == PresenceState::Online.as_str()
             && now.saturating_sub(row.last_active_ts) > millis(CURRENTLY_ACTIVE_WITHIN)
@@ -91,7 +89,7 @@ pub async fn touch(hs: &Homeserver, user: &UserId, state: &PresenceState) -> Res
                 && now.saturating_sub(row.last_seen_ts) > millis(seen_every)
             {
                 presence::seen(hs.db().pool(), user, now).await?;
-                hs.presence_cache().forget(&user.to_owned());
+                hs.presence_cache().forget(user);
             }
             Ok(())
         }
@@ -124,7 +122,7 @@ async fn write_at(
     let position = streams::next_position(&mut tx, Stream::Presence).await?;
     presence::put(&mut tx, user, state, status_msg, active_and_seen, position).await?;
     tx.commit().await?;
-    hs.presence_cache().forget(&user.to_owned());
+    hs.presence_cache().forget(user);
     hs.notifier().wake_sharing_with(user.to_owned());
     Ok(())
 }

@@ -108,7 +108,7 @@ async fn store(
 ) -> Result<()> {
     if write(hs, user, room_id, receipt_type, event_id, thread_id).await? {
         if matches!(receipt_type, ReceiptType::Read | ReceiptType::ReadPrivate) {
-            hs.read_positions().forget(&user.to_owned());
+            hs.read_positions().forget(user);
         }
         if *receipt_type == ReceiptType::ReadPrivate {
             hs.notifier().wake_users([user]);
@@ -256,7 +256,7 @@ pub async fn read_upto_in(
 /// their next read receipt.
 pub async fn read_upto_everywhere(hs: &Homeserver, user: &UserId) -> Result<Arc<HashMap<String, ReadUpto>>> {
     hs.read_positions()
-        .get(user.to_owned(), || async {
+        .get(user, || async {
             let mut conn = hs.db().pool().acquire().await?;
             Ok(Arc::new(read_upto_of(receipts::read_positions(&mut conn, user, None).await?)))
         })

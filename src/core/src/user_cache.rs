@@ -7,6 +7,7 @@
 //! none happened since it started.
 
 use std::{
+    borrow::Borrow,
     collections::HashMap,
     future::Future,
     hash::Hash,
@@ -28,10 +29,15 @@ impl<V, K> Default for UserCache<V, K> {
 
 impl<V: Clone, K: Eq + Hash> UserCache<V, K> {
     /// The value of `key`, loaded with `load` unless kept.
-    pub async fn get<F: Future<Output = Result<V>>>(&self, key: K, load: impl FnOnce() -> F) -> Result<V> {
+    pub async fn get<Q, F>(&self, key: &Q, load: impl FnOnce() -> F) -> Result<V>
+    where
+        K: Borrow<Q>,
+        Q: Eq + Hash + ToOwned<Owned = K> + ?Sized,
+        F: Future<Output = Result<V>>,
+    {
         let generation = {
             let cache = self.lock();
-            if let Some(value) = cache.1.get(&key) {
+            if let Some(value) = cache.1.get(key) {
                 return Ok(value.clone());
             }
             cache.0
@@ -39,13 +45,16 @@ impl<V: Clone, K: Eq + Hash> UserCache<V, K> {
         let value = load().await?;
         let mut cache = self.lock();
         if cache.0 == generation {
-            cache.1.insert(key, value.clone());
+            cache.1.insert(key.to_owned(), value.clone());
         }
         Ok(value)
     }
 
     /// Forgets the value of `key`; call after the write that changed it committed.
-    pub fn forget(&self, key: &K) {
+    pub fn forget<Q: Eq + Hash + ?Sized>(&self, key: &Q)
+    where
+        K: Borrow<Q>,
+    {
         let mut cache = self.lock();
         cache.0 = cache.0.wrapping_add(1);
         cache.1.remove(key);
@@ -70,23 +79,23 @@ mod tests {
     #[tokio::test]
     async fn a_kept_value_is_not_loaded_again_until_forgotten() {
         let cache: UserCache<i32> = UserCache::default();
-        assert_eq!(cache.get(alice(), || async { Ok(1) }).await.ok(), Some(1));
-        assert_eq!(cache.get(alice(), || async { Ok(2) }).await.ok(), Some(1));
+        assert_eq!(cache.get(&alice(), || async { Ok(1) }).await.ok(), Some(1));
+        assert_eq!(cache.get(&alice(), || async { Ok(2) }).await.ok(), Some(1));
         cache.forget(&alice());
-        assert_eq!(cache.get(alice(), || async { Ok(3) }).await.ok(), Some(3));
+        assert_eq!(cache.get(&alice(), || async { Ok(3) }).await.ok(), Some(3));
     }
 
     #[tokio::test]
     async fn a_load_that_raced_with_a_write_is_not_kept() {
         let cache: UserCache<&str> = UserCache::default();
         let value = cache
-            .get(alice(), || async {
+            .get(&alice(), || async {
                 // A write commits and forgets while the old value is being read.
                 cache.forget(&alice());
                 Ok("old")
             })
             .await;
         assert_eq!(value.ok(), Some("old"));
-        assert_eq!(cache.get(alice(), || async { Ok("new") }).await.ok(), Some("new"));
+        assert_eq!(cache.get(&alice(), || async { Ok("new") }).await.ok(), Some("new"));
     }
 }

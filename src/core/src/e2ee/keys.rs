@@ -237,7 +237,7 @@ pub type KeyCountCache = UserCache<KeyCounts, (OwnedUserId, OwnedDeviceId)>;
 pub async fn key_counts(hs: &Homeserver, user_id: &UserId, device_id: &DeviceId) -> Result<KeyCounts> {
     let key = (user_id.to_owned(), device_id.to_owned());
     hs.key_counts()
-        .get(key, || async {
+        .get(&key, || async {
             let mut conn = hs.db().pool().acquire().await?;
             let (one_time, fallback) = e2ee_keys::key_counts(&mut *conn, user_id, device_id).await?;
             Ok((to_counts(one_time), fallback.into_iter().map(OneTimeKeyAlgorithm::from).collect()))
