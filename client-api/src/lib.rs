@@ -30,6 +30,7 @@ pub mod read_marker;
 pub mod receipt;
 pub mod redact;
 pub mod relations;
+pub mod rest;
 pub mod room;
 pub mod ruma_wrapper;
 pub mod search;
@@ -173,6 +174,7 @@ pub fn router(hs: &Homeserver) -> Router<Homeserver> {
         .ruma(search::search_events)
         .ruma(user_directory::search_users)
         .route("/_synapse/admin/v1/register", get(admin::register_nonce).post(admin::register))
-        .route(ws::PATH, get(ws::connect));
+        .route(ws::PATH, get(ws::connect))
+        .merge(rest::router());
     if hs.config().metrics.enabled { router.route("/metrics", get(metrics::render)) } else { router }
 }
