@@ -87,12 +87,13 @@ impl Vocabulary {
     fn messages(&mut self, room_id: &str, room: &Value, frames: &mut Vec<Value>) {
         for event in events(&room["timeline"]) {
             let Some(mut frame) = message(room_id, event) else { continue };
-            let (Some(event_id), Some(sender)) = (event["event_id"].as_str(), event["sender"].as_str())
-            else {
-                continue;
-            };
             frame.insert("type".to_owned(), json!("new_message"));
             frames.push(Value::Object(frame));
+            // `message` found both strings.
+            let (event_id, sender) = (
+                event["event_id"].as_str().unwrap_or_default(),
+                event["sender"].as_str().unwrap_or_default(),
+            );
             if sender == self.me.as_str() {
                 frames.push(status(event_id, room_id, "sent", sender));
                 let own = self.own.entry(room_id.to_owned()).or_default();

@@ -191,8 +191,10 @@ impl Bench {
         drop(open);
         tokio::time::sleep(Duration::from_secs(3)).await;
         let after = rss_kib(pid)?;
-        let per_socket =
-            |from: u64, to: u64, count: usize| (to.saturating_sub(from) * 1024) / count.max(1) as u64;
+        // Signed: at small counts the allocator may hand back more than the sockets take.
+        let per_socket = |from: u64, to: u64, count: usize| {
+            (i128::from(to) - i128::from(from)) * 1024 / i128::try_from(count.max(1)).unwrap_or(1)
+        };
         Ok(json!({
             "mode": "idle",
             "sockets": sockets,
