@@ -33,7 +33,8 @@ scenario!(a_direct_conversation_invites_its_participant_and_pages_its_messages, 
     let alice = hs.client().register("alice", "passw0rd!").await;
     let bob = hs.client().register("bob", "passw0rd!").await;
 
-    let body = json!({ "type": "direct", "participants": [bob.me()], "name": "Alice & Bob" });
+    // Named twice, invited once.
+    let body = json!({ "type": "direct", "participants": [bob.me(), bob.me()], "name": "Alice & Bob" });
     let response = alice.post(CONVERSATIONS, body).await;
     let created = response.expect_status(200);
     assert_eq!(created["type"], "direct");

@@ -248,11 +248,18 @@ scenario!(the_web_chat_shows_sent_delivered_and_read_ticks, |backend| {
     // Alice logs in on the page and starts a direct chat with Bob.
     let page = format!("{example}/index.html?homeserver={}", enc(&hs.base_url));
     browser.goto(&page).await.expect("opening the example");
+    let chat = browser.find(Locator::Css("#chat")).await.expect("the chat");
+    assert!(!chat.is_displayed().await.expect("asking the page"), "no chat before logging in");
     fill(&browser, "#username", "alice").await;
     fill(&browser, "#password", "passw0rd!").await;
     click(&browser, "#login-button").await;
     let connected = "return document.getElementById('connection').dataset.state === 'online' ? true : null;";
     page_until(&browser, "the page's socket", connected).await;
+    let login_form = browser.find(Locator::Css("#login")).await.expect("the login form");
+    assert!(
+        !login_form.is_displayed().await.expect("asking the page"),
+        "the login form is gone once logged in"
+    );
     fill(&browser, "#participant", bob.me()).await;
     click(&browser, "#new-conversation-button").await;
     let opened = "return document.getElementById('text').disabled ? null : true;";

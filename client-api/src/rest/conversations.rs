@@ -1,6 +1,8 @@
 //! Conversations: creating one (a Matrix room, its participants invited) and paging through its
 //! messages.
 
+use std::collections::HashSet;
+
 use axum::{Json, extract::State};
 use hearth_core::{
     Error, Homeserver,
@@ -58,9 +60,12 @@ pub struct NewConversation {
 pub async fn create(
     State(hs): State<Homeserver>,
     Caller(user): Caller,
-    JsonBody(body): JsonBody<NewConversation>,
+    JsonBody(mut body): JsonBody<NewConversation>,
 ) -> Result<Json<Value>> {
     rate_limit::<create_room::v3::Request>(&hs, &user)?;
+    // Each participant is invited once, however often named.
+    let mut named = HashSet::new();
+    body.participants.retain(|participant| named.insert(participant.clone()));
     if body.participants.contains(&user.user_id) {
         return Err(Error::invalid_param("The creator is not one of the participants").into());
     }
