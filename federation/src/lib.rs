@@ -8,6 +8,7 @@ pub mod handle;
 pub mod key_ring;
 pub mod keys;
 pub mod listener;
+pub mod query;
 pub mod resolver;
 pub mod ruma_wrapper;
 pub mod tls;
@@ -25,7 +26,7 @@ pub use crate::{
 /// Every federation route, without middleware (the composition root adds that). One line per
 /// endpoint.
 pub fn router() -> Router<Federation> {
-    key_routes().ruma(keys::query).ruma(keys::query_batch)
+    key_routes().ruma(keys::query).ruma(keys::query_batch).ruma(query::get_profile)
 }
 
 /// Our own key, which the client listener serves too.
