@@ -116,16 +116,14 @@ impl FedClient {
         if let Some(overridden) = self.0.overrides.read().ok().and_then(|o| o.get(server).cloned()) {
             return Ok(overridden);
         }
-        if server.is_ip_literal()
-            && let Ok(ip) = server.host().trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>()
-            && !self.0.dns.allowed(ip)
-        {
+        let destination = resolver::resolve(server, &self.0.lookup).await;
+        // The name or its delegation may be an IP literal, which no DNS look-up filters.
+        if destination.ip_literal().is_some_and(|ip| !self.0.dns.allowed(ip)) {
             return Err(FedError::Invalid {
                 destination: server.to_owned(),
-                message: "private addresses are not allowed".to_owned(),
+                message: format!("{} is a private address, which is not allowed", destination.base_url),
             });
         }
-        let destination = resolver::resolve(server, &self.0.lookup).await;
         if let Some((host, target)) = &destination.srv_target {
             self.0.dns.remember_srv_target(host, target);
         }
