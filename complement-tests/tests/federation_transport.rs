@@ -1,7 +1,9 @@
 //! The outbound federation client: signed requests between two Hearth servers, the remote's
 //! errors passed on, transport failures told apart, private addresses refused by default.
 
-use hearth_complement_tests::{Cluster, FakePeer, TestServer, client::enc, federation::enable_federation, scenario};
+use hearth_complement_tests::{
+    Cluster, FakePeer, TestServer, client::enc, federation::enable_federation, scenario,
+};
 use hearth_federation::FedError;
 use ruma::{
     OwnedServerName, OwnedUserId,
@@ -21,9 +23,12 @@ scenario!(a_server_asks_another_for_a_profile_with_a_signed_request, |backend| {
     let servers = Cluster::start(backend, 2).await;
     let (hs1, hs2) = (&servers[0], &servers[1]);
     let bob = hs2.client().register("bob", "password1234").await;
-    bob.put(&format!("/_matrix/client/v3/profile/{}/displayname", enc(bob.me())), json!({"displayname": "Bob"}))
-        .await
-        .expect_status(200);
+    bob.put(
+        &format!("/_matrix/client/v3/profile/{}/displayname", enc(bob.me())),
+        json!({"displayname": "Bob"}),
+    )
+    .await
+    .expect_status(200);
 
     let client = hs1.federation().client();
     let found = client
