@@ -12,19 +12,17 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{MethodFilter, on},
 };
-use bytes::BytesMut;
 use hearth_core::{
     Homeserver,
     accounts::{User, sessions},
 };
 use ruma::api::{
-    IncomingRequest, OutgoingResponse, OutgoingResponseExt,
+    IncomingRequest, OutgoingResponse,
     auth_scheme::{
         AccessToken, AccessTokenOptional, AppserviceToken, AppserviceTokenOptional, NoAccessToken,
         NoAuthentication,
     },
     error::ErrorKind,
-    path_builder::PathBuilder,
 };
 
 use crate::{
@@ -223,10 +221,7 @@ where
 /// The method and every path (r0, v3, unstable…) of an endpoint, from its ruma metadata.
 fn endpoint<Req: IncomingRequest>() -> (MethodFilter, Vec<&'static str>) {
     let filter = MethodFilter::try_from(Req::METHOD).expect("ruma endpoints use standard methods");
-    let mut paths: Vec<&'static str> = Req::PATH_BUILDER.all_paths().collect();
-    paths.sort_unstable();
-    paths.dedup();
-    (filter, paths)
+    (filter, hearth_core::http_api::endpoint_paths::<Req>())
 }
 
 /// A ruma response on its way out.
@@ -234,11 +229,7 @@ pub struct RumaResponse<T>(pub T);
 
 impl<T: OutgoingResponse> IntoResponse for RumaResponse<T> {
     fn into_response(self) -> Response {
-        match self.0.try_into_http_response::<BytesMut>() {
-            Ok(response) => response.map(|body| Body::from(Bytes::from(body))).into_response(),
-            Err(e) => ApiError(hearth_core::Error::Internal(anyhow::anyhow!("serialising response: {e}")))
-                .into_response(),
-        }
+        hearth_core::http_api::response(self.0).map(Body::from).into_response()
     }
 }
 
