@@ -5,7 +5,7 @@
 use std::{future::Future, net::SocketAddr};
 
 use axum::{
-    Router,
+    Extension, Router,
     body::{Body, Bytes},
     extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request, State},
     http::{StatusCode, request::Parts},
@@ -16,6 +16,7 @@ use hearth_core::{
     Homeserver,
     accounts::{User, sessions},
 };
+use hearth_federation::Federation;
 use ruma::api::{
     IncomingRequest, OutgoingResponse,
     auth_scheme::{
@@ -294,6 +295,17 @@ pub trait RouterExt {
         F: Fn(Homeserver, RumaStreamed<Req>) -> Fut + Clone + Send + Sync + 'static,
         Fut: Future<Output = Result<R>> + Send,
         R: IntoResponse;
+
+    /// Like [`RouterExt::ruma`], for handlers that may ask other servers: they take the
+    /// [`Federation`] handle (which the composition root puts in every request's extensions)
+    /// instead of the [`Homeserver`].
+    fn ruma_fed<Req, F, Fut>(self, handler: F) -> Self
+    where
+        Req: IncomingRequest + Send + 'static,
+        Req::Authentication: Authenticate,
+        Req::OutgoingResponse: Send,
+        F: Fn(Federation, Ruma<Req>) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Result<Req::OutgoingResponse>> + Send;
 }
 
 impl RouterExt for Router<Homeserver> {
@@ -321,6 +333,28 @@ impl RouterExt for Router<Homeserver> {
         R: IntoResponse,
     {
         route_endpoint::<Req, RumaStreamed<Req>, F, Fut, R>(self, handler)
+    }
+
+    fn ruma_fed<Req, F, Fut>(self, handler: F) -> Self
+    where
+        Req: IncomingRequest + Send + 'static,
+        Req::Authentication: Authenticate,
+        Req::OutgoingResponse: Send,
+        F: Fn(Federation, Ruma<Req>) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Result<Req::OutgoingResponse>> + Send,
+    {
+        let (filter, paths) = endpoint::<Req>();
+        let mut router = self;
+        for path in paths {
+            let handler = handler.clone();
+            router = router.route(
+                path,
+                on(filter, move |Extension(fed): Extension<Federation>, request: Ruma<Req>| async move {
+                    handler(fed, request).await.map(RumaResponse)
+                }),
+            );
+        }
+        router
     }
 }
 

@@ -77,3 +77,27 @@ scenario!(private_addresses_are_refused_unless_allowed, |backend| {
     assert!(matches!(refused, FedError::Invalid { .. }), "{refused}");
     assert!(peer.requests().is_empty(), "nothing reached the peer");
 });
+
+scenario!(a_client_reads_the_profile_of_a_user_on_another_server, |backend| {
+    let mut servers = Cluster::start(backend, 2).await;
+    servers[0].add_federation_peer("down.test", "https://127.0.0.1:1");
+    let (hs1, hs2) = (&servers[0], &servers[1]);
+    let bob = hs2.client().register("bob", "password1234").await;
+    bob.put(
+        &format!("/_matrix/client/v3/profile/{}/displayname", enc(bob.me())),
+        json!({"displayname": "Bob"}),
+    )
+    .await
+    .expect_status(200);
+    let alice = hs1.client().register("alice", "password1234").await;
+
+    let profile = alice.get(&format!("/_matrix/client/v3/profile/{}", enc(bob.me()))).await;
+    assert_eq!(profile.expect_status(200)["displayname"], "Bob");
+    let name = alice.get(&format!("/_matrix/client/v3/profile/{}/displayname", enc(bob.me()))).await;
+    assert_eq!(name.expect_status(200)["displayname"], "Bob");
+
+    let ghost = hs2.user_id("ghost");
+    alice.get(&format!("/_matrix/client/v3/profile/{}", enc(&ghost))).await.expect_error(404, "M_NOT_FOUND");
+    let down = alice.get(&format!("/_matrix/client/v3/profile/{}", enc("@x:down.test"))).await;
+    assert_eq!(down.status, 502, "{}", down.body);
+});
