@@ -12,6 +12,7 @@ pub mod query;
 pub mod resolver;
 pub mod ruma_wrapper;
 pub mod tls;
+pub mod user_keys;
 
 use axum::{Router, routing::get};
 
@@ -26,7 +27,12 @@ pub use crate::{
 /// Every federation route, without middleware (the composition root adds that). One line per
 /// endpoint.
 pub fn router() -> Router<Federation> {
-    key_routes().ruma(keys::query).ruma(keys::query_batch).ruma(query::get_profile)
+    key_routes()
+        .ruma(keys::query)
+        .ruma(keys::query_batch)
+        .ruma(query::get_profile)
+        .ruma(user_keys::query)
+        .ruma(user_keys::claim)
 }
 
 /// Our own key, which the client listener serves too.
