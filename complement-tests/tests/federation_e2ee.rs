@@ -1,7 +1,11 @@
 //! KEY-5: a client queries and claims the keys of a user on another server, answered through
 //! federation `/user/keys/query` and `/user/keys/claim` (SCENARIOS.md › End-to-end encryption).
 
-use hearth_complement_tests::{Client, Cluster, TestServer, scenario};
+use hearth_complement_tests::{
+    Client, Cluster, FakePeer, TestServer, client::enc, fake_peer::Signing, federation::enable_federation,
+    scenario,
+};
+use reqwest::Method;
 use ruma::{
     CanonicalJsonObject,
     serde::Base64,
@@ -19,6 +23,7 @@ async fn bob_with_keys(hs: &TestServer) -> (Client, Ed25519KeyPair) {
         "identifier": { "type": "m.id.user", "user": "bob" },
         "password": PASSWORD,
         "device_id": "BOBDEV",
+        "initial_device_display_name": "Bob's phone",
     });
     let token = hs.client().post("/_matrix/client/v3/login", login).await.expect_status(200)["access_token"]
         .as_str()
@@ -82,4 +87,26 @@ scenario!(key_5_keys_of_a_user_on_another_server_are_queried_and_claimed_over_fe
         again["one_time_keys"][&bob_id]["BOBDEV"].is_null(),
         "a one-time key is handed out once: {again}"
     );
+});
+
+scenario!(another_server_lists_a_users_devices_with_their_keys, |backend| {
+    let mut hs = TestServer::start_with(backend, enable_federation).await;
+    let (_bob, _key) = bob_with_keys(&hs).await;
+    let peer = FakePeer::start().await;
+    peer.introduce_to(&mut hs);
+    let bob_id = hs.user_id("bob");
+
+    let path = format!("/_matrix/federation/v1/user/devices/{}", enc(&bob_id));
+    let devices =
+        peer.request(&hs, Method::GET, &path, None, Signing::Valid).await.expect_status(200).clone();
+    assert_eq!(devices["user_id"], bob_id);
+    assert!(devices["stream_id"].is_u64(), "{devices}");
+    let listed = devices["devices"].as_array().expect("devices");
+    assert_eq!(listed.len(), 1, "{devices}");
+    assert_eq!(listed[0]["device_id"], "BOBDEV");
+    assert_eq!(listed[0]["device_display_name"], "Bob's phone");
+    assert_eq!(listed[0]["keys"]["device_id"], "BOBDEV");
+
+    let unsigned = peer.request(&hs, Method::GET, &path, None, Signing::Missing).await;
+    unsigned.expect_error(401, "M_UNAUTHORIZED");
 });

@@ -2,6 +2,7 @@
 //! authentication, server discovery, the outbound client and the TLS listener.
 
 pub mod client;
+pub mod device;
 pub mod dns;
 pub mod error;
 pub mod handle;
@@ -33,6 +34,7 @@ pub fn router() -> Router<Federation> {
         .ruma(query::get_profile)
         .ruma(user_keys::query)
         .ruma(user_keys::claim)
+        .ruma(device::get_devices)
 }
 
 /// Our own key, which the client listener serves too.
