@@ -145,7 +145,7 @@ pub fn router(hs: &Homeserver) -> Router<Homeserver> {
         .ruma(relations::get_with_rel_type_and_event_type)
         .ruma(threads::get)
         .ruma(alias::create)
-        .ruma(alias::get)
+        .ruma_fed(alias::get)
         .ruma(alias::delete)
         .ruma(alias::room_aliases)
         .ruma(directory::get_visibility)

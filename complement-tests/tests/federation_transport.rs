@@ -101,3 +101,23 @@ scenario!(a_client_reads_the_profile_of_a_user_on_another_server, |backend| {
     let down = alice.get(&format!("/_matrix/client/v3/profile/{}", enc("@x:down.test"))).await;
     assert_eq!(down.status, 502, "{}", down.body);
 });
+
+scenario!(a_client_resolves_an_alias_of_another_server, |backend| {
+    let servers = Cluster::start(backend, 2).await;
+    let (hs1, hs2) = (&servers[0], &servers[1]);
+    let bob = hs2.client().register("bob", "password1234").await;
+    let room_id = bob.create_room(json!({"room_alias_name": "lobby"})).await;
+    let alias = format!("#lobby:{}", hs2.server_name);
+    let alice = hs1.client().register("alice", "password1234").await;
+
+    let found = alice.get(&format!("/_matrix/client/v3/directory/room/{}", enc(&alias))).await;
+    let found = found.expect_status(200);
+    assert_eq!(found["room_id"], room_id);
+    assert_eq!(found["servers"], json!([hs2.server_name]));
+
+    let unknown = format!("#nowhere:{}", hs2.server_name);
+    alice
+        .get(&format!("/_matrix/client/v3/directory/room/{}", enc(&unknown)))
+        .await
+        .expect_error(404, "M_NOT_FOUND");
+});

@@ -143,7 +143,7 @@ impl FedClient {
             message: format!("{e:#}"),
         };
         if !self.0.enabled {
-            return Err(invalid("federation is disabled on this server".to_owned()));
+            return Err(FedError::Disabled { destination: destination.to_owned() });
         }
         if destination == self.0.hs.server_name() {
             return Err(invalid("a server does not send federation requests to itself".to_owned()));

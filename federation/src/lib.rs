@@ -32,6 +32,7 @@ pub fn router() -> Router<Federation> {
         .ruma(keys::query)
         .ruma(keys::query_batch)
         .ruma(query::get_profile)
+        .ruma(query::get_room_information)
         .ruma(user_keys::query)
         .ruma(user_keys::claim)
         .ruma(device::get_devices)
