@@ -306,6 +306,16 @@ pub trait RouterExt {
         Req::OutgoingResponse: Send,
         F: Fn(Federation, Ruma<Req>) -> Fut + Clone + Send + Sync + 'static,
         Fut: Future<Output = Result<Req::OutgoingResponse>> + Send;
+
+    /// [`RouterExt::ruma_fed`] and [`RouterExt::ruma_raw`] together: a handler that may ask other
+    /// servers and returns any response.
+    fn ruma_raw_fed<Req, F, Fut, R>(self, handler: F) -> Self
+    where
+        Req: IncomingRequest + Send + 'static,
+        Req::Authentication: Authenticate,
+        F: Fn(Federation, Ruma<Req>) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Result<R>> + Send,
+        R: IntoResponse;
 }
 
 impl RouterExt for Router<Homeserver> {
@@ -343,14 +353,28 @@ impl RouterExt for Router<Homeserver> {
         F: Fn(Federation, Ruma<Req>) -> Fut + Clone + Send + Sync + 'static,
         Fut: Future<Output = Result<Req::OutgoingResponse>> + Send,
     {
+        self.ruma_raw_fed(move |fed, request: Ruma<Req>| {
+            let response = handler(fed, request);
+            async move { response.await.map(RumaResponse) }
+        })
+    }
+
+    fn ruma_raw_fed<Req, F, Fut, R>(self, handler: F) -> Self
+    where
+        Req: IncomingRequest + Send + 'static,
+        Req::Authentication: Authenticate,
+        F: Fn(Federation, Ruma<Req>) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Result<R>> + Send,
+        R: IntoResponse,
+    {
         let (filter, paths) = endpoint::<Req>();
         let mut router = self;
         for path in paths {
             let handler = handler.clone();
             router = router.route(
                 path,
-                on(filter, move |Extension(fed): Extension<Federation>, request: Ruma<Req>| async move {
-                    handler(fed, request).await.map(RumaResponse)
+                on(filter, move |Extension(fed): Extension<Federation>, request: Ruma<Req>| {
+                    handler(fed, request)
                 }),
             );
         }

@@ -9,6 +9,7 @@ pub mod handle;
 pub mod key_ring;
 pub mod keys;
 pub mod listener;
+pub mod media;
 pub mod query;
 pub mod resolver;
 pub mod ruma_wrapper;
@@ -36,6 +37,8 @@ pub fn router() -> Router<Federation> {
         .ruma(user_keys::query)
         .ruma(user_keys::claim)
         .ruma(device::get_devices)
+        .ruma(media::get_content)
+        .ruma(media::get_content_thumbnail)
 }
 
 /// Our own key, which the client listener serves too.
