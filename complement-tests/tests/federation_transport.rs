@@ -2,7 +2,7 @@
 //! errors passed on, transport failures told apart, private addresses refused by default.
 
 use hearth_complement_tests::{
-    Cluster, FakePeer, TestServer, client::enc, federation::enable_federation, scenario,
+    Client, Cluster, FakePeer, TestServer, client::enc, federation::enable_federation, scenario,
 };
 use hearth_federation::FedError;
 use ruma::{
@@ -19,16 +19,18 @@ fn user(id: &str) -> OwnedUserId {
     OwnedUserId::try_from(id).expect("a user ID")
 }
 
+/// `@bob` on `hs`, display name "Bob".
+async fn bob_named_bob(hs: &TestServer) -> Client {
+    let bob = hs.client().register("bob", "password1234").await;
+    let path = format!("/_matrix/client/v3/profile/{}/displayname", enc(bob.me()));
+    bob.put(&path, json!({"displayname": "Bob"})).await.expect_status(200);
+    bob
+}
+
 scenario!(a_server_asks_another_for_a_profile_with_a_signed_request, |backend| {
     let servers = Cluster::start(backend, 2).await;
     let (hs1, hs2) = (&servers[0], &servers[1]);
-    let bob = hs2.client().register("bob", "password1234").await;
-    bob.put(
-        &format!("/_matrix/client/v3/profile/{}/displayname", enc(bob.me())),
-        json!({"displayname": "Bob"}),
-    )
-    .await
-    .expect_status(200);
+    let bob = bob_named_bob(hs2).await;
 
     let client = hs1.federation().client();
     let found = client
@@ -82,13 +84,7 @@ scenario!(a_client_reads_the_profile_of_a_user_on_another_server, |backend| {
     let mut servers = Cluster::start(backend, 2).await;
     servers[0].add_federation_peer("down.test", "https://127.0.0.1:1");
     let (hs1, hs2) = (&servers[0], &servers[1]);
-    let bob = hs2.client().register("bob", "password1234").await;
-    bob.put(
-        &format!("/_matrix/client/v3/profile/{}/displayname", enc(bob.me())),
-        json!({"displayname": "Bob"}),
-    )
-    .await
-    .expect_status(200);
+    let bob = bob_named_bob(hs2).await;
     let alice = hs1.client().register("alice", "password1234").await;
 
     let profile = alice.get(&format!("/_matrix/client/v3/profile/{}", enc(bob.me()))).await;
