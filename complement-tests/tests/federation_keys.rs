@@ -41,6 +41,9 @@ scenario!(fed_1_the_federation_listener_serves_the_self_signed_key_over_tls, |ba
     // The client listener still serves the same key.
     let on_client = hs.client().get("/_matrix/key/v2/server").await.expect_status(200).clone();
     assert_eq!(on_client["verify_keys"], body["verify_keys"]);
+    // So does the version endpoint, unsigned.
+    let version = hs.federation_client().get("/_matrix/federation/v1/version").await;
+    assert_eq!(version.expect_status(200)["server"]["name"], "Hearth");
     // Unknown federation paths are Matrix errors too.
     hs.federation_client().get("/_matrix/federation/v1/nonsense").await.expect_error(404, "M_UNRECOGNIZED");
 });

@@ -15,6 +15,7 @@ pub mod resolver;
 pub mod ruma_wrapper;
 pub mod tls;
 pub mod user_keys;
+pub mod version;
 
 use axum::{Router, routing::get};
 
@@ -32,6 +33,7 @@ pub fn router() -> Router<Federation> {
     key_routes()
         .ruma(keys::query)
         .ruma(keys::query_batch)
+        .ruma(version::get_server_version)
         .ruma(query::get_profile)
         .ruma(query::get_room_information)
         .ruma(user_keys::query)
