@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod device;
+pub mod directory;
 pub mod dns;
 pub mod error;
 pub mod handle;
@@ -41,6 +42,8 @@ pub fn router() -> Router<Federation> {
         .ruma(device::get_devices)
         .ruma(media::get_content)
         .ruma(media::get_content_thumbnail)
+        .ruma(directory::get_public_rooms)
+        .ruma(directory::get_public_rooms_filtered)
 }
 
 /// Our own key, which the client listener serves too.
