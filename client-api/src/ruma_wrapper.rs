@@ -2,30 +2,28 @@
 //! it according to the endpoint's metadata), [`RumaResponse`] sends a typed response, and
 //! [`RouterExt::ruma`] registers a handler under every path version ruma knows for its endpoint.
 
-use std::{future::Future, net::SocketAddr, panic::AssertUnwindSafe};
+use std::{future::Future, net::SocketAddr};
 
 use axum::{
-    Router,
+    Extension, Router,
     body::{Body, Bytes},
     extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request, State},
     http::{StatusCode, request::Parts},
     response::{IntoResponse, Response},
     routing::{MethodFilter, on},
 };
-use bytes::BytesMut;
 use hearth_core::{
     Homeserver,
     accounts::{User, sessions},
 };
+use hearth_federation::Federation;
 use ruma::api::{
-    IncomingRequest, IncomingRequestExt, Metadata, OutgoingResponse, OutgoingResponseExt,
+    IncomingRequest, Metadata, OutgoingResponse,
     auth_scheme::{
         AccessToken, AccessTokenOptional, AppserviceToken, AppserviceTokenOptional, NoAccessToken,
         NoAuthentication,
     },
     error::ErrorKind,
-    error::{DeserializationError, FromHttpRequestError},
-    path_builder::PathBuilder,
 };
 
 use crate::{
@@ -198,37 +196,9 @@ where
             };
             hs.rate_limiter().check(&key)?;
         }
-        let mut path_refs: Vec<&str> = path_args.iter().map(String::as_str).collect();
-        // A trailing `{state_key}` may be empty (`/state/m.room.name/`); see `register`.
-        let expected = T::PATH_BUILDER._path_parameters().len();
-        path_refs.resize(expected.max(path_refs.len()), "");
+        let path_refs: Vec<&str> = path_args.iter().map(String::as_str).collect();
         let request = axum::http::Request::from_parts(parts, &bytes[..]);
-        // Some of ruma's deserializers panic on bodies they did not expect (`LoginInfo` indexes
-        // a missing `type`); a malformed body is the client's mistake, not a 500.
-        let parsed = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            T::try_from_http_request(request, &path_refs).map_err(|e| {
-                // An ID in the path or query string that does not parse is a bad parameter.
-                let bad_param = matches!(
-                    &e,
-                    FromHttpRequestError::Deserialization(
-                        DeserializationError::Ident(_) | DeserializationError::Query(_)
-                    )
-                );
-                (bad_param, e.to_string())
-            })
-        }))
-        .unwrap_or_else(|_| Err((false, "The body does not fit this endpoint".to_owned())));
-        let body = parsed.map_err(|(bad_param, message)| {
-            // Only bodies ruma could not use are looked at twice: not JSON at all, or JSON of
-            // the wrong shape. (Raw-body endpoints such as media upload never fail here.)
-            if bad_param {
-                ApiError::new(StatusCode::BAD_REQUEST, ErrorKind::InvalidParam, message)
-            } else if json::is_malformed(&bytes) && !bytes.is_empty() {
-                ApiError::new(StatusCode::BAD_REQUEST, ErrorKind::NotJson, "The body is not valid JSON")
-            } else {
-                ApiError::new(StatusCode::BAD_REQUEST, ErrorKind::BadJson, message)
-            }
-        })?;
+        let body = hearth_core::http_api::parse_request(request, &path_refs)?;
         Ok(Ruma { body, auth, raw_body: bytes })
     }
 }
@@ -262,10 +232,7 @@ where
 /// The method and every path (r0, v3, unstable…) of an endpoint, from its ruma metadata.
 fn endpoint<Req: IncomingRequest>() -> (MethodFilter, Vec<&'static str>) {
     let filter = MethodFilter::try_from(Req::METHOD).expect("ruma endpoints use standard methods");
-    let mut paths: Vec<&'static str> = Req::PATH_BUILDER.all_paths().collect();
-    paths.sort_unstable();
-    paths.dedup();
-    (filter, paths)
+    (filter, hearth_core::http_api::endpoint_paths::<Req>())
 }
 
 /// A ruma response on its way out.
@@ -273,11 +240,7 @@ pub struct RumaResponse<T>(pub T);
 
 impl<T: OutgoingResponse> IntoResponse for RumaResponse<T> {
     fn into_response(self) -> Response {
-        match self.0.try_into_http_response::<BytesMut>() {
-            Ok(response) => response.map(|body| Body::from(Bytes::from(body))).into_response(),
-            Err(e) => ApiError(hearth_core::Error::Internal(anyhow::anyhow!("serialising response: {e}")))
-                .into_response(),
-        }
+        hearth_core::http_api::response(self.0).map(Body::from).into_response()
     }
 }
 
@@ -342,6 +305,27 @@ pub trait RouterExt {
         F: Fn(Homeserver, RumaStreamed<Req>) -> Fut + Clone + Send + Sync + 'static,
         Fut: Future<Output = Result<R>> + Send,
         R: IntoResponse;
+
+    /// Like [`RouterExt::ruma`], for handlers that may ask other servers: they take the
+    /// [`Federation`] handle (which the composition root puts in every request's extensions)
+    /// instead of the [`Homeserver`].
+    fn ruma_fed<Req, F, Fut>(self, handler: F) -> Self
+    where
+        Req: IncomingRequest + Send + 'static,
+        Req::Authentication: Authenticate,
+        Req::OutgoingResponse: Send,
+        F: Fn(Federation, Ruma<Req>) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Result<Req::OutgoingResponse>> + Send;
+
+    /// [`RouterExt::ruma_fed`] and [`RouterExt::ruma_raw`] together: a handler that may ask other
+    /// servers and returns any response.
+    fn ruma_raw_fed<Req, F, Fut, R>(self, handler: F) -> Self
+    where
+        Req: IncomingRequest + Send + 'static,
+        Req::Authentication: Authenticate,
+        F: Fn(Federation, Ruma<Req>) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Result<R>> + Send,
+        R: IntoResponse;
 }
 
 impl RouterExt for Router<Homeserver> {
@@ -369,6 +353,42 @@ impl RouterExt for Router<Homeserver> {
         R: IntoResponse,
     {
         route_endpoint::<Req, RumaStreamed<Req>, F, Fut, R>(self, handler)
+    }
+
+    fn ruma_fed<Req, F, Fut>(self, handler: F) -> Self
+    where
+        Req: IncomingRequest + Send + 'static,
+        Req::Authentication: Authenticate,
+        Req::OutgoingResponse: Send,
+        F: Fn(Federation, Ruma<Req>) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Result<Req::OutgoingResponse>> + Send,
+    {
+        self.ruma_raw_fed(move |fed, request: Ruma<Req>| {
+            let response = handler(fed, request);
+            async move { response.await.map(RumaResponse) }
+        })
+    }
+
+    fn ruma_raw_fed<Req, F, Fut, R>(self, handler: F) -> Self
+    where
+        Req: IncomingRequest + Send + 'static,
+        Req::Authentication: Authenticate,
+        F: Fn(Federation, Ruma<Req>) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Result<R>> + Send,
+        R: IntoResponse,
+    {
+        let (filter, paths) = endpoint::<Req>();
+        let mut router = self;
+        for path in paths {
+            let handler = handler.clone();
+            router = router.route(
+                path,
+                on(filter, move |Extension(fed): Extension<Federation>, request: Ruma<Req>| {
+                    handler(fed, request)
+                }),
+            );
+        }
+        router
     }
 }
 
