@@ -77,6 +77,9 @@ pub enum Backend {
 /// The database pool of one homeserver.
 pub struct Db {
     pool: AnyPool,
+    /// Where write transactions run: on SQLite a pool of one connection that only the holder of
+    /// `sqlite_writer` uses; on PostgreSQL the same pool as reads.
+    write_pool: AnyPool,
     backend: Backend,
     /// The event stream's positions, handed out to and released by write transactions.
     events: Arc<EventPositions>,
@@ -154,6 +157,38 @@ impl std::ops::DerefMut for WriteTx {
     }
 }
 
+/// A pool of at most `max_connections` for `backend`, every connection set up for it.
+fn pool_options(backend: Backend, max_connections: u32) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(30))
+        // sqlx pings every connection it hands out by default: one more round trip to the
+        // connection's worker thread per query run on the pool, which doubled the cost of
+        // small queries. A broken connection fails its query instead, and is replaced.
+        .test_before_acquire(false)
+        .after_connect(move |conn, _meta| {
+            Box::pin(async move {
+                if backend == Backend::Sqlite {
+                    // WAL lets readers proceed during a write; NORMAL sync is durable in WAL
+                    // mode except against power loss of the last transactions; busy_timeout
+                    // makes a second writer wait instead of failing. Statement journals in
+                    // memory, reads through a memory map and a larger page cache keep the
+                    // write section off the file system (a profile of sends showed 8 % in
+                    // statement journal writes and 8 % in page reads); checkpoints run in
+                    // the background (see `checkpoint`).
+                    conn.execute(
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                         PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
+                         PRAGMA temp_store = MEMORY; PRAGMA mmap_size = 1073741824; \
+                         PRAGMA cache_size = -32000; PRAGMA wal_autocheckpoint = 0;",
+                    )
+                    .await?;
+                }
+                Ok(())
+            })
+        })
+}
+
 impl Db {
     /// Connects to `config.url`, creating the SQLite file (and its directory) if needed.
     pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<Db> {
@@ -164,51 +199,36 @@ impl Db {
             Backend::Postgres => config.url.clone(),
         };
         let options = AnyConnectOptions::from_str(&url).context("parsing database.url")?;
-        let pool = AnyPoolOptions::new()
-            .max_connections(match backend {
-                Backend::Sqlite => config.max_connections.min(SQLITE_MAX_CONNECTIONS),
-                Backend::Postgres => config.max_connections,
-            })
-            .acquire_timeout(Duration::from_secs(30))
-            // sqlx pings every connection it hands out by default: one more round trip to the
-            // connection's worker thread per query run on the pool, which doubled the cost of
-            // small queries. A broken connection fails its query instead, and is replaced.
-            .test_before_acquire(false)
-            .after_connect(move |conn, _meta| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        // WAL lets readers proceed during a write; NORMAL sync is durable in WAL
-                        // mode except against power loss of the last transactions; busy_timeout
-                        // makes a second writer wait instead of failing. Statement journals in
-                        // memory, reads through a memory map and a larger page cache keep the
-                        // write section off the file system (a profile of sends showed 8 % in
-                        // statement journal writes and 8 % in page reads); checkpoints run in
-                        // the background (see `checkpoint`).
-                        conn.execute(
-                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                             PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
-                             PRAGMA temp_store = MEMORY; PRAGMA mmap_size = 1073741824; \
-                             PRAGMA cache_size = -32000; PRAGMA wal_autocheckpoint = 0;",
-                        )
-                        .await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect_with(options)
-            .await
-            .with_context(|| format!("connecting to database {}", redact_url(&config.url)))?;
+        let connect = |max_connections: u32| {
+            let options = options.clone();
+            async move {
+                pool_options(backend, max_connections)
+                    .connect_with(options)
+                    .await
+                    .with_context(|| format!("connecting to database {}", redact_url(&config.url)))
+            }
+        };
+        let pool = connect(match backend {
+            Backend::Sqlite => config.max_connections.min(SQLITE_MAX_CONNECTIONS),
+            Backend::Postgres => config.max_connections,
+        })
+        .await?;
         let sqlite_writer = Arc::new(tokio::sync::Mutex::new(()));
-        let checkpointer = match backend {
+        let (write_pool, checkpointer) = match backend {
             Backend::Sqlite => {
+                // The one writer has a connection of its own: a writer that had to wait for a
+                // reader's connection while every reader waited for the writer lock (a sync
+                // that writes, say) wedged the pool under load.
+                let write_pool = connect(1).await?;
                 let mut wal = sqlite_file(&url).into_os_string();
                 wal.push("-wal");
-                Some(checkpoint::spawn(pool.clone(), sqlite_writer.clone(), wal.into()))
+                let checkpointer = checkpoint::spawn(write_pool.clone(), sqlite_writer.clone(), wal.into());
+                (write_pool, Some(checkpointer))
             }
-            Backend::Postgres => None,
+            Backend::Postgres => (pool.clone(), None),
         };
         let (events, streams) = (Arc::new(EventPositions::default()), Arc::new(Committed::default()));
-        Ok(Db { pool, backend, events, streams, sqlite_writer, checkpointer })
+        Ok(Db { pool, write_pool, backend, events, streams, sqlite_writer, checkpointer })
     }
 
     /// Applies every pending migration of this backend.
@@ -244,11 +264,11 @@ impl Db {
         match self.backend {
             Backend::Sqlite => {
                 let guard = self.sqlite_writer.clone().lock_owned().await;
-                let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+                let tx = self.write_pool.begin_with("BEGIN IMMEDIATE").await?;
                 Ok(self.write_tx(tx, Some(guard)))
             }
             Backend::Postgres => {
-                let tx = self.pool.begin().await?;
+                let tx = self.write_pool.begin().await?;
                 Ok(self.write_tx(tx, None))
             }
         }
@@ -281,6 +301,7 @@ impl Db {
     /// Closes every connection; waits for checked-out ones to come back.
     pub async fn close(&self) {
         self.pool.close().await;
+        self.write_pool.close().await;
     }
 }
 
@@ -422,5 +443,22 @@ mod tests {
         let url = format!("sqlite://{}/sub/h.db", dir.path().display());
         assert!(sqlite_url(&url).expect("url").ends_with("h.db?mode=rwc"));
         assert!(dir.path().join("sub").is_dir());
+    }
+
+    /// Regression: with every read connection held by tasks that then wanted to write, the
+    /// writer waited for a read connection it could never get (500 WebSocket members recording
+    /// deliveries wedged the server). The writer's connection is its own.
+    #[tokio::test]
+    async fn a_writer_never_waits_for_a_read_connection() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = test_db(&dir).await;
+        let mut readers = Vec::new();
+        while let Ok(Ok(conn)) = tokio::time::timeout(Duration::from_millis(200), db.pool().acquire()).await {
+            readers.push(conn);
+        }
+        assert!(!readers.is_empty(), "the pool handed out its connections");
+        let tx = tokio::time::timeout(Duration::from_secs(5), db.begin()).await;
+        let tx = tx.expect("begin does not wait for the readers").expect("begin");
+        tx.commit().await.expect("commit");
     }
 }
