@@ -48,12 +48,37 @@ pub fn carried(me: &UserId, response: &Value) -> Vec<Delivery> {
     deliveries
 }
 
-/// Records `deliveries` as received by a device of `user`.
+/// Records `deliveries` as received by a device of `user`. Recipients acknowledge a message at
+/// about the same moment (500 members of a room, one transaction each, queued the sends behind
+/// them for seconds), so deliveries are written in batches: each caller queues its own, then
+/// whoever holds the writer's lock writes everything queued. A caller whose deliveries an earlier
+/// batch took returns once that batch is written; a failed batch is reported to its writer only.
 pub async fn record(hs: &Homeserver, user: &UserId, deliveries: &[Delivery]) -> Result<()> {
-    for delivery in deliveries {
-        receipts::delivered(hs, user, &delivery.room_id, &delivery.event_id, &delivery.sender).await?;
+    if deliveries.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    let queue = hs.delivery_queue();
+    queue.queued().extend(deliveries.iter().map(|delivery| (user.to_owned(), delivery.clone())));
+    let _writing = queue.writer.lock().await;
+    let batch = std::mem::take(&mut *queue.queued());
+    if batch.is_empty() {
+        return Ok(());
+    }
+    receipts::write_delivered(hs, &batch).await
+}
+
+/// Deliveries waiting for the next batch, and the lock of the batch writer (see [`record`]).
+#[derive(Default)]
+pub struct DeliveryQueue {
+    queued: Mutex<Vec<(OwnedUserId, Delivery)>>,
+    writer: tokio::sync::Mutex<()>,
+}
+
+impl DeliveryQueue {
+    fn queued(&self) -> MutexGuard<'_, Vec<(OwnedUserId, Delivery)>> {
+        // Held for a push or a take only, never across an await.
+        self.queued.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 /// Per device, the `next_batch` of its last `/sync` response and what it carried.

@@ -62,6 +62,7 @@ struct Inner {
     lazy_members: crate::sync::LazyMembers,
     read_positions: crate::user_cache::UserCache<Arc<HashMap<String, crate::receipts::ReadUpto>>>,
     sync_deliveries: crate::delivery::SyncDeliveries,
+    delivery_queue: crate::delivery::DeliveryQueue,
     /// Turns true when the server starts shutting down.
     closing: tokio::sync::watch::Sender<bool>,
 }
@@ -102,6 +103,7 @@ impl Homeserver {
             typing,
             media,
             sync_deliveries: Default::default(),
+            delivery_queue: Default::default(),
             closing: tokio::sync::watch::Sender::new(false),
         }));
         crate::presence::start_offline_sweeper(&hs);
@@ -223,6 +225,11 @@ impl Homeserver {
     /// What each device's last `/sync` response carried, until acknowledged.
     pub fn sync_deliveries(&self) -> &crate::delivery::SyncDeliveries {
         &self.0.sync_deliveries
+    }
+
+    /// Deliveries waiting to be written in the next batch.
+    pub fn delivery_queue(&self) -> &crate::delivery::DeliveryQueue {
+        &self.0.delivery_queue
     }
 
     /// Tells long-lived connections (WebSockets) that the server is shutting down: the

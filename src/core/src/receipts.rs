@@ -16,6 +16,7 @@ use serde_json::Value;
 
 use crate::{
     Error, Homeserver, Result, account_data,
+    delivery::Delivery,
     rooms::{Pdu, history, membership::membership_of},
     storage::{
         Conn, events,
@@ -129,7 +130,8 @@ async fn write(
     thread_id: &str,
 ) -> Result<bool> {
     let mut tx = hs.db().begin().await?;
-    // Taken first: it serialises the receipt writers, so the comparison below holds at commit.
+    // Taken first: it serialises the receipt writers, so the write below compares with the
+    // receipt as it is at commit.
     let stream_id = streams::next_position(&mut tx, Stream::Receipts).await?;
     let Some(event_position) = event_position(&mut tx, event_id).await? else {
         return Err(Error::not_found("Event not found"));
@@ -144,47 +146,50 @@ async fn write(
         ts: now_ms(),
         stream_id,
     };
-    if !replace_if_newer(&mut tx, &receipt).await? {
+    if !receipts::put_if_later(&mut tx, &receipt).await? {
         return Ok(false);
     }
     tx.commit().await?;
     Ok(true)
 }
 
-/// Records that a device of `user` received `room_id` up to `event_id`, sent by `sender`: an
-/// [`DELIVERED`] receipt, moved only forward. Only the sender is woken: delivery matters to
-/// them, and waking the whole room for each recipient would make every message cost a sync of
-/// every member per member; the others see it in their next sync.
-pub async fn delivered(
-    hs: &Homeserver,
-    user: &UserId,
-    room_id: &RoomId,
-    event_id: &EventId,
-    sender: &UserId,
-) -> Result<()> {
-    let delivered = ReceiptType::from(DELIVERED);
-    if write(hs, user, room_id, &delivered, event_id, UNTHREADED).await? {
-        hs.notifier().wake_users([sender]);
+/// Records deliveries (see [`crate::delivery`]) in one transaction: per recipient and delivery,
+/// a [`DELIVERED`] receipt, moved only forward; deliveries of events this server does not know
+/// are skipped. Only the senders whose messages moved are woken: delivery matters to them, and
+/// waking the whole room for each recipient would make every message cost a sync of every member
+/// per member; the others see it in their next sync.
+pub(crate) async fn write_delivered(hs: &Homeserver, batch: &[(OwnedUserId, Delivery)]) -> Result<()> {
+    let mut tx = hs.db().begin().await?;
+    let stream_id = streams::next_position(&mut tx, Stream::Receipts).await?;
+    let mut positions: HashMap<&EventId, Option<i64>> = HashMap::new();
+    let mut moved = Vec::new();
+    let ts = now_ms();
+    for (user, delivery) in batch {
+        let position = match positions.get(&*delivery.event_id) {
+            Some(position) => *position,
+            None => {
+                let position = event_position(&mut tx, &delivery.event_id).await?;
+                *positions.entry(&delivery.event_id).or_insert(position)
+            }
+        };
+        let Some(event_stream_ordering) = position else { continue };
+        let receipt = NewReceipt {
+            room_id: &delivery.room_id,
+            user_id: user,
+            receipt_type: DELIVERED,
+            thread_id: UNTHREADED,
+            event_id: delivery.event_id.as_str(),
+            event_stream_ordering,
+            ts,
+            stream_id,
+        };
+        if receipts::put_if_later(&mut tx, &receipt).await? {
+            moved.push(&*delivery.sender);
+        }
     }
+    tx.commit().await?;
+    hs.notifier().wake_users(moved);
     Ok(())
-}
-
-/// Writes `receipt` unless the user's receipt of that type and thread already points at the
-/// same event or a later one; whether it wrote.
-async fn replace_if_newer(conn: &mut Conn, receipt: &NewReceipt<'_>) -> Result<bool> {
-    let current = receipts::event_position(
-        &mut *conn,
-        receipt.room_id,
-        receipt.user_id,
-        receipt.receipt_type,
-        receipt.thread_id,
-    )
-    .await?;
-    if current.is_some_and(|current| current >= receipt.event_stream_ordering) {
-        return Ok(false);
-    }
-    receipts::put(conn, receipt).await?;
-    Ok(true)
 }
 
 /// The receipts `viewer` may see in `rooms` that changed at a position in `(from, to]` (`from` 0
@@ -366,7 +371,7 @@ mod tests {
             stream_id,
         };
         let mut tx = db.begin().await.expect("begin");
-        let wrote = replace_if_newer(&mut tx, &receipt).await.expect("write");
+        let wrote = receipts::put_if_later(&mut tx, &receipt).await.expect("write");
         tx.commit().await.expect("commit");
         wrote
     }

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use ruma::{RoomId, UserId};
-use sqlx::{Executor, Row};
+use sqlx::Row;
 
 use super::{Conn, IDS_PER_STATEMENT, Params};
 
@@ -49,35 +49,15 @@ pub struct ReceiptRow {
     pub ts: i64,
 }
 
-/// The event stream position of the event `user_id`'s receipt of this type and thread points
-/// at, if they sent one.
-pub async fn event_position<'c>(
-    executor: impl Executor<'c, Database = sqlx::Any>,
-    room_id: &RoomId,
-    user_id: &UserId,
-    receipt_type: &str,
-    thread_id: &str,
-) -> sqlx::Result<Option<i64>> {
-    let row = sqlx::query(
-        "SELECT event_stream_ordering FROM receipts \
-         WHERE room_id = $1 AND user_id = $2 AND receipt_type = $3 AND thread_id = $4",
-    )
-    .bind(room_id.as_str())
-    .bind(user_id.as_str())
-    .bind(receipt_type)
-    .bind(thread_id)
-    .fetch_optional(executor)
-    .await?;
-    row.map(|r| r.try_get("event_stream_ordering")).transpose()
-}
-
-/// Creates or replaces the user's receipt of this type and thread.
-pub async fn put(conn: &mut Conn, receipt: &NewReceipt<'_>) -> sqlx::Result<()> {
-    sqlx::query(
+/// Creates the user's receipt of this type and thread, or moves it to a later event; whether it
+/// was written (a receipt at the same event or a later one stays where it is).
+pub async fn put_if_later(conn: &mut Conn, receipt: &NewReceipt<'_>) -> sqlx::Result<bool> {
+    let done = sqlx::query(
         "INSERT INTO receipts (room_id, user_id, receipt_type, thread_id, event_id, event_stream_ordering, ts, \
          stream_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
          ON CONFLICT (room_id, user_id, receipt_type, thread_id) \
-         DO UPDATE SET event_id = $5, event_stream_ordering = $6, ts = $7, stream_id = $8",
+         DO UPDATE SET event_id = $5, event_stream_ordering = $6, ts = $7, stream_id = $8 \
+         WHERE receipts.event_stream_ordering < $6",
     )
     .bind(receipt.room_id.as_str())
     .bind(receipt.user_id.as_str())
@@ -89,7 +69,7 @@ pub async fn put(conn: &mut Conn, receipt: &NewReceipt<'_>) -> sqlx::Result<()> 
     .bind(receipt.stream_id)
     .execute(conn)
     .await?;
-    Ok(())
+    Ok(done.rows_affected() > 0)
 }
 
 /// Receipts in `room_ids` whose position is in `(from, to]`, oldest first: every public one
