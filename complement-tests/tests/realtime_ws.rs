@@ -361,6 +361,9 @@ scenario!(rt_2_a_message_moves_sent_delivered_read_also_for_a_sync_client, |back
     })
     .await;
     let (alice, bob, room_id) = alice_and_bob_in_a_room(&hs).await;
+    let carol = hs.client().register("carol", "passw0rd!").await;
+    carol.join_room(&room_id).await;
+    let carol_since = next_batch(&carol.sync(None, None, 0).await);
     let mut ws = connect(&hs, &alice, "format=simple").await;
     ws.batch().await;
     let since = next_batch(&bob.sync(None, None, 0).await);
@@ -376,6 +379,14 @@ scenario!(rt_2_a_message_moves_sent_delivered_read_also_for_a_sync_client, |back
     bob.sync(Some(&next_batch(&response)), None, 0).await;
     let delivered = ws.until("delivered", status("delivered")).await.pop().expect("a frame");
     assert_eq!((&delivered["message_id"], &delivered["user_id"]), (&json!(message_id), &json!(bob.me())));
+    // Delivery is the sender's business: another member's sync does not carry bob's.
+    let seen_by_carol = carol.sync(Some(&carol_since), None, 0).await;
+    let receipts: Vec<&Value> =
+        ephemeral(&seen_by_carol, &room_id).iter().filter(|e| e["type"] == "m.receipt").collect();
+    assert!(
+        receipts.iter().all(|r| r["content"][&message_id]["io.hearth.delivered"].is_null()),
+        "{receipts:?}"
+    );
 
     let receipt = format!("/_matrix/client/v3/rooms/{}/receipt/m.read/{}", enc(&room_id), enc(&message_id));
     bob.post(&receipt, json!({})).await.expect_status(200);
