@@ -213,7 +213,7 @@ async fn build(hs: &Homeserver, users: &Users, vocabulary: &Vocabulary, messages
                     sender: d.sender,
                     depth: d.position,
                     origin_server_ts: d.position,
-                    stream_ordering: d.position,
+                    stream_ordering: Some(d.position),
                     state_group: rooms[d.room].state_group,
                     json: &d.json,
                 })

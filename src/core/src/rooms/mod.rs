@@ -11,14 +11,19 @@ pub mod cache;
 pub mod create;
 pub mod directory;
 pub mod event_filter;
+pub mod fork;
 pub mod head;
 pub mod history;
 pub mod membership;
+pub mod outbound;
 pub mod pdu;
 pub mod power;
 pub mod profile;
 pub mod redaction;
 pub mod relations;
+pub mod remote;
+pub mod remote_join;
+pub mod remote_membership;
 pub mod resolve;
 pub mod restricted;
 pub mod send_queue;
@@ -32,3 +37,6 @@ pub mod visibility;
 pub use append::NewEvent;
 pub use head::RoomHead;
 pub use pdu::Pdu;
+
+#[cfg(test)]
+mod remote_tests;

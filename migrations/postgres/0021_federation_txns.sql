@@ -1,0 +1,9 @@
+-- Transactions received from other servers (PUT /_matrix/federation/v1/send/{txnId}), kept so a
+-- retried transaction gets the same answer without being processed twice.
+CREATE TABLE federation_txns (
+    origin     TEXT NOT NULL,
+    txn_id     TEXT NOT NULL,
+    response   TEXT NOT NULL,   -- the JSON answered
+    created_ts BIGINT NOT NULL,
+    PRIMARY KEY (origin, txn_id)
+);
