@@ -55,7 +55,7 @@ pub async fn join_by_id(
     req: Ruma<join_room_by_id::v3::Request>,
 ) -> Result<join_room_by_id::v3::Response> {
     let room_id = req.body.room_id;
-    membership::join(&hs, &req.auth.user_id, &room_id, extra_content(&req.raw_body)).await?;
+    membership::join(&hs, &req.auth.user_id, &room_id, extra_content(&req.raw_body), &[]).await?;
     Ok(join_room_by_id::v3::Response::new(room_id))
 }
 
@@ -66,7 +66,7 @@ pub async fn join_by_id_or_alias(
     req: Ruma<join_room_by_id_or_alias::v3::Request>,
 ) -> Result<join_room_by_id_or_alias::v3::Response> {
     let room_id = resolve_room(&hs, req.body.room_id_or_alias.as_str()).await?;
-    membership::join(&hs, &req.auth.user_id, &room_id, extra_content(&req.raw_body)).await?;
+    membership::join(&hs, &req.auth.user_id, &room_id, extra_content(&req.raw_body), &req.body.via).await?;
     Ok(join_room_by_id_or_alias::v3::Response::new(room_id))
 }
 

@@ -11,6 +11,17 @@ use crate::{
     storage::{Conn, rooms, state},
 };
 
+/// Room versions accepted for new rooms and from federation.
+pub const ROOM_VERSIONS: &[RoomVersionId] = &[
+    RoomVersionId::V6,
+    RoomVersionId::V7,
+    RoomVersionId::V8,
+    RoomVersionId::V9,
+    RoomVersionId::V10,
+    RoomVersionId::V11,
+    RoomVersionId::V12,
+];
+
 /// `(type, state_key) → (event_nid, event_id)`.
 pub type StateMap = HashMap<(String, String), (i64, String)>;
 

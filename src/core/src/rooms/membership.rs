@@ -1,7 +1,7 @@
 //! Membership changes (spec: Client-Server API › Room membership): join, invite, leave, kick,
 //! ban, unban, forget. Each is an `m.room.member` event the auth rules decide on.
 
-use ruma::{OwnedEventId, RoomId, UserId, events::TimelineEventType};
+use ruma::{OwnedEventId, OwnedServerName, RoomId, UserId, events::TimelineEventType};
 use serde_json::{Map, Value, json};
 
 use super::{NewEvent, append::send, restricted};
@@ -16,14 +16,30 @@ pub async fn membership_of(hs: &Homeserver, room_id: &RoomId, user_id: &UserId) 
     Ok(state::membership(hs.db().pool(), room_id, user_id.as_str()).await?)
 }
 
-/// Joins `user` to a room this server knows. Extra content (e.g. `reason`) is kept; display
-/// name and avatar come from the profile unless given. Joining again without changes is a no-op.
+/// Joins `user` to a room. Extra content (e.g. `reason`) is kept; display name and avatar come
+/// from the profile unless given. Joining again without changes is a no-op. A room no member
+/// of this server is joined to is joined over federation, through `via` and the server of its
+/// ID (when it names one).
 pub async fn join(
     hs: &Homeserver,
     user: &UserId,
     room_id: &RoomId,
     extra: Map<String, Value>,
+    via: &[OwnedServerName],
 ) -> Result<OwnedEventId> {
+    if let Some(remote) = hs.remote_rooms()
+        && !has_local_member(hs, room_id).await?
+    {
+        let mut servers: Vec<OwnedServerName> =
+            via.iter().cloned().chain(room_id.server_name().map(ToOwned::to_owned)).collect();
+        servers.retain(|server| server != hs.server_name());
+        servers.dedup();
+        if !servers.is_empty() {
+            let mut content = extra;
+            with_profile(hs, user, &mut content).await;
+            return remote.join(user, room_id, &servers, content).await;
+        }
+    }
     if extra.is_empty() && membership_of(hs, room_id, user).await?.as_deref() == Some("join") {
         let current =
             state::current_event_id(hs.db().pool(), room_id, "m.room.member", user.as_str()).await?;
@@ -40,6 +56,13 @@ pub async fn join(
     }
     with_profile(hs, user, &mut content).await;
     member_event(hs, user, room_id, user, Value::Object(content)).await
+}
+
+/// Whether a user of this server is joined to the room (so it can build the join itself).
+pub(crate) async fn has_local_member(hs: &Homeserver, room_id: &RoomId) -> Result<bool> {
+    let mut conn = hs.db().pool().acquire().await?;
+    let members = crate::storage::device_lists::joined_members(&mut conn, room_id).await?;
+    Ok(members.iter().any(|member| member.server_name() == hs.server_name()))
 }
 
 /// Knocks on a room (join rule `knock` or `knock_restricted`, room version 7+; the auth rules

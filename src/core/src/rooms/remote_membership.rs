@@ -48,7 +48,7 @@ pub async fn template(
             "Your server does not support this room's version",
         ));
     }
-    if !in_room(&mut conn, hs, room_id).await? {
+    if !super::membership::has_local_member(hs, room_id).await? {
         return Err(Error::not_found("This server is not in the room"));
     }
     let event =
@@ -60,12 +60,6 @@ pub async fn template(
         Pdu::from_canonical(placeholder, template.object.clone(), Some(room_id)).map_err(Error::bad_json)?;
     auth::check_local(hs, &mut conn, &head, &pdu).await?;
     Ok((head.version.clone(), template.object))
-}
-
-/// Whether a member of this server is joined to the room.
-async fn in_room(conn: &mut Conn, hs: &Homeserver, room_id: &RoomId) -> Result<bool> {
-    let members = crate::storage::device_lists::joined_members(conn, room_id).await?;
-    Ok(members.iter().any(|user| user.server_name() == hs.server_name()))
 }
 
 /// Receives a signed `m.room.member` event with `membership` for its own sender (send_join,
