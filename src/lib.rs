@@ -1,6 +1,6 @@
-//! The composition root: builds a [`Homeserver`] from a [`Config`], merges the client and
-//! federation routers under one set of middleware, and runs the listener until shutdown. The
-//! only place that knows every crate.
+//! The composition root: builds a [`Homeserver`] from a [`Config`], puts the client and
+//! federation routers under one set of middleware, and runs the client listener and (when
+//! enabled) the federation TLS listener until shutdown. The only place that knows every crate.
 
 use std::net::SocketAddr;
 
@@ -14,17 +14,33 @@ use axum::{
 };
 use hearth_client_api::{error, observe};
 pub use hearth_core::{Config, Homeserver};
-use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+pub use hearth_federation::Federation;
+use hearth_federation::listener::TlsListener;
+use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 use tower_http::{
     catch_panic::CatchPanicLayer,
     cors::{AllowOrigin, CorsLayer},
 };
 
-/// Every route of one homeserver with its middleware, ready to serve.
-pub fn app(hs: Homeserver) -> Router {
-    Router::new()
+/// The client listener's routes (the Client-Server API, and our key for compatibility) with
+/// their middleware, ready to serve.
+pub fn app(fed: Federation) -> Router {
+    let hs = fed.hs().clone();
+    let routes = Router::new()
         .merge(hearth_client_api::router(&hs))
-        .merge(hearth_federation::router())
+        .merge(hearth_federation::key_routes().with_state(fed));
+    with_middleware(routes, hs)
+}
+
+/// The federation listener's routes (the Server-Server API) with their middleware.
+pub fn federation_app(fed: Federation) -> Router {
+    let hs = fed.hs().clone();
+    with_middleware(hearth_federation::router().with_state(fed), hs)
+}
+
+/// Observation, panic catching, CORS, `OPTIONS` and the Matrix 404/405 fallbacks around `routes`.
+fn with_middleware(routes: Router<Homeserver>, hs: Homeserver) -> Router {
+    routes
         .route_layer(middleware::from_fn(observe::tag_route))
         .fallback(error::unrecognized)
         .method_not_allowed_fallback(error::method_not_allowed)
@@ -61,35 +77,57 @@ async fn answer_options(request: Request, next: Next) -> Response {
 
 /// A running homeserver.
 pub struct Server {
-    hs: Homeserver,
+    fed: Federation,
     client_addr: SocketAddr,
-    shutdown: oneshot::Sender<()>,
+    federation_addr: Option<SocketAddr>,
+    shutdown: watch::Sender<bool>,
     task: JoinHandle<std::io::Result<()>>,
 }
 
 impl Server {
-    /// Opens the database, binds the client listener and starts serving in the background.
+    /// Opens the database, binds the client listener (and the federation listener when
+    /// `federation.enabled`) and starts serving in the background.
     pub async fn start(config: Config) -> anyhow::Result<Server> {
         let listen = config.listen.client;
         let hs = Homeserver::open(config).await?;
+        let fed = Federation::new(hs.clone())?;
         let listener = TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
         let client_addr = listener.local_addr()?;
-        let (shutdown, signal) = oneshot::channel::<()>();
-        let service = app(hs.clone()).into_make_service_with_connect_info::<SocketAddr>();
-        let task = tokio::spawn(async move {
-            axum::serve(listener, service)
-                .with_graceful_shutdown(async {
-                    let _ = signal.await;
-                })
-                .await
-        });
+        let (shutdown, signal) = watch::channel(false);
+        let stopped = |mut signal: watch::Receiver<bool>| async move {
+            let _ = signal.wait_for(|stop| *stop).await;
+        };
+        let service = app(fed.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let client = axum::serve(listener, service).with_graceful_shutdown(stopped(signal.clone()));
         tracing::info!(server_name = %hs.server_name(), address = %client_addr, "serving the client API");
-        Ok(Server { hs, client_addr, shutdown, task })
+        let federation = &hs.config().federation;
+        let (federation_addr, task) = if federation.enabled {
+            let tls = hearth_federation::tls::server_config(federation, hs.server_name())?;
+            let listener = TlsListener::bind(federation.listen, tls)
+                .await
+                .with_context(|| format!("binding the federation listener {}", federation.listen))?;
+            let address = axum::serve::Listener::local_addr(&listener)?;
+            tracing::info!(%address, "serving the federation API");
+            let serving = axum::serve(listener, federation_app(fed.clone()).into_make_service())
+                .with_graceful_shutdown(stopped(signal));
+            let task = tokio::spawn(async move {
+                tokio::try_join!(client.into_future(), serving.into_future()).map(|_| ())
+            });
+            (Some(address), task)
+        } else {
+            (None, tokio::spawn(client.into_future()))
+        };
+        Ok(Server { fed, client_addr, federation_addr, shutdown, task })
     }
 
     /// The homeserver handle.
     pub fn homeserver(&self) -> &Homeserver {
-        &self.hs
+        self.fed.hs()
+    }
+
+    /// The federation handle.
+    pub fn federation(&self) -> &Federation {
+        &self.fed
     }
 
     /// The address the client API listens on (the real port when configured with port 0).
@@ -97,16 +135,21 @@ impl Server {
         self.client_addr
     }
 
+    /// The address the federation TLS listener listens on, when federation is enabled.
+    pub fn federation_addr(&self) -> Option<SocketAddr> {
+        self.federation_addr
+    }
+
     /// Stops accepting connections, lets in-flight requests finish, then closes the database.
     pub async fn stop(self) -> anyhow::Result<()> {
-        self.hs.begin_shutdown();
-        let _ = self.shutdown.send(());
-        finish(&self.hs, self.task).await
+        self.fed.hs().begin_shutdown();
+        self.shutdown.send_replace(true);
+        finish(self.fed.hs(), self.task).await
     }
 
     /// Serves until `signal` resolves, then stops gracefully. Fails if serving fails first.
     pub async fn run_until(self, signal: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
-        let Server { hs, shutdown, mut task, .. } = self;
+        let Server { fed, shutdown, mut task, .. } = self;
         tokio::select! {
             () = signal => {}
             result = &mut task => {
@@ -115,9 +158,9 @@ impl Server {
             }
         }
         tracing::info!("shutting down");
-        hs.begin_shutdown();
-        let _ = shutdown.send(());
-        finish(&hs, task).await
+        fed.hs().begin_shutdown();
+        shutdown.send_replace(true);
+        finish(fed.hs(), task).await
     }
 }
 

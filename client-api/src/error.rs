@@ -6,12 +6,8 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use bytes::BytesMut;
 use hearth_core::Error;
-use ruma::api::{
-    OutgoingResponseExt,
-    error::{ErrorBody, ErrorKind, StandardErrorBody},
-};
+use ruma::api::error::ErrorKind;
 
 /// Result of a client API handler.
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
@@ -45,23 +41,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, kind, message) = match self.0 {
-            Error::Matrix { status, kind, message } => (status, kind, message),
-            Error::Uiaa(info) => return (StatusCode::UNAUTHORIZED, axum::Json(info)).into_response(),
-            Error::Internal(error) => {
-                tracing::error!(error = format!("{error:#}"), "internal error");
-                (StatusCode::INTERNAL_SERVER_ERROR, ErrorKind::Unknown, "Internal server error".to_owned())
-            }
-        };
-        let error =
-            ruma::api::error::Error::new(status, ErrorBody::Standard(StandardErrorBody::new(kind, message)));
-        match error.try_into_http_response::<BytesMut>() {
-            Ok(response) => response.map(|body| Body::from(body.freeze())).into_response(),
-            Err(e) => {
-                tracing::error!(error = %e, "serialising an error response");
-                StatusCode::INTERNAL_SERVER_ERROR.into_response()
-            }
-        }
+        hearth_core::http_api::error_response(self.0).map(Body::from).into_response()
     }
 }
 

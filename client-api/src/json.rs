@@ -8,7 +8,7 @@ use axum::{
 };
 use hearth_core::Homeserver;
 use ruma::api::error::ErrorKind;
-use serde::de::{DeserializeOwned, IgnoredAny};
+use serde::de::DeserializeOwned;
 
 use crate::error::{ApiError, Result};
 
@@ -25,40 +25,6 @@ pub async fn read_body(hs: &Homeserver, body: Body) -> Result<Bytes> {
     })
 }
 
-/// Whether `bytes` is not JSON at all: malformed, or not UTF-8. Skipping over a document with
-/// `IgnoredAny` does not look inside strings, so UTF-8 is checked on its own. JSON whose only
-/// fault is a `NaN` or `Infinity` number (which some encoders emit) counts as JSON, so that it is
-/// refused as `M_BAD_JSON` like any other number Matrix does not allow.
-pub fn is_malformed(bytes: &[u8]) -> bool {
-    let malformed = |bytes: &[u8]| {
-        std::str::from_utf8(bytes).is_err() || serde_json::from_slice::<IgnoredAny>(bytes).is_err()
-    };
-    malformed(bytes) && without_non_finite_numbers(bytes).is_none_or(|fixed| malformed(&fixed))
-}
-
-/// `bytes` with every `NaN`, `Infinity` and `-Infinity` outside strings replaced by `0`, or
-/// `None` if there was none.
-fn without_non_finite_numbers(bytes: &[u8]) -> Option<Vec<u8>> {
-    let (mut out, mut found, mut in_string, mut escaped, mut i) = (Vec::new(), false, false, false, 0);
-    while i < bytes.len() {
-        let byte = bytes[i];
-        if in_string {
-            (in_string, escaped) = (escaped || byte != b'"', !escaped && byte == b'\\');
-        } else if let Some(token) =
-            [&b"-Infinity"[..], b"Infinity", b"NaN"].into_iter().find(|t| bytes[i..].starts_with(t))
-        {
-            out.push(b'0');
-            (found, i) = (true, i + token.len());
-            continue;
-        } else {
-            in_string = byte == b'"';
-        }
-        out.push(byte);
-        i += 1;
-    }
-    found.then_some(out)
-}
-
 /// Parses a request body.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|_| {
@@ -66,27 +32,4 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     })?;
     serde_json::from_value(value)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, ErrorKind::BadJson, e.to_string()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_malformed;
-
-    #[test]
-    fn invalid_utf8_inside_a_string_is_malformed() {
-        assert!(is_malformed(b"{\"a\":\"\xff\"}"));
-        assert!(is_malformed(b"{\"a\":1} trailing"));
-        assert!(!is_malformed(b"{\"a\":\"\xc3\xa9\"}"));
-        assert!(!is_malformed(b"[1, 2]"));
-    }
-
-    #[test]
-    fn non_finite_numbers_are_json_of_the_wrong_kind() {
-        assert!(!is_malformed(b"{\"a\": NaN}"));
-        assert!(!is_malformed(b"{\"a\": [Infinity, -Infinity]}"));
-        assert!(is_malformed(b"{\"a\": NaN"));
-        assert!(is_malformed(b"{\"a\": NaNa}"));
-        assert!(is_malformed(b"{\"a\\\"\": NaN, b}"));
-        assert!(is_malformed(b"{\"NaN\": x}"));
-    }
 }

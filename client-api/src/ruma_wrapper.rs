@@ -2,7 +2,7 @@
 //! it according to the endpoint's metadata), [`RumaResponse`] sends a typed response, and
 //! [`RouterExt::ruma`] registers a handler under every path version ruma knows for its endpoint.
 
-use std::{future::Future, net::SocketAddr, panic::AssertUnwindSafe};
+use std::{future::Future, net::SocketAddr};
 
 use axum::{
     Router,
@@ -18,13 +18,12 @@ use hearth_core::{
     accounts::{User, sessions},
 };
 use ruma::api::{
-    IncomingRequest, IncomingRequestExt, OutgoingResponse, OutgoingResponseExt,
+    IncomingRequest, OutgoingResponse, OutgoingResponseExt,
     auth_scheme::{
         AccessToken, AccessTokenOptional, AppserviceToken, AppserviceTokenOptional, NoAccessToken,
         NoAuthentication,
     },
     error::ErrorKind,
-    error::{DeserializationError, FromHttpRequestError},
     path_builder::PathBuilder,
 };
 
@@ -188,37 +187,9 @@ where
             };
             hs.rate_limiter().check(&key)?;
         }
-        let mut path_refs: Vec<&str> = path_args.iter().map(String::as_str).collect();
-        // A trailing `{state_key}` may be empty (`/state/m.room.name/`); see `register`.
-        let expected = T::PATH_BUILDER._path_parameters().len();
-        path_refs.resize(expected.max(path_refs.len()), "");
+        let path_refs: Vec<&str> = path_args.iter().map(String::as_str).collect();
         let request = axum::http::Request::from_parts(parts, &bytes[..]);
-        // Some of ruma's deserializers panic on bodies they did not expect (`LoginInfo` indexes
-        // a missing `type`); a malformed body is the client's mistake, not a 500.
-        let parsed = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            T::try_from_http_request(request, &path_refs).map_err(|e| {
-                // An ID in the path or query string that does not parse is a bad parameter.
-                let bad_param = matches!(
-                    &e,
-                    FromHttpRequestError::Deserialization(
-                        DeserializationError::Ident(_) | DeserializationError::Query(_)
-                    )
-                );
-                (bad_param, e.to_string())
-            })
-        }))
-        .unwrap_or_else(|_| Err((false, "The body does not fit this endpoint".to_owned())));
-        let body = parsed.map_err(|(bad_param, message)| {
-            // Only bodies ruma could not use are looked at twice: not JSON at all, or JSON of
-            // the wrong shape. (Raw-body endpoints such as media upload never fail here.)
-            if bad_param {
-                ApiError::new(StatusCode::BAD_REQUEST, ErrorKind::InvalidParam, message)
-            } else if json::is_malformed(&bytes) && !bytes.is_empty() {
-                ApiError::new(StatusCode::BAD_REQUEST, ErrorKind::NotJson, "The body is not valid JSON")
-            } else {
-                ApiError::new(StatusCode::BAD_REQUEST, ErrorKind::BadJson, message)
-            }
-        })?;
+        let body = hearth_core::http_api::parse_request(request, &path_refs)?;
         Ok(Ruma { body, auth, raw_body: bytes })
     }
 }

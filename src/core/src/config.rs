@@ -1,7 +1,7 @@
 //! Hearth's configuration: `config.toml` overlaid with `HEARTH__SECTION__KEY` environment
 //! variables. Every field is documented in the example `config.toml` at the repository root.
 
-use std::{net::SocketAddr, path::PathBuf};
+use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf};
 
 use figment::{
     Figment,
@@ -45,6 +45,42 @@ pub struct Config {
     pub websocket: WebSocketConfig,
     /// Delivery receipts (`io.hearth.delivered`).
     pub delivery: DeliveryConfig,
+    /// The Server-Server API: its TLS listener, outbound TLS and server discovery.
+    pub federation: FederationConfig,
+}
+
+/// Federation settings (docs/FEDERATION.md).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FederationConfig {
+    /// Whether the federation listener runs (and other servers are talked to).
+    pub enabled: bool,
+    /// Where the federation TLS listener binds, e.g. `0.0.0.0:8448`. Port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// PEM certificate chain of the federation listener (required unless
+    /// `generate_self_signed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of the federation listener.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
+    /// Without `tls_cert`/`tls_key`, generate a self-signed certificate for the server name at
+    /// start (development only: other servers will not trust it).
+    pub generate_self_signed: bool,
+    /// A PEM file of CA certificates trusted for outbound federation in addition to the system's
+    /// roots (private deployments, tests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extra_ca_file: Option<PathBuf>,
+    /// Let outbound federation connect to private, loopback and link-local addresses. Off, such
+    /// addresses are refused (a server name must not make us reach into our own network).
+    pub allow_private_addresses: bool,
+    /// Server name → base URL (`https://host:port`) used instead of server discovery. Logged at
+    /// start.
+    pub destination_overrides: BTreeMap<String, String>,
+    /// Notary servers asked for keys a server does not serve itself. May be empty.
+    pub trusted_key_servers: Vec<OwnedServerName>,
+    /// Verify outbound TLS certificates. Turn off only for local experiments.
+    pub verify_tls: bool,
 }
 
 /// Delivery receipt settings (docs/WEBSOCKET.md › Delivery receipts).
@@ -249,6 +285,18 @@ impl Default for Config {
             presence: PresenceConfig { offline_after_secs: 300 },
             websocket: WebSocketConfig { ping_interval_secs: 30, send_timeout_ms: 10_000 },
             delivery: DeliveryConfig { receipts: DeliveryReceipts::Websocket },
+            federation: FederationConfig {
+                enabled: false,
+                listen: SocketAddr::from(([0, 0, 0, 0], 8448)),
+                tls_cert: None,
+                tls_key: None,
+                generate_self_signed: false,
+                extra_ca_file: None,
+                allow_private_addresses: false,
+                destination_overrides: BTreeMap::new(),
+                trusted_key_servers: Vec::new(),
+                verify_tls: true,
+            },
         }
     }
 }
@@ -305,6 +353,35 @@ impl Config {
             self.websocket.ping_interval_secs > 0 && self.websocket.send_timeout_ms > 0,
             "invalid configuration: websocket.ping_interval_secs and websocket.send_timeout_ms must be positive"
         );
+        self.federation.validate()
+    }
+}
+
+impl FederationConfig {
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.enabled && !self.generate_self_signed {
+            anyhow::ensure!(
+                self.tls_cert.is_some() && self.tls_key.is_some(),
+                "invalid configuration: federation.tls_cert and federation.tls_key are required \
+                 unless federation.generate_self_signed is on"
+            );
+        }
+        for (server, url) in &self.destination_overrides {
+            anyhow::ensure!(
+                <&ruma::ServerName>::try_from(server.as_str()).is_ok(),
+                "invalid configuration: federation.destination_overrides: {server:?} is not a server name"
+            );
+            let uri: http::Uri = url.parse().map_err(|e| {
+                anyhow::anyhow!("invalid configuration: federation.destination_overrides.{server}: {e}")
+            })?;
+            anyhow::ensure!(
+                uri.scheme_str() == Some("https")
+                    && uri.host().is_some()
+                    && uri.path_and_query().is_none_or(|p| p.as_str() == "/"),
+                "invalid configuration: federation.destination_overrides.{server} must be \
+                 https://host[:port], got {url:?}"
+            );
+        }
         Ok(())
     }
 }

@@ -10,6 +10,7 @@ pub mod e2ee;
 pub mod error;
 pub mod filters;
 pub mod homeserver;
+pub mod http_api;
 pub mod media;
 pub mod metrics;
 pub mod notifier;

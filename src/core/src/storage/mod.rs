@@ -30,6 +30,7 @@ pub mod redactions;
 pub mod relations;
 pub mod rooms;
 pub mod search;
+pub mod server_keys;
 pub mod state;
 pub mod streams;
 pub mod sync;
