@@ -5,19 +5,24 @@ pub mod client;
 pub mod dns;
 pub mod error;
 pub mod handle;
+pub mod ingest;
+pub mod join;
 pub mod key_ring;
 pub mod keys;
 pub mod listener;
+pub mod membership;
 pub mod resolver;
 pub mod ruma_wrapper;
+pub mod sender;
 pub mod tls;
+pub mod transactions;
 
 use axum::{Router, routing::get};
 
 pub use crate::{
     client::FedClient,
     error::{FedApiError, FedError, FedResult, KeyError},
-    handle::Federation,
+    handle::{Federation, WeakFederation},
     key_ring::KeyRing,
     ruma_wrapper::{FedResponse, FedRouterExt, FedRuma},
 };
@@ -25,7 +30,14 @@ pub use crate::{
 /// Every federation route, without middleware (the composition root adds that). One line per
 /// endpoint.
 pub fn router() -> Router<Federation> {
-    key_routes().ruma(keys::query).ruma(keys::query_batch)
+    key_routes()
+        .ruma(keys::query)
+        .ruma(keys::query_batch)
+        .ruma(transactions::send)
+        .ruma(membership::make_join)
+        .ruma(membership::send_join)
+        .ruma(membership::make_leave)
+        .ruma(membership::send_leave)
 }
 
 /// Our own key, which the client listener serves too.

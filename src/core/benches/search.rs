@@ -171,7 +171,7 @@ async fn build(hs: &Homeserver, users: &Users, vocabulary: &Vocabulary, messages
             members.push(&users.one);
         }
         for user in members {
-            membership::join(hs, user, &room_id, Default::default()).await.expect("join");
+            membership::join(hs, user, &room_id, Default::default(), &[]).await.expect("join");
         }
         // One real message: the template of the room's bulk messages.
         let hello = Message::message("m.room.message", json!({ "msgtype": "m.text", "body": "hello" }));

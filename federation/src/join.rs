@@ -1,0 +1,131 @@
+//! Joining a room this server is not in (spec: Server-Server API › Joining Rooms): `make_join`
+//! to a resident server for a template, our signature on it, `send_join` (v2), then the
+//! returned state and auth chain verified and stored with the join (`rooms::remote_join`).
+//! Installed into core as its [`RemoteRooms`] port.
+
+use hearth_core::{
+    Error, Result,
+    remote_rooms::{BoxFuture, RemoteRooms},
+    rooms::{Pdu, head::ROOM_VERSIONS, remote_join},
+};
+use ruma::{
+    CanonicalJsonObject, CanonicalJsonValue, OwnedEventId, OwnedServerName, RoomId, RoomVersionId,
+    ServerName, UserId,
+    api::federation::membership::{create_join_event, prepare_join_event},
+};
+use serde_json::{Map, Value};
+
+use crate::{FedError, Federation, WeakFederation, ingest, membership::to_raw};
+
+/// Core's [`RemoteRooms`] port, holding the federation handle weakly (the homeserver holds it).
+pub struct Joiner(pub WeakFederation);
+
+impl RemoteRooms for Joiner {
+    fn join<'a>(
+        &'a self,
+        user: &'a UserId,
+        room_id: &'a RoomId,
+        via: &'a [OwnedServerName],
+        content: Map<String, Value>,
+    ) -> BoxFuture<'a, Result<OwnedEventId>> {
+        Box::pin(async move {
+            let fed =
+                self.0.upgrade().ok_or_else(|| Error::Internal(anyhow::anyhow!("federation stopped")))?;
+            join(&fed, user, room_id, via, content).await
+        })
+    }
+}
+
+/// Joins `user` to `room_id` through the first server of `via` that lets them in.
+pub async fn join(
+    fed: &Federation,
+    user: &UserId,
+    room_id: &RoomId,
+    via: &[OwnedServerName],
+    content: Map<String, Value>,
+) -> Result<OwnedEventId> {
+    let mut last = Error::not_found("No server in the room could be reached to join it");
+    for server in via {
+        match join_through(fed, server, user, room_id, &content).await {
+            Ok(event_id) => return Ok(event_id),
+            Err(e) => {
+                tracing::info!(%server, %room_id, error = %e, "joining through a server failed");
+                last = e;
+            }
+        }
+    }
+    Err(last)
+}
+
+async fn join_through(
+    fed: &Federation,
+    server: &ServerName,
+    user: &UserId,
+    room_id: &RoomId,
+    content: &Map<String, Value>,
+) -> Result<OwnedEventId> {
+    let mut request = prepare_join_event::v1::Request::new(room_id.to_owned(), user.to_owned());
+    request.ver = ROOM_VERSIONS.to_vec();
+    let template = fed.client().send(server, request).await.map_err(remote_error)?;
+    let version = template.room_version.unwrap_or(RoomVersionId::V1);
+    if !ROOM_VERSIONS.contains(&version) {
+        return Err(Error::bad_request(format!("Room version {version} is not supported")));
+    }
+    let mut object: CanonicalJsonObject = serde_json::from_str(template.event.get())
+        .map_err(|e| Error::bad_json(format!("The join template is not canonical JSON: {e}")))?;
+    if let Some(CanonicalJsonValue::Object(template_content)) = object.get_mut("content") {
+        for (key, value) in content {
+            if key != "membership"
+                && let Ok(value) = CanonicalJsonValue::try_from(value.clone())
+            {
+                template_content.insert(key.clone(), value);
+            }
+        }
+    }
+    let join = remote_join::sign_template(fed.hs(), &version, object)?;
+    let request =
+        create_join_event::v2::Request::new(room_id.to_owned(), join.event_id.clone(), to_raw(&join.json)?);
+    let answer = fed.client().send(server, request).await.map_err(remote_error)?.room_state;
+
+    let rules = hearth_core::rooms::head::rules_for(&version)?;
+    let state = verified(fed, &answer.state, &rules).await;
+    let auth_chain = verified(fed, &answer.auth_chain, &rules).await;
+    // A resident server may return the join with its own signature added (restricted rooms).
+    let join = match &answer.event {
+        Some(raw) => match verified(fed, std::slice::from_ref(raw), &rules).await.pop() {
+            Some(signed) if signed.event_id == join.event_id => signed,
+            _ => join,
+        },
+        None => join,
+    };
+    remote_join::persist_join(fed.hs(), &version, &join, &state, &auth_chain).await?;
+    Ok(join.event_id)
+}
+
+/// The events of `raws` whose signatures verify (content hashes failing: redacted).
+async fn verified(
+    fed: &Federation,
+    raws: &[Box<serde_json::value::RawValue>],
+    rules: &ruma::room_version_rules::RoomVersionRules,
+) -> Vec<Pdu> {
+    let mut pdus = Vec::with_capacity(raws.len());
+    for raw in raws {
+        let Ok(object) = serde_json::from_str::<CanonicalJsonObject>(raw.get()) else { continue };
+        match ingest::verify(fed, object, rules).await {
+            Ok(pdu) => pdus.push(pdu),
+            Err(e) => tracing::info!(error = %e, "dropping an event of a joined room's state"),
+        }
+    }
+    pdus
+}
+
+/// A failed request to the resident server, for the client: the remote Matrix error when
+/// there is one (a 403 stays a 403), else 502-like internal failure.
+fn remote_error(e: FedError) -> Error {
+    match (e.status(), e.kind()) {
+        (Some(status), Some(kind)) if status.is_client_error() => {
+            Error::matrix(status, kind.clone(), e.to_string())
+        }
+        _ => Error::Internal(anyhow::anyhow!("federation request failed: {e}")),
+    }
+}
