@@ -15,7 +15,7 @@ use ruma::{
 };
 use serde_json::{Map, Value};
 
-use crate::{FedError, Federation, WeakFederation, ingest, membership::to_raw};
+use crate::{Federation, WeakFederation, ingest, membership::to_raw};
 
 /// Core's [`RemoteRooms`] port, holding the federation handle weakly (the homeserver holds it).
 pub struct Joiner(pub WeakFederation);
@@ -66,7 +66,7 @@ async fn join_through(
 ) -> Result<OwnedEventId> {
     let mut request = prepare_join_event::v1::Request::new(room_id.to_owned(), user.to_owned());
     request.ver = ROOM_VERSIONS.to_vec();
-    let template = fed.client().send(server, request).await.map_err(remote_error)?;
+    let template = fed.client().send(server, request).await?;
     let version = template.room_version.unwrap_or(RoomVersionId::V1);
     if !ROOM_VERSIONS.contains(&version) {
         return Err(Error::bad_request(format!("Room version {version} is not supported")));
@@ -85,7 +85,7 @@ async fn join_through(
     let join = remote_join::sign_template(fed.hs(), &version, object)?;
     let request =
         create_join_event::v2::Request::new(room_id.to_owned(), join.event_id.clone(), to_raw(&join.json)?);
-    let answer = fed.client().send(server, request).await.map_err(remote_error)?.room_state;
+    let answer = fed.client().send(server, request).await?.room_state;
 
     let rules = hearth_core::rooms::head::rules_for(&version)?;
     let state = verified(fed, &answer.state, &rules).await;
@@ -117,15 +117,4 @@ async fn verified(
         }
     }
     pdus
-}
-
-/// A failed request to the resident server, for the client: the remote Matrix error when
-/// there is one (a 403 stays a 403), else 502-like internal failure.
-fn remote_error(e: FedError) -> Error {
-    match (e.status(), e.kind()) {
-        (Some(status), Some(kind)) if status.is_client_error() => {
-            Error::matrix(status, kind.clone(), e.to_string())
-        }
-        _ => Error::Internal(anyhow::anyhow!("federation request failed: {e}")),
-    }
 }

@@ -7,6 +7,7 @@
 use std::{collections::HashSet, time::Duration};
 
 use hearth_core::{Homeserver, storage::outbox, time::now_ms};
+use http::StatusCode;
 use ruma::{
     MilliSecondsSinceUnixEpoch, OwnedServerName, OwnedTransactionId,
     api::federation::transactions::send_transaction_message, serde::Raw,
@@ -14,7 +15,7 @@ use ruma::{
 use serde_json::value::RawValue;
 use tokio::task::JoinSet;
 
-use crate::Federation;
+use crate::{FedError, Federation};
 
 /// Most PDUs in one transaction (spec).
 pub const MAX_PDUS: usize = 50;
@@ -109,7 +110,16 @@ async fn send_next(fed: &Federation, destination: &OwnedServerName, run_id: i64)
         );
         request.pdus = pdus;
         request.edus = edus;
-        let response = fed.client().send(destination, request).await?;
+        let response = match fed.client().send(destination, request).await {
+            Ok(response) => response,
+            Err(e) if worth_retrying(&e) => return Err(e.into()),
+            Err(e) => {
+                // Sending it again would be refused again: drop it rather than block the queue.
+                tracing::warn!(%destination, error = %e, "a destination refused a transaction; dropped");
+                outbox::delete_upto(pool, destination.as_str(), last_id).await?;
+                return Ok(true);
+            }
+        };
         for (event_id, result) in response.pdus {
             if let Err(error) = result {
                 tracing::info!(%destination, %event_id, %error, "a PDU we sent was not accepted");
@@ -118,4 +128,12 @@ async fn send_next(fed: &Federation, destination: &OwnedServerName, run_id: i64)
     }
     outbox::delete_upto(pool, destination.as_str(), last_id).await?;
     Ok(true)
+}
+
+/// Unreachable, 5xx, rate-limited, or not (yet) able to check our signature: try again later.
+fn worth_retrying(e: &FedError) -> bool {
+    e.is_transport()
+        || e.status().is_some_and(|status| {
+            status == StatusCode::UNAUTHORIZED || status == StatusCode::TOO_MANY_REQUESTS
+        })
 }
