@@ -66,6 +66,12 @@ impl Client {
         }
     }
 
+    /// A client for the server at `base_url` that sends its requests through `http` (e.g. one
+    /// that trusts the test CA, for a federation listener).
+    pub fn with_http(base_url: &str, http: reqwest::Client) -> Client {
+        Client { http, ..Client::new(base_url) }
+    }
+
     /// A copy of this client that sends `token`.
     pub fn with_token(&self, token: &str) -> Client {
         Client { token: Some(token.to_owned()), ..self.clone() }

@@ -7,10 +7,14 @@
 //! to `off` to skip the PostgreSQL variants on a machine without PostgreSQL.
 
 pub mod client;
+pub mod fake_peer;
+pub mod federation;
 pub mod rooms;
 pub mod server;
 
 pub use client::{Client, Response};
+pub use fake_peer::FakePeer;
+pub use federation::Cluster;
 pub use server::{Backend, TestServer};
 
 /// Defines a scenario that runs against a fresh server on each backend:

@@ -95,6 +95,32 @@ impl TestServer {
         format!("@{localpart}:{}", self.server_name)
     }
 
+    /// Base URL of the federation TLS listener, e.g. `https://127.0.0.1:41235` (the server must
+    /// have been started with federation on, see [`crate::federation`]).
+    pub fn federation_url(&self) -> String {
+        let server = self.server.as_ref().expect("the server is running");
+        let address = server.federation_addr().expect("federation is enabled on this server");
+        format!("https://{address}")
+    }
+
+    /// A client of the federation listener (trusting the test CA), not signing anything.
+    pub fn federation_client(&self) -> Client {
+        Client::with_http(&self.federation_url(), crate::federation::test_ca().http_client())
+    }
+
+    /// Sends federation requests for `server_name` to `url` from now on (and after restarts).
+    pub fn add_federation_peer(&mut self, server_name: &str, url: &str) {
+        self.config.federation.destination_overrides.insert(server_name.to_owned(), url.to_owned());
+        let server = self.server.as_ref().expect("the server is running");
+        let name = <&ruma::ServerName>::try_from(server_name).expect("a valid server name");
+        server.federation().client().add_destination_override(name, url);
+    }
+
+    /// The running server's federation handle.
+    pub fn federation(&self) -> &hearth::Federation {
+        self.server.as_ref().expect("the server is running").federation()
+    }
+
     /// The server's data directory.
     pub fn data_dir(&self) -> &std::path::Path {
         self.dir.path()
@@ -106,6 +132,9 @@ impl TestServer {
         if let Some(server) = self.server.take() {
             let mut config = self.config.clone();
             config.listen.client = server.client_addr();
+            if let Some(address) = server.federation_addr() {
+                config.federation.listen = address;
+            }
             server.stop().await.expect("stopping the test server");
             self.server = Some(Server::start(config).await.expect("restarting the test server"));
         }

@@ -11,6 +11,7 @@ pub mod key_ring;
 pub mod keys;
 pub mod listener;
 pub mod membership;
+pub mod query;
 pub mod resolver;
 pub mod ruma_wrapper;
 pub mod sender;
@@ -33,6 +34,7 @@ pub fn router() -> Router<Federation> {
     key_routes()
         .ruma(keys::query)
         .ruma(keys::query_batch)
+        .ruma(query::get_profile)
         .ruma(transactions::send)
         .ruma(membership::make_join)
         .ruma(membership::send_join)
