@@ -6,7 +6,7 @@
 
 use std::{collections::HashSet, time::Duration};
 
-use hearth_core::{Homeserver, storage::outbox, time::now_ms};
+use hearth_core::{Homeserver, storage::outbox};
 use http::StatusCode;
 use ruma::{
     MilliSecondsSinceUnixEpoch, OwnedServerName, OwnedTransactionId,
@@ -31,9 +31,6 @@ const MAX_BACKOFF: Duration = Duration::from_secs(600);
 pub async fn run(fed: Federation) {
     let hs = fed.hs().clone();
     let mut closing = hs.closing();
-    // Transaction IDs must not repeat for different contents: outbox IDs may be reused after
-    // a restart (SQLite), so each run of the sender has its own prefix.
-    let run_id = now_ms();
     let mut workers: JoinSet<OwnedServerName> = JoinSet::new();
     let mut active: HashSet<OwnedServerName> = HashSet::new();
     loop {
@@ -41,7 +38,7 @@ pub async fn run(fed: Federation) {
             Ok(destinations) => {
                 for destination in destinations {
                     if active.insert(destination.clone()) {
-                        workers.spawn(drain(fed.clone(), destination, run_id));
+                        workers.spawn(drain(fed.clone(), destination));
                     }
                 }
             }
@@ -67,10 +64,10 @@ async fn pending_destinations(hs: &Homeserver) -> anyhow::Result<Vec<OwnedServer
 }
 
 /// Sends `destination`'s pending rows until none is left; returns the destination.
-async fn drain(fed: Federation, destination: OwnedServerName, run_id: i64) -> OwnedServerName {
+async fn drain(fed: Federation, destination: OwnedServerName) -> OwnedServerName {
     let mut backoff = FIRST_BACKOFF;
     loop {
-        match send_next(&fed, &destination, run_id).await {
+        match send_next(&fed, &destination).await {
             Ok(true) => backoff = FIRST_BACKOFF,
             Ok(false) => return destination,
             Err(e) => {
@@ -83,7 +80,7 @@ async fn drain(fed: Federation, destination: OwnedServerName, run_id: i64) -> Ow
 }
 
 /// Sends one transaction of the oldest pending rows; `false` when there were none.
-async fn send_next(fed: &Federation, destination: &OwnedServerName, run_id: i64) -> anyhow::Result<bool> {
+async fn send_next(fed: &Federation, destination: &OwnedServerName) -> anyhow::Result<bool> {
     let pool = fed.hs().db().pool();
     let pending = outbox::pending(pool, destination.as_str(), i64::try_from(MAX_PDUS + MAX_EDUS)?).await?;
     let Some(first) = pending.first() else { return Ok(false) };
@@ -102,7 +99,9 @@ async fn send_next(fed: &Federation, destination: &OwnedServerName, run_id: i64)
         last_id = item.outbox_id;
     }
     if !pdus.is_empty() || !edus.is_empty() {
-        let txn_id = OwnedTransactionId::from(format!("{run_id}-{first_id}-{last_id}"));
+        // Outbox IDs are never reused, so the same ID always means the same transaction (which
+        // the destination answers once), also when retried after a restart.
+        let txn_id = OwnedTransactionId::from(format!("{first_id}-{last_id}"));
         let mut request = send_transaction_message::v1::Request::new(
             txn_id,
             fed.hs().server_name().to_owned(),

@@ -2,7 +2,7 @@
 -- same transaction as the local event that caused it, and deleted by the federation sender once
 -- the destination accepted it. One row per (destination, PDU or EDU), in sending order.
 CREATE TABLE federation_outbox (
-    outbox_id   BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    outbox_id   BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,  -- never reused: it names transactions
     destination TEXT NOT NULL,
     event_id    TEXT,            -- a PDU of the events table
     edu         TEXT,            -- or an EDU's JSON

@@ -1,0 +1,108 @@
+//! Rooms over federation (SCENARIOS.md › Federation): users of two Hearth servers joining one
+//! room through the client API and talking in it, each seeing the other's messages through
+//! `/sync`, in order and once.
+
+use std::time::{Duration, Instant};
+
+use hearth_complement_tests::{
+    Client, Cluster,
+    client::enc,
+    rooms::{bodies, next_batch, timeline},
+    scenario,
+};
+use serde_json::{Value, json};
+
+const V3: &str = "/_matrix/client/v3";
+const DEADLINE: Duration = Duration::from_secs(20);
+
+/// Follows one user's `/sync` (long-polling, so it waits on the server's notifier, never
+/// sleeps) and keeps every message of one room in the order received.
+struct Watcher {
+    client: Client,
+    room_id: String,
+    since: Option<String>,
+    messages: Vec<String>,
+}
+
+impl Watcher {
+    fn new(client: &Client, room_id: &str) -> Watcher {
+        Watcher { client: client.clone(), room_id: room_id.to_owned(), since: None, messages: Vec::new() }
+    }
+
+    /// Syncs until `done(messages)` holds; panics after the deadline.
+    async fn until(&mut self, what: &str, done: impl Fn(&[String]) -> bool) -> &[String] {
+        let start = Instant::now();
+        while !done(&self.messages) {
+            assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}; got {:?}", self.messages);
+            let sync = self.client.sync(self.since.as_deref(), None, 2_000).await;
+            self.messages.extend(bodies(timeline(&sync, &self.room_id)));
+            self.since = Some(next_batch(&sync));
+        }
+        &self.messages
+    }
+
+    /// One more (immediate) sync: nothing new may have come (no duplicates).
+    async fn nothing_more(&mut self) {
+        let sync = self.client.sync(self.since.as_deref(), None, 0).await;
+        assert_eq!(bodies(timeline(&sync, &self.room_id)), Vec::<String>::new(), "after {:?}", self.messages);
+    }
+}
+
+/// Joins `room_id` through the server `via` (`/join/{roomIdOrAlias}?server_name=`).
+async fn join_via(client: &Client, room_id: &str, via: &str) -> Value {
+    let path = format!("{V3}/join/{}?server_name={}", enc(room_id), enc(via));
+    client.post(&path, json!({})).await.expect_status(200).clone()
+}
+
+scenario!(fed_3_a_user_joins_a_room_of_another_server_and_both_see_each_others_messages, |backend| {
+    let servers = Cluster::start(backend, 2).await;
+    let (hs1, hs2) = (&servers[0], &servers[1]);
+    let alice = hs1.client().register("alice", "password1234").await;
+    let bob = hs2.client().register("bob", "password1234").await;
+    let room_id = alice.create_room(json!({ "preset": "public_chat" })).await;
+
+    let joined = join_via(&bob, &room_id, &hs1.server_name).await;
+    assert_eq!(joined["room_id"], room_id.as_str());
+
+    // Alice's server learns of the join; Bob's sees the room with Alice in it.
+    let mut bob_sees = Watcher::new(&bob, &room_id);
+    let mut alice_sees = Watcher::new(&alice, &room_id);
+    let members =
+        bob.get(&format!("{V3}/rooms/{}/joined_members", enc(&room_id))).await.expect_status(200).clone();
+    assert!(members["joined"].get(alice.me()).is_some(), "Bob's server knows Alice is joined: {members}");
+
+    alice.send_text(&room_id, "hello from hs1").await;
+    bob_sees.until("Alice's first message on hs2", |m| m.len() == 1).await;
+    bob.send_text(&room_id, "hello from hs2").await;
+    alice_sees.until("Bob's message on hs1", |m| m.contains(&"hello from hs2".to_owned())).await;
+
+    for i in 0..5 {
+        alice.send_text(&room_id, &format!("a{i}")).await;
+    }
+    let everything = ["hello from hs1", "hello from hs2", "a0", "a1", "a2", "a3", "a4"];
+    let seen = bob_sees.until("Alice's five messages on hs2", |m| m.len() >= 7).await.to_vec();
+    assert_eq!(seen, everything, "in order, once each");
+    bob_sees.nothing_more().await;
+    let seen = alice_sees.until("everything on hs1", |m| m.len() >= 7).await.to_vec();
+    assert_eq!(seen, everything);
+    alice_sees.nothing_more().await;
+});
+
+scenario!(fed_4_joining_an_unknown_room_through_a_server_not_in_it_fails, |backend| {
+    let servers = Cluster::start(backend, 2).await;
+    let (hs1, hs2) = (&servers[0], &servers[1]);
+    let bob = hs2.client().register("bob", "password1234").await;
+    let room_id = format!("!nowhere:{}", hs1.server_name);
+    let path = format!("{V3}/join/{}?server_name={}", enc(&room_id), enc(&hs1.server_name));
+    bob.post(&path, json!({})).await.expect_error(404, "M_NOT_FOUND");
+});
+
+scenario!(fed_5_an_invite_only_room_refuses_a_remote_join, |backend| {
+    let servers = Cluster::start(backend, 2).await;
+    let (hs1, hs2) = (&servers[0], &servers[1]);
+    let alice = hs1.client().register("alice", "password1234").await;
+    let bob = hs2.client().register("bob", "password1234").await;
+    let room_id = alice.create_room(json!({ "preset": "private_chat" })).await;
+    let path = format!("{V3}/join/{}?server_name={}", enc(&room_id), enc(&hs1.server_name));
+    bob.post(&path, json!({})).await.expect_error(403, "M_FORBIDDEN");
+});
