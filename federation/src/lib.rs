@@ -5,6 +5,7 @@ pub mod client;
 pub mod dns;
 pub mod error;
 pub mod handle;
+pub mod history;
 pub mod ingest;
 pub mod join;
 pub mod key_ring;
@@ -40,6 +41,12 @@ pub fn router() -> Router<Federation> {
         .ruma(membership::send_join)
         .ruma(membership::make_leave)
         .ruma(membership::send_leave)
+        .ruma(history::event)
+        .ruma(history::state)
+        .ruma(history::state_ids)
+        .ruma(history::event_auth)
+        .ruma(history::missing_events)
+        .ruma(history::backfill)
 }
 
 /// Our own key, which the client listener serves too.

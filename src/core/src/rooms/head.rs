@@ -91,6 +91,14 @@ impl RoomHead {
         })
     }
 
+    /// The room's head: the cached one, else loaded; 404 for unknown rooms.
+    pub async fn current(hs: &crate::Homeserver, conn: &mut Conn, room_id: &RoomId) -> Result<RoomHead> {
+        match hs.room_cache().head(room_id) {
+            Some(head) => Ok(head),
+            None => RoomHead::load(conn, room_id).await,
+        }
+    }
+
     /// The event ID at `(type, state_key)` in the head's state.
     pub fn state_event_id(&self, kind: &str, state_key: &str) -> Option<&str> {
         self.state.get(&(kind.to_owned(), state_key.to_owned())).map(|(_, id)| id.as_str())

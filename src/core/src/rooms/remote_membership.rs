@@ -19,10 +19,7 @@ use super::{
     fork::{self, StateBefore},
     remote::{self, Received},
 };
-use crate::{
-    Error, Homeserver, Result,
-    storage::{Conn, events},
-};
+use crate::{Error, Homeserver, Result, storage::Conn};
 
 /// An `m.room.member` template for `user` with `membership` on top of the room's head, and the
 /// room's version. 404 for rooms this server is not in, 400 `M_INCOMPATIBLE_ROOM_VERSION` when
@@ -35,10 +32,7 @@ pub async fn template(
     supported: Option<&[RoomVersionId]>,
 ) -> Result<(RoomVersionId, CanonicalJsonObject)> {
     let mut conn = hs.db().pool().acquire().await?;
-    let head = match hs.room_cache().head(room_id) {
-        Some(head) => head,
-        None => RoomHead::load(&mut conn, room_id).await?,
-    };
+    let head = RoomHead::current(hs, &mut conn, room_id).await?;
     if supported.is_some_and(|versions| !versions.contains(&head.version)) {
         return Err(Error::matrix(
             StatusCode::BAD_REQUEST,
@@ -70,7 +64,7 @@ pub async fn receive(hs: &Homeserver, origin: &ruma::ServerName, pdu: &Pdu, memb
         && pdu.sender.server_name() == origin;
     let content = pdu.content_value();
     if !own || content.get("membership").and_then(|m| m.as_str()) != Some(membership) {
-        return Err(Error::bad_request(format!("Expected a {membership} of the sending server's user")));
+        return Err(Error::bad_json(format!("Expected a {membership} of the sending server's user")));
     }
     match remote::receive(hs, pdu).await? {
         Received::Accepted | Received::Known => Ok(()),
@@ -87,15 +81,8 @@ pub async fn state_before(
     event_id: &EventId,
 ) -> Result<(Vec<Arc<Pdu>>, Vec<Arc<Pdu>>)> {
     let mut conn = hs.db().pool().acquire().await?;
-    let head = match hs.room_cache().head(room_id) {
-        Some(head) => head,
-        None => RoomHead::load(&mut conn, room_id).await?,
-    };
-    let event = auth::load(hs, &mut conn, &head, &[event_id.as_str()])
-        .await?
-        .remove(event_id)
-        .filter(|pdu| pdu.room_id == room_id)
-        .ok_or_else(|| Error::not_found("Unknown event"))?;
+    let head = RoomHead::current(hs, &mut conn, room_id).await?;
+    let event = super::remote_history::event_in_room(hs, room_id, event_id).await?;
     let before = match fork::state_before(hs, &mut conn, &head, &event.prev_events).await? {
         StateBefore::Known(before) => before,
         StateBefore::Missing(_) => return Err(Error::not_found("The state before this event is unknown")),
@@ -106,6 +93,22 @@ pub async fn state_before(
         state.iter().map(|pdu| pdu.event_id.clone()).chain(event.auth_events.iter().cloned()).collect();
     let chain = auth_chain(hs, &mut conn, &head, &roots).await?;
     Ok((state, chain))
+}
+
+/// The auth chain of `roots` in `room_id` (for `/event_auth`).
+pub async fn auth_chain_of(
+    hs: &Homeserver,
+    room_id: &RoomId,
+    roots: &[OwnedEventId],
+) -> Result<Vec<Arc<Pdu>>> {
+    let mut conn = hs.db().pool().acquire().await?;
+    let head = RoomHead::current(hs, &mut conn, room_id).await?;
+    let mut chain = auth_chain(hs, &mut conn, &head, roots).await?;
+    let ids: Vec<&str> = roots.iter().map(|id| id.as_str()).collect();
+    chain.extend(auth::load(hs, &mut conn, &head, &ids).await?.into_values());
+    chain.sort_by(|a, b| a.event_id.cmp(&b.event_id));
+    chain.dedup_by(|a, b| a.event_id == b.event_id);
+    Ok(chain)
 }
 
 /// The auth chain of `roots`: every event reachable through `auth_events`, roots excluded
@@ -143,14 +146,4 @@ pub async fn servers_in_room(hs: &Homeserver, room_id: &RoomId) -> Result<Vec<St
     servers.sort_unstable();
     servers.dedup();
     Ok(servers)
-}
-
-/// The event `event_id` of `room_id`, whatever its standing (for federation's `/event`).
-pub async fn event(hs: &Homeserver, event_id: &EventId) -> Result<Arc<Pdu>> {
-    let row = events::get(hs.db().pool(), event_id.as_str())
-        .await?
-        .ok_or_else(|| Error::not_found("Unknown event"))?;
-    let room_id =
-        RoomId::parse(&row.room_id).map_err(|e| Error::Internal(anyhow::anyhow!("stored room ID: {e}")))?;
-    Ok(Arc::new(super::timeline::parse(&row, &room_id)?))
 }

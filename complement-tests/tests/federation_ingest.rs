@@ -1,0 +1,187 @@
+//! A fake peer's user in a Hearth room (SCENARIOS.md › Federation FED-5..9, FED-15): the
+//! resident side of make_join / send_join, and PDUs pushed with `/send` — accepted, dropped,
+//! redacted, filled in with `/get_missing_events`, soft-failed.
+
+use std::time::{Duration, Instant};
+
+use hearth_complement_tests::{
+    Client, FakePeer, TestServer,
+    client::enc,
+    fake_peer::Signing,
+    federation::enable_federation,
+    peer_room::PeerRoom,
+    rooms::{next_batch, timeline},
+    scenario,
+};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const V3: &str = "/_matrix/client/v3";
+
+/// A Hearth server with Alice's public room and a fake peer introduced to it.
+async fn setup(backend: hearth_complement_tests::Backend) -> (TestServer, FakePeer, Client, String) {
+    let mut hs = TestServer::start_with(backend, enable_federation).await;
+    let peer = FakePeer::start().await;
+    peer.introduce_to(&mut hs);
+    let alice = hs.client().register("alice", "password1234").await;
+    let room_id = alice.create_room(json!({ "preset": "public_chat" })).await;
+    (hs, peer, alice, room_id)
+}
+
+/// Alice's view of the room's timeline after `since`, until `done` holds (long-polled syncs).
+async fn timeline_until(alice: &Client, room_id: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let start = Instant::now();
+    let (mut since, mut events): (Option<String>, Vec<Value>) = (None, Vec::new());
+    while !done(&events) {
+        assert!(start.elapsed() < Duration::from_secs(15), "timed out; timeline: {events:?}");
+        let sync = alice.sync(since.as_deref(), None, 1_000).await;
+        events.extend(timeline(&sync, room_id).iter().cloned());
+        since = Some(next_batch(&sync));
+    }
+    events
+}
+
+fn ids(events: &[Value]) -> Vec<&str> {
+    events.iter().filter_map(|e| e["event_id"].as_str()).collect()
+}
+
+scenario!(fed_5_make_join_offers_a_template_in_the_room_version_to_the_users_own_server, |backend| {
+    let (hs, peer, alice, room_id) = setup(backend).await;
+    let user = format!("@mallory:{}", peer.server_name);
+    let version = alice
+        .get(&format!("{V3}/rooms/{}/state/m.room.create/", enc(&room_id)))
+        .await
+        .expect_status(200)["room_version"]
+        .as_str()
+        .expect("room_version")
+        .to_owned();
+    let path = |user: &str, ver: &str| {
+        format!("/_matrix/federation/v1/make_join/{}/{}?ver={ver}", enc(&room_id), enc(user))
+    };
+    let template = peer.request(&hs, Method::GET, &path(&user, &version), None, Signing::Valid).await;
+    let template = template.expect_status(200);
+    assert_eq!(template["room_version"], version.as_str());
+    assert_eq!(template["event"]["type"], "m.room.member");
+    assert_eq!(template["event"]["state_key"], user.as_str());
+    assert_eq!(template["event"]["content"]["membership"], "join");
+
+    peer.request(&hs, Method::GET, &path(&user, "1"), None, Signing::Valid)
+        .await
+        .expect_error(400, "M_INCOMPATIBLE_ROOM_VERSION");
+    let someone_elses = hs.user_id("bob");
+    peer.request(&hs, Method::GET, &path(&someone_elses, &version), None, Signing::Valid)
+        .await
+        .expect_error(403, "M_FORBIDDEN");
+});
+
+scenario!(fed_6_send_join_takes_only_a_join_of_the_senders_own_user_and_returns_state, |backend| {
+    let (hs, peer, alice, room_id) = setup(backend).await;
+    let mut room = PeerRoom::join(&peer, &hs, &room_id).await;
+    let state = room.joined["state"].as_array().expect("state");
+    assert!(state.iter().any(|e| e["type"] == "m.room.create"), "{state:?}");
+    assert!(state.iter().any(|e| e["type"] == "m.room.member" && e["state_key"] == alice.me()));
+    assert!(!room.joined["auth_chain"].as_array().expect("auth_chain").is_empty());
+    let members = alice.get(&format!("{V3}/rooms/{}/joined_members", enc(&room_id))).await;
+    assert!(members.expect_status(200)["joined"].get(&room.user).is_some(), "the peer's user is joined");
+
+    // A message is not a join.
+    let (id, message) = room.message(&peer, "not a join");
+    let path = format!("/_matrix/federation/v2/send_join/{}/{}", enc(&room_id), enc(&id));
+    peer.request(&hs, Method::PUT, &path, Some(&message), Signing::Valid)
+        .await
+        .expect_error(400, "M_BAD_JSON");
+});
+
+scenario!(fed_7_a_valid_pdu_reaches_local_sync_and_transactions_are_checked, |backend| {
+    let (hs, peer, alice, room_id) = setup(backend).await;
+    let mut room = PeerRoom::join(&peer, &hs, &room_id).await;
+    let (id, pdu) = room.message(&peer, "hello from the peer");
+    let answer = PeerRoom::send(&peer, &hs, "t1", vec![pdu.clone()]).await;
+    assert_eq!(answer.expect_status(200)["pdus"][&id], json!({}), "accepted: {:?}", answer.body);
+    let events = timeline_until(&alice, &room_id, |events| ids(events).contains(&id.as_str())).await;
+    let seen = events.iter().find(|e| e["event_id"] == id.as_str()).expect("the event");
+    assert_eq!(seen["content"]["body"], "hello from the peer");
+    assert_eq!(seen["sender"], room.user.as_str());
+
+    // The same transaction again: the same answer.
+    let again = PeerRoom::send(&peer, &hs, "t1", vec![pdu.clone()]).await;
+    assert_eq!(again.expect_status(200), &answer.body);
+    // Over 50 PDUs: refused whole.
+    let many: Vec<Value> = (0..51).map(|_| pdu.clone()).collect();
+    PeerRoom::send(&peer, &hs, "t2", many).await.expect_error(400, "M_BAD_JSON");
+    // A transaction whose origin is not the signing server.
+    let body = json!({ "origin": "elsewhere.test", "origin_server_ts": 1, "pdus": [] });
+    peer.request(&hs, Method::PUT, "/_matrix/federation/v1/send/t3", Some(&body), Signing::Valid)
+        .await
+        .expect_error(403, "M_FORBIDDEN");
+});
+
+scenario!(fed_8_forged_pdus_are_dropped_and_tampered_ones_redacted, |backend| {
+    let (hs, peer, alice, room_id) = setup(backend).await;
+    let mut room = PeerRoom::join(&peer, &hs, &room_id).await;
+    // Signed, then its signature spoiled.
+    let (forged_id, mut forged) = room.event(
+        &peer,
+        "m.room.message",
+        json!({ "body": "forged" }),
+        vec![room.prev.0.clone()],
+        room.prev.1 + 1,
+    );
+    let signature = &mut forged["signatures"][&peer.server_name];
+    let key = signature.as_object().and_then(|s| s.keys().next().cloned()).expect("a signature");
+    signature[&key] = json!("AAAA");
+    // Signed, then its content changed: the hash no longer matches.
+    let (tampered_id, mut tampered) = room.message(&peer, "original");
+    tampered["content"]["body"] = json!("tampered");
+    let tampered_id = {
+        let object = serde_json::from_value(tampered.clone()).expect("canonical");
+        let id = hearth_complement_tests::peer_room::event_id(&object, &room.version);
+        assert_eq!(id, tampered_id, "the reference hash covers the redacted form only");
+        id
+    };
+    let answer = PeerRoom::send(&peer, &hs, "t1", vec![forged, tampered]).await;
+    let answer = answer.expect_status(200);
+    assert!(answer["pdus"][&forged_id]["error"].is_string(), "the forged PDU is refused: {answer}");
+    let events = timeline_until(&alice, &room_id, |events| ids(events).contains(&tampered_id.as_str())).await;
+    assert!(!ids(&events).contains(&forged_id.as_str()));
+    let redacted = events.iter().find(|e| e["event_id"] == tampered_id.as_str()).expect("kept");
+    assert_eq!(redacted["content"], json!({}), "kept only in redacted form");
+});
+
+scenario!(fed_9_an_unknown_prev_event_is_fetched_with_get_missing_events, |backend| {
+    let (hs, peer, alice, room_id) = setup(backend).await;
+    let mut room = PeerRoom::join(&peer, &hs, &room_id).await;
+    let (first_id, first) = room.message(&peer, "first");
+    let (second_id, second) = room.message(&peer, "second");
+    peer.respond(
+        Method::POST,
+        &format!("/_matrix/federation/v1/get_missing_events/{room_id}"),
+        200,
+        json!({ "events": [first] }),
+    );
+    let answer = PeerRoom::send(&peer, &hs, "t1", vec![second]).await;
+    assert_eq!(answer.expect_status(200)["pdus"][&second_id], json!({}), "{:?}", answer.body);
+    let asked = peer.wait_for_request("/_matrix/federation/v1/get_missing_events/").await;
+    assert_eq!(asked.body["latest_events"], json!([second_id]));
+    let events = timeline_until(&alice, &room_id, |events| ids(events).contains(&second_id.as_str())).await;
+    let order: Vec<&str> =
+        ids(&events).into_iter().filter(|id| *id == first_id || *id == second_id).collect();
+    assert_eq!(order, [first_id.as_str(), second_id.as_str()], "in DAG order");
+    assert!(!peer.requests().iter().any(|r| r.uri.contains("/state_ids/")), "no /state_ids needed");
+});
+
+// That Hearth does not build on a soft-failed event is checked in core
+// (`rooms::remote_tests`): the peer, banned, is sent nothing more to look at.
+scenario!(fed_15_an_event_from_a_user_banned_meanwhile_is_soft_failed, |backend| {
+    let (hs, peer, alice, room_id) = setup(backend).await;
+    let mut room = PeerRoom::join(&peer, &hs, &room_id).await;
+    let path = format!("{V3}/rooms/{}/ban", enc(&room_id));
+    alice.post(&path, json!({ "user_id": room.user })).await.expect_status(200);
+    // The peer has not heard of the ban: its message follows its join.
+    let (late_id, late) = room.message(&peer, "after the ban");
+    let answer = PeerRoom::send(&peer, &hs, "t1", vec![late]).await;
+    answer.expect_status(200);
+    let next = alice.send_text(&room_id, "still here").await;
+    let events = timeline_until(&alice, &room_id, |events| ids(events).contains(&next.as_str())).await;
+    assert!(!ids(&events).contains(&late_id.as_str()), "never sent to clients");
+});
