@@ -88,7 +88,7 @@ scenario!(fed_3_a_user_joins_a_room_of_another_server_and_both_see_each_others_m
     alice_sees.nothing_more().await;
 });
 
-scenario!(fed_4_joining_an_unknown_room_through_a_server_not_in_it_fails, |backend| {
+scenario!(joining_a_room_the_named_server_does_not_know_is_not_found, |backend| {
     let servers = Cluster::start(backend, 2).await;
     let (hs1, hs2) = (&servers[0], &servers[1]);
     let bob = hs2.client().register("bob", "password1234").await;
@@ -97,7 +97,7 @@ scenario!(fed_4_joining_an_unknown_room_through_a_server_not_in_it_fails, |backe
     bob.post(&path, json!({})).await.expect_error(404, "M_NOT_FOUND");
 });
 
-scenario!(fed_5_an_invite_only_room_refuses_a_remote_join, |backend| {
+scenario!(an_invite_only_room_refuses_a_remote_join, |backend| {
     let servers = Cluster::start(backend, 2).await;
     let (hs1, hs2) = (&servers[0], &servers[1]);
     let alice = hs1.client().register("alice", "password1234").await;

@@ -7,3 +7,7 @@ CREATE TABLE federation_txns (
     created_ts BIGINT NOT NULL,
     PRIMARY KEY (origin, txn_id)
 );
+
+-- The state group of a room's state when its graph has several forward extremities (the
+-- resolution of their states, which no single event carries); NULL otherwise.
+ALTER TABLE rooms ADD COLUMN forked_state_group BIGINT;

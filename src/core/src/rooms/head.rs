@@ -68,10 +68,14 @@ impl RoomHead {
             rooms::version(&mut *conn, room_id).await?.ok_or_else(|| Error::not_found("Unknown room"))?;
         let rules = rules_for(&version)?;
         let extremities = rooms::extremities(conn, room_id).await?;
-        // Local-only rooms never fork: one extremity. Forks arrive with federation, which
-        // resolves them (see `resolve`) into a single state group before the next send.
+        // One extremity: the state after it. Several (a fork from federation): the resolution
+        // of their states, recorded when the fork was stored (`rooms::remote`).
         let first = extremities.first().context("room without forward extremities")?;
-        let group = first.state_group.context("extremity without state")?;
+        let group = match extremities.len() {
+            1 => None,
+            _ => rooms::forked_state_group(&mut *conn, room_id).await?,
+        };
+        let group = group.or(first.state_group).context("extremity without state")?;
         let state = Arc::new(
             state::load_group(&mut *conn, group)
                 .await?

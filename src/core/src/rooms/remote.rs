@@ -147,6 +147,8 @@ async fn append_on_fork(
 
     let mut new_head =
         if extremities.len() == 1 { after } else { fork::resolve_heads(hs, tx, head, &after).await? };
+    let forked = (extremities.len() > 1).then_some(new_head.state_group).flatten();
+    rooms::set_forked_state_group(&mut **tx, &pdu.room_id, forked).await?;
     fork::update_current_state(hs, tx, head, &new_head, (event_nid, stream_ordering)).await?;
     new_head.prev_events = extremities;
     new_head.depth = new_head.depth.max(head.depth);

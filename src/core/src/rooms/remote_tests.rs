@@ -147,7 +147,13 @@ async fn concurrent_messages_fork_the_room_and_the_next_event_merges_it() {
     let (to_b, to_a) = (a.drain(&b).await, b.drain(&a).await);
     assert_eq!(b.receive(to_b).await, vec![Received::Accepted]);
     assert_eq!(a.receive(to_a).await, vec![Received::Accepted]);
-    assert_eq!(a.head(&room_id).await.prev_events.len(), 2, "two forward extremities");
+    let forked = a.head(&room_id).await;
+    assert_eq!(forked.prev_events.len(), 2, "two forward extremities");
+    assert_eq!(
+        forked.state_group,
+        a.hs.room_cache().head(&room_id).expect("cached").state_group,
+        "after a restart, the head is the resolved state of both extremities"
+    );
 
     a.say(&alice, &room_id, "2", "merge").await;
     let merge = a.drain(&b).await;
@@ -206,4 +212,21 @@ async fn a_message_sent_while_being_banned_elsewhere_is_soft_failed() {
         super::membership::membership_of(&b.hs, &room_id, &bob).await.expect("membership").as_deref(),
         Some("ban")
     );
+}
+
+#[tokio::test]
+async fn a_forked_room_loads_the_resolved_state_of_its_extremities() {
+    let (a, b, alice, bob, room_id) = joined().await;
+    let topic = NewEvent::state("m.room.topic", "", json!({ "topic": "forked" }));
+    super::append::send(&a.hs, &room_id, &alice, &topic).await.expect("topic");
+    b.say(&bob, &room_id, "1", "meanwhile").await;
+    // b.test's own message is its older extremity; the topic arrives on the other branch.
+    assert_eq!(b.receive(a.drain(&b).await).await, vec![Received::Accepted]);
+    let loaded = b.head(&room_id).await;
+    assert_eq!(loaded.prev_events.len(), 2);
+    assert!(
+        loaded.state_event_id("m.room.topic", "").is_some(),
+        "the topic of the other branch is in the state"
+    );
+    assert_eq!(Some(loaded.state_group), b.hs.room_cache().head(&room_id).map(|head| head.state_group));
 }
