@@ -106,3 +106,43 @@ scenario!(an_invite_only_room_refuses_a_remote_join, |backend| {
     let path = format!("{V3}/join/{}?server_name={}", enc(&room_id), enc(&hs1.server_name));
     bob.post(&path, json!({})).await.expect_error(403, "M_FORBIDDEN");
 });
+
+scenario!(fed_20_events_for_an_unreachable_server_wait_in_the_outbox_across_a_restart, |backend| {
+    let mut servers = Cluster::start(backend, 2).await;
+    let alice = servers[0].client().register("alice", "password1234").await;
+    let bob = servers[1].client().register("bob", "password1234").await;
+    let room_id = alice.create_room(json!({ "preset": "public_chat" })).await;
+    join_via(&bob, &room_id, &servers[0].server_name.clone()).await;
+    let mut bob_sees = Watcher::new(&bob, &room_id);
+    alice.send_text(&room_id, "before").await;
+    bob_sees.until("the first message", |m| m.len() == 1).await;
+
+    // hs2 cannot be reached: hs1 keeps what it has for it, also across its own restart.
+    let (hs2_name, hs2_url) = (servers[1].server_name.clone(), servers[1].federation_url());
+    servers[0].add_federation_peer(&hs2_name, "https://127.0.0.1:9");
+    for body in ["m1", "m2", "m3"] {
+        alice.send_text(&room_id, body).await;
+    }
+    servers[0].restart().await;
+    servers[0].add_federation_peer(&hs2_name, &hs2_url);
+    alice.send_text(&room_id, "m4").await;
+
+    let seen = bob_sees.until("the queued messages", |m| m.len() >= 5).await.to_vec();
+    assert_eq!(seen, ["before", "m1", "m2", "m3", "m4"], "in order, none lost");
+    bob_sees.nothing_more().await;
+});
+
+scenario!(a_remote_member_leaving_is_seen_by_the_resident_server, |backend| {
+    let servers = Cluster::start(backend, 2).await;
+    let alice = servers[0].client().register("alice", "password1234").await;
+    let bob = servers[1].client().register("bob", "password1234").await;
+    let room_id = alice.create_room(json!({ "preset": "public_chat" })).await;
+    join_via(&bob, &room_id, &servers[0].server_name).await;
+    bob.post(&format!("{V3}/rooms/{}/leave", enc(&room_id)), json!({})).await.expect_status(200);
+    let path = format!("{V3}/rooms/{}/state/m.room.member/{}", enc(&room_id), enc(bob.me()));
+    hearth_complement_tests::client::eventually("Bob's leave on hs1", DEADLINE, || async {
+        let member = alice.get(&path).await;
+        (member.status == 200 && member.body["membership"] == "leave").then_some(())
+    })
+    .await;
+});
