@@ -146,3 +146,38 @@ scenario!(a_remote_member_leaving_is_seen_by_the_resident_server, |backend| {
     })
     .await;
 });
+
+scenario!(fed_13_a_remote_invite_shows_with_stripped_state_and_can_be_accepted_or_rejected, |backend| {
+    let servers = Cluster::start(backend, 2).await;
+    let (hs1, hs2) = (&servers[0], &servers[1]);
+    let alice = hs1.client().register("alice", "password1234").await;
+    let bob = hs2.client().register("bob", "password1234").await;
+    let carol = hs2.client().register("carol", "password1234").await;
+    let room_id = alice.create_room(json!({ "preset": "private_chat", "name": "Secret" })).await;
+    alice.invite_user(&room_id, bob.me()).await;
+    alice.invite_user(&room_id, carol.me()).await;
+
+    // Bob's server shows the invite with the room's stripped state.
+    let sync = bob.sync(None, None, 0).await;
+    let invite = &sync["rooms"]["invite"][&room_id]["invite_state"]["events"];
+    let events = invite.as_array().cloned().unwrap_or_default();
+    assert!(events.iter().any(|e| e["type"] == "m.room.name" && e["content"]["name"] == "Secret"), "{sync}");
+    assert!(events.iter().any(|e| e["type"] == "m.room.member"
+        && e["state_key"] == bob.me()
+        && e["content"]["membership"] == "invite"));
+
+    // Rejecting while no user of hs2 is in the room: make_leave / send_leave to the inviter's
+    // server, which has the leave before the client has its answer.
+    carol.post(&format!("{V3}/rooms/{}/leave", enc(&room_id)), json!({})).await.expect_status(200);
+    let path = format!("{V3}/rooms/{}/state/m.room.member/{}", enc(&room_id), enc(carol.me()));
+    let member = alice.get(&path).await;
+    assert_eq!(member.expect_status(200)["membership"], "leave", "answered by send_leave before the client");
+    let sync = carol.sync(None, None, 0).await;
+    assert!(sync["rooms"]["invite"].get(&room_id).is_none(), "no longer invited: {sync}");
+
+    // Accepting: a join without any server hint goes through the inviter's server.
+    bob.post(&format!("{V3}/rooms/{}/join", enc(&room_id)), json!({})).await.expect_status(200);
+    let mut alice_sees = Watcher::new(&alice, &room_id);
+    bob.send_text(&room_id, "thanks for the invite").await;
+    alice_sees.until("Bob's message", |m| m.contains(&"thanks for the invite".to_owned())).await;
+});

@@ -11,7 +11,9 @@ use hearth_core::{
 use ruma::{
     CanonicalJsonObject, CanonicalJsonValue, OwnedEventId, OwnedServerName, RoomId, RoomVersionId,
     ServerName, UserId,
-    api::federation::membership::{create_join_event, prepare_join_event},
+    api::federation::membership::{
+        create_join_event, create_leave_event, prepare_join_event, prepare_leave_event,
+    },
 };
 use serde_json::{Map, Value};
 
@@ -28,12 +30,70 @@ impl RemoteRooms for Joiner {
         via: &'a [OwnedServerName],
         content: Map<String, Value>,
     ) -> BoxFuture<'a, Result<OwnedEventId>> {
+        Box::pin(async move { join(&self.federation()?, user, room_id, via, content).await })
+    }
+
+    fn invite<'a>(
+        &'a self,
+        invite: &'a CanonicalJsonObject,
+        version: &'a RoomVersionId,
+        stripped_state: Vec<CanonicalJsonObject>,
+    ) -> BoxFuture<'a, Result<CanonicalJsonObject>> {
         Box::pin(async move {
-            let fed =
-                self.0.upgrade().ok_or_else(|| Error::Internal(anyhow::anyhow!("federation stopped")))?;
-            join(&fed, user, room_id, via, content).await
+            crate::invite::countersign(&self.federation()?, invite, version, stripped_state).await
         })
     }
+
+    fn reject_invite<'a>(
+        &'a self,
+        user: &'a UserId,
+        room_id: &'a RoomId,
+        via: &'a [OwnedServerName],
+    ) -> BoxFuture<'a, Result<(RoomVersionId, Pdu)>> {
+        Box::pin(async move { leave(&self.federation()?, user, room_id, via).await })
+    }
+}
+
+impl Joiner {
+    fn federation(&self) -> Result<Federation> {
+        self.0.upgrade().ok_or_else(|| Error::Internal(anyhow::anyhow!("federation stopped")))
+    }
+}
+
+/// Leaves `room_id` (rejects an invite) through the first server of `via` that takes it:
+/// make_leave, our signature, send_leave (v2). The leave event and the room's version.
+pub async fn leave(
+    fed: &Federation,
+    user: &UserId,
+    room_id: &RoomId,
+    via: &[OwnedServerName],
+) -> Result<(RoomVersionId, Pdu)> {
+    let mut last = Error::not_found("No server in the room could be reached to leave it");
+    for server in via {
+        let attempt = async {
+            let request = prepare_leave_event::v1::Request::new(room_id.to_owned(), user.to_owned());
+            let template = fed.client().send(server, request).await?;
+            let version = template.room_version.unwrap_or(RoomVersionId::V1);
+            let object: CanonicalJsonObject = serde_json::from_str(template.event.get())
+                .map_err(|e| Error::bad_json(format!("The leave template is not canonical JSON: {e}")))?;
+            let leave = remote_join::sign_template(fed.hs(), &version, object)?;
+            let request = create_leave_event::v2::Request::new(
+                room_id.to_owned(),
+                leave.event_id.clone(),
+                to_raw(&leave.json)?,
+            );
+            fed.client().send(server, request).await?;
+            Ok::<_, Error>((version, leave))
+        };
+        match attempt.await {
+            Ok(left) => return Ok(left),
+            Err(e) => {
+                tracing::info!(%server, %room_id, error = %e, "leaving through a server failed");
+                last = e;
+            }
+        }
+    }
+    Err(last)
 }
 
 /// Joins `user` to `room_id` through the first server of `via` that lets them in.

@@ -7,6 +7,7 @@ pub mod error;
 pub mod handle;
 pub mod history;
 pub mod ingest;
+pub mod invite;
 pub mod join;
 pub mod key_ring;
 pub mod keys;
@@ -41,6 +42,7 @@ pub fn router() -> Router<Federation> {
         .ruma(membership::send_join)
         .ruma(membership::make_leave)
         .ruma(membership::send_leave)
+        .ruma(invite::invite)
         .ruma(history::event)
         .ruma(history::state)
         .ruma(history::state_ids)

@@ -11,3 +11,11 @@ CREATE TABLE federation_txns (
 -- The state group of a room's state when its graph has several forward extremities (the
 -- resolution of their states, which no single event carries); NULL otherwise.
 ALTER TABLE rooms ADD COLUMN forked_state_group BIGINT;
+
+-- Invites of local users to rooms this server is not in, received over federation: the room's
+-- stripped state the inviting server sent along (JSON array), which /sync shows with the invite.
+CREATE TABLE remote_invites (
+    event_id       TEXT PRIMARY KEY,
+    room_id        TEXT NOT NULL,
+    stripped_state TEXT NOT NULL
+);

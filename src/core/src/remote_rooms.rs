@@ -7,10 +7,10 @@
 
 use std::{future::Future, pin::Pin};
 
-use ruma::{OwnedEventId, OwnedServerName, RoomId, UserId};
+use ruma::{CanonicalJsonObject, OwnedEventId, OwnedServerName, RoomId, RoomVersionId, UserId};
 use serde_json::{Map, Value};
 
-use crate::Result;
+use crate::{Result, rooms::Pdu};
 
 /// A boxed future borrowing its arguments.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -26,4 +26,22 @@ pub trait RemoteRooms: Send + Sync {
         via: &'a [OwnedServerName],
         content: Map<String, Value>,
     ) -> BoxFuture<'a, Result<OwnedEventId>>;
+
+    /// Has the invitee's server (the `state_key`'s) countersign `invite`, an invite event of a
+    /// room of `version`, sending `stripped_state` along; returns the countersigned event.
+    fn invite<'a>(
+        &'a self,
+        invite: &'a CanonicalJsonObject,
+        version: &'a RoomVersionId,
+        stripped_state: Vec<CanonicalJsonObject>,
+    ) -> BoxFuture<'a, Result<CanonicalJsonObject>>;
+
+    /// Rejects `user`'s invite to `room_id` through `via` (make_leave, send_leave); returns the
+    /// leave event and the room's version.
+    fn reject_invite<'a>(
+        &'a self,
+        user: &'a UserId,
+        room_id: &'a RoomId,
+        via: &'a [OwnedServerName],
+    ) -> BoxFuture<'a, Result<(RoomVersionId, Pdu)>>;
 }

@@ -30,8 +30,9 @@ pub async fn join(
     if let Some(remote) = hs.remote_rooms()
         && !has_local_member(hs, room_id).await?
     {
+        let inviter = super::remote_invite::inviter_server(hs, room_id, user).await?;
         let mut servers: Vec<OwnedServerName> =
-            via.iter().cloned().chain(room_id.server_name().map(ToOwned::to_owned)).collect();
+            via.iter().cloned().chain(inviter).chain(room_id.server_name().map(ToOwned::to_owned)).collect();
         servers.retain(|server| server != hs.server_name());
         servers.dedup();
         if !servers.is_empty() {
@@ -59,7 +60,7 @@ pub async fn join(
 }
 
 /// Whether a user of this server is joined to the room (so it can build the join itself).
-pub(crate) async fn has_local_member(hs: &Homeserver, room_id: &RoomId) -> Result<bool> {
+pub async fn has_local_member(hs: &Homeserver, room_id: &RoomId) -> Result<bool> {
     let mut conn = hs.db().pool().acquire().await?;
     let members = crate::storage::device_lists::joined_members(&mut conn, room_id).await?;
     Ok(members.iter().any(|member| member.server_name() == hs.server_name()))
@@ -108,6 +109,9 @@ pub async fn invite(
     }
     let mut content = json!({ "membership": "invite" });
     add_reason(&mut content, reason);
+    if target.server_name() != hs.server_name() {
+        return super::remote_invite::invite(hs, sender, room_id, target, content).await;
+    }
     member_event(hs, sender, room_id, target, content).await
 }
 
@@ -118,6 +122,15 @@ pub async fn leave(
     room_id: &RoomId,
     reason: Option<&str>,
 ) -> Result<OwnedEventId> {
+    // An invite to a room no local user is in is rejected through the inviting server.
+    if let Some(remote) = hs.remote_rooms()
+        && let Some(inviter) = super::remote_invite::inviter_server(hs, room_id, user).await?
+        && !has_local_member(hs, room_id).await?
+    {
+        let (version, leave) = remote.reject_invite(user, room_id, &[inviter]).await?;
+        super::remote_invite::record(hs, &version, &leave, &[]).await?;
+        return Ok(leave.event_id);
+    }
     if rooms::version(hs.db().pool(), room_id).await?.is_none() {
         return Err(Error::not_found("Unknown room"));
     }

@@ -23,6 +23,7 @@ pub mod redaction;
 pub mod relations;
 pub mod remote;
 pub mod remote_history;
+pub mod remote_invite;
 pub mod remote_join;
 pub mod remote_membership;
 pub mod resolve;

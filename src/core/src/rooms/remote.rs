@@ -40,6 +40,17 @@ pub enum Received {
 /// Receives `pdu`, an event of a room this server is in (404 otherwise), whose signatures and
 /// content hash the caller verified.
 pub async fn receive(hs: &Homeserver, pdu: &Pdu) -> Result<Received> {
+    receive_as(hs, pdu, false).await
+}
+
+/// Appends `pdu`, an event of ours built before the room's head was known to stay put (an
+/// invite countersigned by the invitee's server), like a received one, then queues it for the
+/// other servers in the room.
+pub async fn append_own(hs: &Homeserver, pdu: &Pdu) -> Result<Received> {
+    receive_as(hs, pdu, true).await
+}
+
+async fn receive_as(hs: &Homeserver, pdu: &Pdu, own: bool) -> Result<Received> {
     if pdu.kind == TimelineEventType::RoomCreate {
         return Ok(Received::Rejected("a room has one create event".to_owned()));
     }
@@ -49,6 +60,9 @@ pub async fn receive(hs: &Homeserver, pdu: &Pdu) -> Result<Received> {
         return Ok(Received::Known);
     }
     let received = receive_in(hs, tx, head, pdu).await?;
+    if own && received == Received::Accepted {
+        super::outbound::queue(hs, tx, head, pdu).await?;
+    }
     writer.commit().await?;
     Ok(received)
 }

@@ -28,6 +28,7 @@ pub mod pushers;
 pub mod receipts;
 pub mod redactions;
 pub mod relations;
+pub mod remote_invites;
 pub mod rooms;
 pub mod search;
 pub mod server_keys;
