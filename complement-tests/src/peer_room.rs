@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use crate::{FakePeer, Response, TestServer, client::enc, fake_peer::Signing};
 
 /// The peer's user, joined to a room of `hs`.
+#[derive(Clone)]
 pub struct PeerRoom {
     /// The room.
     pub room_id: String,
@@ -18,7 +19,8 @@ pub struct PeerRoom {
     pub version: RoomVersionId,
     /// The peer's user (`@mallory:<peer>`).
     pub user: String,
-    /// Event IDs the peer's events cite as auth events (create, power levels, its join).
+    /// Event IDs the peer's events cite as auth events: power levels, create (before v12), its
+    /// join.
     pub auth: Vec<String>,
     /// The last event the peer knows of (its next events' prev event), and its depth.
     pub prev: (String, u64),
@@ -74,16 +76,24 @@ impl PeerRoom {
     pub fn message(&mut self, peer: &FakePeer, body: &str) -> (String, Value) {
         let content = json!({ "msgtype": "m.text", "body": body });
         let prev = vec![self.prev.0.clone()];
-        let (id, json) = self.event(peer, "m.room.message", content, prev, self.prev.1 + 1);
+        let (id, json) = self.event(peer, ("m.room.message", None), content, prev, self.prev.1 + 1);
         self.prev = (id.clone(), self.prev.1 + 1);
         (id, json)
     }
 
-    /// Any event of the peer's user, signed, with these prev events and depth; `(ID, JSON)`.
+    /// A copy whose events cite `power_levels` as the room's power levels.
+    pub fn clone_with_auth(&self, power_levels: &str) -> PeerRoom {
+        let mut room = self.clone();
+        room.auth[0] = power_levels.to_owned();
+        room
+    }
+
+    /// Any event of the peer's user (`(type, state_key)`), signed, with these prev events and
+    /// depth; `(ID, JSON)`.
     pub fn event(
         &self,
         peer: &FakePeer,
-        kind: &str,
+        (kind, state_key): (&str, Option<&str>),
         content: Value,
         prev: Vec<String>,
         depth: u64,
@@ -100,6 +110,9 @@ impl PeerRoom {
             "origin_server_ts": TS.fetch_add(1, Ordering::Relaxed),
         }))
         .expect("canonical JSON");
+        if let Some(state_key) = state_key {
+            event.insert("state_key".to_owned(), state_key.into());
+        }
         peer.sign_pdu(&mut event, &self.version);
         (event_id(&event, &self.version), serde_json::to_value(&event).expect("JSON"))
     }

@@ -122,7 +122,7 @@ scenario!(fed_8_forged_pdus_are_dropped_and_tampered_ones_redacted, |backend| {
     // Signed, then its signature spoiled.
     let (forged_id, mut forged) = room.event(
         &peer,
-        "m.room.message",
+        ("m.room.message", None),
         json!({ "body": "forged" }),
         vec![room.prev.0.clone()],
         room.prev.1 + 1,
@@ -184,4 +184,54 @@ scenario!(fed_15_an_event_from_a_user_banned_meanwhile_is_soft_failed, |backend|
     let next = alice.send_text(&room_id, "still here").await;
     let events = timeline_until(&alice, &room_id, |events| ids(events).contains(&next.as_str())).await;
     assert!(!ids(&events).contains(&late_id.as_str()), "never sent to clients");
+});
+
+scenario!(fed_14_an_unauthorised_event_and_events_citing_it_are_rejected, |backend| {
+    let (hs, peer, alice, room_id) = setup(backend).await;
+    let room = PeerRoom::join(&peer, &hs, &room_id).await;
+    // Mallory has no power to change the power levels.
+    let levels = json!({ "users": { room.user.clone(): 100 } });
+    let next = (room.prev.0.clone(), room.prev.1 + 1);
+    let (grab_id, grab) = room.event(&peer, ("m.room.power_levels", Some("")), levels, vec![next.0], next.1);
+    // A message citing the rejected power levels as an auth event.
+    let mut citing = room.clone_with_auth(&grab_id);
+    let (citing_id, citing_pdu) = citing.message(&peer, "on stolen power");
+    let answer = PeerRoom::send(&peer, &hs, "t1", vec![grab, citing_pdu]).await;
+    let answer = answer.expect_status(200);
+    assert!(answer["pdus"][&grab_id]["error"].is_string(), "{answer}");
+    assert!(answer["pdus"][&citing_id]["error"].is_string(), "{answer}");
+    let path = format!("/_matrix/federation/v1/event/{}", enc(&grab_id));
+    peer.request(&hs, Method::GET, &path, None, Signing::Valid).await.expect_error(404, "M_NOT_FOUND");
+    let levels = alice.get(&format!("{V3}/rooms/{}/state/m.room.power_levels/", enc(&room_id))).await;
+    assert!(levels.expect_status(200)["users"].get(&room.user).is_none(), "not in the state");
+    let mine = alice.send_text(&room_id, "mine").await;
+    let events = timeline_until(&alice, &room_id, |events| ids(events).contains(&mine.as_str())).await;
+    assert!(!ids(&events).contains(&citing_id.as_str()) && !ids(&events).contains(&grab_id.as_str()));
+});
+
+scenario!(fed_13_an_invite_must_be_signed_by_the_inviters_server_and_is_countersigned, |backend| {
+    let (hs, peer, _alice, room_id) = setup(backend).await;
+    let room = PeerRoom::join(&peer, &hs, &room_id).await;
+    let bob = hs.user_id("bob");
+    let next = (room.prev.0.clone(), room.prev.1 + 1);
+    let (id, invite) = room.event(
+        &peer,
+        ("m.room.member", Some(&bob)),
+        json!({ "membership": "invite" }),
+        vec![next.0],
+        next.1,
+    );
+    let path = format!("/_matrix/federation/v2/invite/{}/{}", enc(&room_id), enc(&id));
+    let body = |event: &Value| json!({ "room_version": room.version.as_str(), "event": event, "invite_room_state": [] });
+
+    let mut unsigned = invite.clone();
+    unsigned["signatures"] = json!({});
+    peer.request(&hs, Method::PUT, &path, Some(&body(&unsigned)), Signing::Valid)
+        .await
+        .expect_error(403, "M_FORBIDDEN");
+
+    let answer = peer.request(&hs, Method::PUT, &path, Some(&body(&invite)), Signing::Valid).await;
+    let signatures = &answer.expect_status(200)["event"]["signatures"];
+    assert!(signatures.get(&hs.server_name).is_some(), "countersigned: {signatures}");
+    assert!(signatures.get(&peer.server_name).is_some(), "the inviter's signature kept");
 });

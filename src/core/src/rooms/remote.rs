@@ -84,9 +84,15 @@ async fn receive_in(hs: &Homeserver, tx: &mut WriteTx, head: &mut RoomHead, pdu:
     }
     let rules = &head.rules.authorization;
 
-    // 1. Against its own auth events, 2. against the state before it.
-    let verdict = auth::check(rules, pdu, &auth_events, &auth::by_key(&auth_events))
-        .map_err(|reason| format!("not authorised by its auth events: {reason}"));
+    // 1. Against its own auth events (none of them rejected), 2. against the state before it.
+    let cited: Vec<&str> = pdu.auth_events.iter().map(|id| id.as_str()).collect();
+    let rejected = events::rejected_among(tx, &cited).await?;
+    let verdict = if rejected.is_empty() {
+        auth::check(rules, pdu, &auth_events, &auth::by_key(&auth_events))
+            .map_err(|reason| format!("not authorised by its auth events: {reason}"))
+    } else {
+        Err(format!("its auth events {rejected:?} were rejected"))
+    };
     let verdict = match verdict {
         Ok(()) => {
             let state = state_events(hs, tx, &before, pdu).await?;

@@ -38,10 +38,13 @@ pub async fn check_server_may_read(hs: &Homeserver, room_id: &RoomId, server: &S
     Err(Error::forbidden("Your server is not in this room"))
 }
 
-/// The event `event_id` of `room_id`; 404 when unknown or of another room.
+/// The event `event_id` of `room_id`; 404 when unknown, rejected or of another room.
 pub async fn event_in_room(hs: &Homeserver, room_id: &RoomId, event_id: &EventId) -> Result<Arc<Pdu>> {
     let mut conn = hs.db().pool().acquire().await?;
     let head = RoomHead::current(hs, &mut conn, room_id).await?;
+    if !events::rejected_among(&mut conn, &[event_id.as_str()]).await?.is_empty() {
+        return Err(Error::not_found("Unknown event"));
+    }
     auth::load(hs, &mut conn, &head, &[event_id.as_str()])
         .await?
         .remove(event_id)

@@ -188,6 +188,25 @@ pub async fn max_stream_ordering<'c>(executor: impl Executor<'c, Database = sqlx
         .try_get("max")
 }
 
+/// Those of `event_ids` stored as rejected.
+pub async fn rejected_among(conn: &mut Conn, event_ids: &[&str]) -> sqlx::Result<Vec<String>> {
+    let mut rejected = Vec::new();
+    for chunk in event_ids.chunks(super::IDS_PER_STATEMENT) {
+        let sql = format!(
+            "SELECT event_id FROM events WHERE rejected = 1 AND event_id IN ({})",
+            super::Params::new(conn).list(chunk.len())
+        );
+        let mut query = sqlx::query(&sql);
+        for id in chunk {
+            query = query.bind(*id);
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            rejected.push(row.try_get("event_id")?);
+        }
+    }
+    Ok(rejected)
+}
+
 /// Flags of an event in no timeline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Flag {
