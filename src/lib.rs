@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use axum::{
-    Router,
+    Extension, Router,
     extract::Request,
     http::{HeaderName, Method, StatusCode, header},
     middleware::{self, Next},
@@ -28,7 +28,9 @@ pub fn app(fed: Federation) -> Router {
     let hs = fed.hs().clone();
     let routes = Router::new()
         .merge(hearth_client_api::router(&hs))
-        .merge(hearth_federation::key_routes().with_state(fed));
+        .merge(hearth_federation::key_routes().with_state(fed.clone()))
+        // Client handlers that ask other servers take the handle from here (`ruma_fed`).
+        .layer(Extension(fed));
     with_middleware(routes, hs)
 }
 

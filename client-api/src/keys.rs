@@ -12,6 +12,7 @@ use hearth_core::{
         signatures,
     },
 };
+use hearth_federation::{Federation, user_keys};
 use ruma::api::client::keys::{
     claim_keys, get_key_changes, get_keys, upload_keys, upload_signatures, upload_signing_keys,
 };
@@ -36,8 +37,9 @@ pub async fn upload(
 
 /// `POST /_matrix/client/v3/keys/query`
 /// <https://spec.matrix.org/latest/client-server-api/#post_matrixclientv3keysquery>
-pub async fn query(hs: Homeserver, req: Ruma<get_keys::v3::Request>) -> Result<get_keys::v3::Response> {
-    let queried = keys::query(&hs, &req.auth.user_id, &req.body.device_keys).await?;
+pub async fn query(fed: Federation, req: Ruma<get_keys::v3::Request>) -> Result<get_keys::v3::Response> {
+    let mut queried = keys::query(fed.hs(), Some(&req.auth.user_id), &req.body.device_keys).await?;
+    user_keys::query_remote(&fed, &req.body.device_keys, &mut queried).await;
     let mut response = get_keys::v3::Response::new();
     response.device_keys = queried.device_keys;
     response.master_keys = queried.master_keys;
@@ -49,8 +51,9 @@ pub async fn query(hs: Homeserver, req: Ruma<get_keys::v3::Request>) -> Result<g
 
 /// `POST /_matrix/client/v3/keys/claim`
 /// <https://spec.matrix.org/latest/client-server-api/#post_matrixclientv3keysclaim>
-pub async fn claim(hs: Homeserver, req: Ruma<claim_keys::v3::Request>) -> Result<claim_keys::v3::Response> {
-    let claimed = keys::claim(&hs, &req.body.one_time_keys).await?;
+pub async fn claim(fed: Federation, req: Ruma<claim_keys::v3::Request>) -> Result<claim_keys::v3::Response> {
+    let mut claimed = keys::claim(fed.hs(), &req.body.one_time_keys).await?;
+    user_keys::claim_remote(&fed, &req.body.one_time_keys, &mut claimed).await;
     let mut response = claim_keys::v3::Response::new(claimed.one_time_keys);
     response.failures = claimed.failures;
     Ok(response)

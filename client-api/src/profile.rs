@@ -1,17 +1,25 @@
 //! Profiles (spec: Client-Server API › Profiles).
 
-use hearth_core::{Homeserver, accounts::profile, rooms::profile as room_profile};
+use hearth_core::{
+    Homeserver,
+    accounts::profile::{self, Profile},
+    rooms::profile as room_profile,
+};
+use hearth_federation::Federation;
 use ruma::{
-    OwnedMxcUri,
-    api::client::profile::{get_avatar_url, get_display_name, get_profile, set_avatar_url, set_display_name},
+    OwnedMxcUri, UserId,
+    api::{
+        client::profile::{get_avatar_url, get_display_name, get_profile, set_avatar_url, set_display_name},
+        federation::query::get_profile_information::v1 as profile_query,
+    },
 };
 
 use crate::{error::Result, ruma_wrapper::Ruma};
 
 /// `GET /_matrix/client/v3/profile/{userId}`
 /// <https://spec.matrix.org/latest/client-server-api/#get_matrixclientv3profileuserid>
-pub async fn get(hs: Homeserver, req: Ruma<get_profile::v3::Request>) -> Result<get_profile::v3::Response> {
-    let found = profile::get(&hs, &req.body.user_id).await?;
+pub async fn get(fed: Federation, req: Ruma<get_profile::v3::Request>) -> Result<get_profile::v3::Response> {
+    let found = profile_of(&fed, &req.body.user_id).await?;
     let mut response = get_profile::v3::Response::new();
     if let Some(name) = found.displayname {
         response.set("displayname".to_owned(), name.into());
@@ -25,10 +33,10 @@ pub async fn get(hs: Homeserver, req: Ruma<get_profile::v3::Request>) -> Result<
 /// `GET /_matrix/client/v3/profile/{userId}/displayname`
 /// <https://spec.matrix.org/latest/client-server-api/#get_matrixclientv3profileuseriddisplayname>
 pub async fn get_displayname(
-    hs: Homeserver,
+    fed: Federation,
     req: Ruma<get_display_name::v3::Request>,
 ) -> Result<get_display_name::v3::Response> {
-    let found = profile::get(&hs, &req.body.user_id).await?;
+    let found = profile_of(&fed, &req.body.user_id).await?;
     Ok(get_display_name::v3::Response::new(found.displayname))
 }
 
@@ -46,10 +54,10 @@ pub async fn set_displayname(
 /// `GET /_matrix/client/v3/profile/{userId}/avatar_url`
 /// <https://spec.matrix.org/latest/client-server-api/#get_matrixclientv3profileuseridavatar_url>
 pub async fn get_avatar(
-    hs: Homeserver,
+    fed: Federation,
     req: Ruma<get_avatar_url::v3::Request>,
 ) -> Result<get_avatar_url::v3::Response> {
-    let found = profile::get(&hs, &req.body.user_id).await?;
+    let found = profile_of(&fed, &req.body.user_id).await?;
     Ok(get_avatar_url::v3::Response::new(found.avatar_url.map(OwnedMxcUri::from)))
 }
 
@@ -63,4 +71,16 @@ pub async fn set_avatar(
     let url = body.avatar_url.as_ref().map(|u| u.as_str());
     room_profile::set_avatar_url(&hs, &req.auth.user_id, &body.user_id, url).await?;
     Ok(set_avatar_url::v3::Response::new())
+}
+
+/// The profile of a local user, or of another server's user as that server tells it
+/// (`/_matrix/federation/v1/query/profile`).
+async fn profile_of(fed: &Federation, user_id: &UserId) -> Result<Profile> {
+    if user_id.server_name() == fed.hs().server_name() {
+        return Ok(profile::get(fed.hs(), user_id).await?);
+    }
+    let request = profile_query::Request::new(user_id.to_owned());
+    let answer = fed.client().send(user_id.server_name(), request).await.map_err(hearth_core::Error::from)?;
+    let text = |field: &str| answer.get(field).and_then(|v| v.as_str()).map(str::to_owned);
+    Ok(Profile { displayname: text("displayname"), avatar_url: text("avatar_url") })
 }

@@ -5,26 +5,25 @@
 use std::{future::Future, net::SocketAddr};
 
 use axum::{
-    Router,
+    Extension, Router,
     body::{Body, Bytes},
     extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request, State},
     http::{StatusCode, request::Parts},
     response::{IntoResponse, Response},
     routing::{MethodFilter, on},
 };
-use bytes::BytesMut;
 use hearth_core::{
     Homeserver,
     accounts::{User, sessions},
 };
+use hearth_federation::Federation;
 use ruma::api::{
-    IncomingRequest, OutgoingResponse, OutgoingResponseExt,
+    IncomingRequest, OutgoingResponse,
     auth_scheme::{
         AccessToken, AccessTokenOptional, AppserviceToken, AppserviceTokenOptional, NoAccessToken,
         NoAuthentication,
     },
     error::ErrorKind,
-    path_builder::PathBuilder,
 };
 
 use crate::{
@@ -223,10 +222,7 @@ where
 /// The method and every path (r0, v3, unstable…) of an endpoint, from its ruma metadata.
 fn endpoint<Req: IncomingRequest>() -> (MethodFilter, Vec<&'static str>) {
     let filter = MethodFilter::try_from(Req::METHOD).expect("ruma endpoints use standard methods");
-    let mut paths: Vec<&'static str> = Req::PATH_BUILDER.all_paths().collect();
-    paths.sort_unstable();
-    paths.dedup();
-    (filter, paths)
+    (filter, hearth_core::http_api::endpoint_paths::<Req>())
 }
 
 /// A ruma response on its way out.
@@ -234,11 +230,7 @@ pub struct RumaResponse<T>(pub T);
 
 impl<T: OutgoingResponse> IntoResponse for RumaResponse<T> {
     fn into_response(self) -> Response {
-        match self.0.try_into_http_response::<BytesMut>() {
-            Ok(response) => response.map(|body| Body::from(Bytes::from(body))).into_response(),
-            Err(e) => ApiError(hearth_core::Error::Internal(anyhow::anyhow!("serialising response: {e}")))
-                .into_response(),
-        }
+        hearth_core::http_api::response(self.0).map(Body::from).into_response()
     }
 }
 
@@ -303,6 +295,27 @@ pub trait RouterExt {
         F: Fn(Homeserver, RumaStreamed<Req>) -> Fut + Clone + Send + Sync + 'static,
         Fut: Future<Output = Result<R>> + Send,
         R: IntoResponse;
+
+    /// Like [`RouterExt::ruma`], for handlers that may ask other servers: they take the
+    /// [`Federation`] handle (which the composition root puts in every request's extensions)
+    /// instead of the [`Homeserver`].
+    fn ruma_fed<Req, F, Fut>(self, handler: F) -> Self
+    where
+        Req: IncomingRequest + Send + 'static,
+        Req::Authentication: Authenticate,
+        Req::OutgoingResponse: Send,
+        F: Fn(Federation, Ruma<Req>) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Result<Req::OutgoingResponse>> + Send;
+
+    /// [`RouterExt::ruma_fed`] and [`RouterExt::ruma_raw`] together: a handler that may ask other
+    /// servers and returns any response.
+    fn ruma_raw_fed<Req, F, Fut, R>(self, handler: F) -> Self
+    where
+        Req: IncomingRequest + Send + 'static,
+        Req::Authentication: Authenticate,
+        F: Fn(Federation, Ruma<Req>) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Result<R>> + Send,
+        R: IntoResponse;
 }
 
 impl RouterExt for Router<Homeserver> {
@@ -330,6 +343,42 @@ impl RouterExt for Router<Homeserver> {
         R: IntoResponse,
     {
         route_endpoint::<Req, RumaStreamed<Req>, F, Fut, R>(self, handler)
+    }
+
+    fn ruma_fed<Req, F, Fut>(self, handler: F) -> Self
+    where
+        Req: IncomingRequest + Send + 'static,
+        Req::Authentication: Authenticate,
+        Req::OutgoingResponse: Send,
+        F: Fn(Federation, Ruma<Req>) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Result<Req::OutgoingResponse>> + Send,
+    {
+        self.ruma_raw_fed(move |fed, request: Ruma<Req>| {
+            let response = handler(fed, request);
+            async move { response.await.map(RumaResponse) }
+        })
+    }
+
+    fn ruma_raw_fed<Req, F, Fut, R>(self, handler: F) -> Self
+    where
+        Req: IncomingRequest + Send + 'static,
+        Req::Authentication: Authenticate,
+        F: Fn(Federation, Ruma<Req>) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Result<R>> + Send,
+        R: IntoResponse,
+    {
+        let (filter, paths) = endpoint::<Req>();
+        let mut router = self;
+        for path in paths {
+            let handler = handler.clone();
+            router = router.route(
+                path,
+                on(filter, move |Extension(fed): Extension<Federation>, request: Ruma<Req>| {
+                    handler(fed, request)
+                }),
+            );
+        }
+        router
     }
 }
 

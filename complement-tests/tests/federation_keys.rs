@@ -8,7 +8,7 @@ use reqwest::Method;
 use ruma::{
     CanonicalJsonObject,
     serde::Base64,
-    signatures::{PublicKeyMap, PublicKeySet, verify_json},
+    signatures::{PublicKeyMap, PublicKeySet, Verified, verify_json},
 };
 use serde_json::{Value, json};
 
@@ -184,4 +184,58 @@ scenario!(keys_of_an_unreachable_server_come_from_a_trusted_notary, |backend| {
     peer.request(&hs, Method::GET, &path, None, Signing::Valid).await.expect_status(200);
     let fetches = peer.requests().iter().filter(|r| r.uri.starts_with("/_matrix/key/v2/server")).count();
     assert_eq!(fetches, 1, "only the notary asked the peer");
+});
+
+/// A message event of the peer's user in a v12-style room, unsigned.
+fn peer_event(peer: &FakePeer, origin_server_ts: u64) -> CanonicalJsonObject {
+    serde_json::from_value(json!({
+        "room_id": "!someroom:elsewhere.test",
+        "type": "m.room.message",
+        "sender": format!("@alice:{}", peer.server_name),
+        "content": { "msgtype": "m.text", "body": "hello" },
+        "origin_server_ts": origin_server_ts,
+        "depth": 3,
+        "prev_events": [],
+        "auth_events": [],
+    }))
+    .expect("canonical JSON")
+}
+
+scenario!(events_signed_by_a_remote_server_are_verified_with_its_fetched_key, |backend| {
+    let mut hs = TestServer::start_with(backend, enable_federation).await;
+    let peer = FakePeer::start().await;
+    peer.introduce_to(&mut hs);
+    let version = ruma::RoomVersionId::V11;
+    let rules = version.rules().expect("known version");
+    let now = u64::try_from(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("after 1970").as_millis(),
+    )
+    .expect("fits");
+    let keys = hs.federation().keys();
+
+    let mut event = peer_event(&peer, now);
+    peer.sign_pdu(&mut event, &version);
+    assert_eq!(keys.verify_event(&event, &rules).await.expect("verifies"), Verified::All);
+
+    // Content changed after signing: the signature (over the redacted form) holds, the hash not.
+    let mut edited = event.clone();
+    edited.insert("content".to_owned(), serde_json::from_value(json!({"body": "forged"})).expect("content"));
+    assert_eq!(keys.verify_event(&edited, &rules).await.expect("signatures hold"), Verified::Signatures);
+
+    // A changed signed field breaks the signature.
+    let mut forged = event.clone();
+    forged.insert("depth".to_owned(), ruma::CanonicalJsonValue::Integer(4u32.into()));
+    assert!(keys.verify_event(&forged, &rules).await.is_err(), "a forged event must not verify");
+
+    // Signed only by a key the peer does not publish.
+    let mut unsigned = peer_event(&peer, now);
+    let stranger = hearth_complement_tests::fake_peer::generate_key("stranger");
+    ruma::signatures::hash_and_sign_event(&peer.server_name, &stranger, &mut unsigned, &rules.redaction)
+        .expect("signing");
+    assert!(keys.verify_event(&unsigned, &rules).await.is_err(), "an unknown key must not verify");
+
+    // The peer's key is valid for an hour: an event claiming a later time needs a key valid then.
+    let mut future = peer_event(&peer, now + 48 * 3_600_000);
+    peer.sign_pdu(&mut future, &version);
+    assert!(keys.verify_event(&future, &rules).await.is_err(), "no key valid at that time");
 });

@@ -30,6 +30,8 @@ use crate::{
 
 /// How long connecting to another server may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The smallest limit on an answer's size (a `send_join` answer of a large room is big).
+const MIN_RESPONSE_LIMIT: usize = 256 << 20;
 /// How long an answer may stall between two reads.
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -116,16 +118,14 @@ impl FedClient {
         if let Some(overridden) = self.0.overrides.read().ok().and_then(|o| o.get(server).cloned()) {
             return Ok(overridden);
         }
-        if server.is_ip_literal()
-            && let Ok(ip) = server.host().trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>()
-            && !self.0.dns.allowed(ip)
-        {
+        let destination = resolver::resolve(server, &self.0.lookup).await;
+        // The name or its delegation may be an IP literal, which no DNS look-up filters.
+        if destination.ip_literal().is_some_and(|ip| !self.0.dns.allowed(ip)) {
             return Err(FedError::Invalid {
                 destination: server.to_owned(),
-                message: "private addresses are not allowed".to_owned(),
+                message: format!("{} is a private address, which is not allowed", destination.base_url),
             });
         }
-        let destination = resolver::resolve(server, &self.0.lookup).await;
         if let Some((host, target)) = &destination.srv_target {
             self.0.dns.remember_srv_target(host, target);
         }
@@ -145,7 +145,7 @@ impl FedClient {
             message: format!("{e:#}"),
         };
         if !self.0.enabled {
-            return Err(invalid("federation is disabled on this server".to_owned()));
+            return Err(FedError::Disabled { destination: destination.to_owned() });
         }
         if destination == self.0.hs.server_name() {
             return Err(invalid("a server does not send federation requests to itself".to_owned()));
@@ -164,7 +164,10 @@ impl FedClient {
         let response = self.0.http.execute(http_request).await.map_err(transport)?;
         let status = response.status();
         let headers = response.headers().clone();
-        let body = response.bytes().await.map_err(transport)?;
+        let body = read_limited(response, self.max_response_bytes()).await.map_err(|e| match e {
+            Limited::Transport(e) => transport(e),
+            Limited::TooLarge(limit) => invalid(format!("the answer is larger than {limit} bytes")),
+        })?;
         let mut answer = http::Response::new(&body[..]);
         *answer.status_mut() = status;
         *answer.headers_mut() = headers;
@@ -182,6 +185,31 @@ impl FedClient {
         R::IncomingResponse::try_from_http_response(answer)
             .map_err(|e| invalid(format!("unexpected answer: {e}")))
     }
+
+    /// The largest answer read: media up to the upload limit, and room for large JSON answers
+    /// (`send_join` of a big room).
+    fn max_response_bytes(&self) -> usize {
+        let media = usize::try_from(self.0.hs.config().limits.max_upload_bytes).unwrap_or(usize::MAX);
+        media.saturating_add(1 << 20).max(MIN_RESPONSE_LIMIT)
+    }
+}
+
+/// Why an answer could not be read.
+enum Limited {
+    Transport(reqwest::Error),
+    TooLarge(usize),
+}
+
+/// Reads an answer's body, giving up past `limit` bytes.
+async fn read_limited(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, Limited> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(Limited::Transport)? {
+        if body.len() + chunk.len() > limit {
+            return Err(Limited::TooLarge(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// An HTTP client for federation: rustls with the built-in roots plus `extra_ca_file`, DNS

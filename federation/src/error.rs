@@ -60,8 +60,14 @@ pub enum FedError {
         /// Its `error` message.
         message: String,
     },
-    /// The request was not sent (federation is off, the destination is refused, the request
-    /// could not be built) or the answer did not fit the endpoint. Trying again will not help.
+    /// Federation is off on this server: nothing was sent.
+    #[error("federation is disabled on this server (request to {destination})")]
+    Disabled {
+        /// The server we would have asked.
+        destination: OwnedServerName,
+    },
+    /// The request was not sent (the destination is refused, the request could not be built)
+    /// or the answer did not fit the endpoint. Trying again will not help.
     #[error("request to {destination} failed: {message}")]
     Invalid {
         /// The server concerned.
@@ -78,7 +84,7 @@ impl FedError {
         match self {
             FedError::Transport { .. } => true,
             FedError::Remote { status, .. } => status.is_server_error(),
-            FedError::Invalid { .. } => false,
+            FedError::Invalid { .. } | FedError::Disabled { .. } => false,
         }
     }
 
@@ -101,9 +107,11 @@ impl FedError {
 
 impl From<FedError> for Error {
     /// For a client request that needed another server: a 4xx answer is passed on as it came
-    /// (e.g. 404 `M_NOT_FOUND` for an unknown profile), anything else is 502 `M_UNKNOWN`.
+    /// (e.g. 404 `M_NOT_FOUND` for an unknown profile), with federation off what is asked for is
+    /// not found (404 `M_NOT_FOUND`), anything else is 502 `M_UNKNOWN`.
     fn from(e: FedError) -> Self {
         match e {
+            FedError::Disabled { .. } => Error::not_found(e.to_string()),
             FedError::Remote { status, kind, message, .. } if status.is_client_error() => {
                 Error::matrix(status, kind, message)
             }

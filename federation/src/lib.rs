@@ -2,6 +2,7 @@
 //! authentication, server discovery, the outbound client and the TLS listener.
 
 pub mod client;
+pub mod device;
 pub mod dns;
 pub mod error;
 pub mod handle;
@@ -12,6 +13,7 @@ pub mod join;
 pub mod key_ring;
 pub mod keys;
 pub mod listener;
+pub mod media;
 pub mod membership;
 pub mod query;
 pub mod resolver;
@@ -19,6 +21,7 @@ pub mod ruma_wrapper;
 pub mod sender;
 pub mod tls;
 pub mod transactions;
+pub mod user_keys;
 
 use axum::{Router, routing::get};
 
@@ -37,6 +40,12 @@ pub fn router() -> Router<Federation> {
         .ruma(keys::query)
         .ruma(keys::query_batch)
         .ruma(query::get_profile)
+        .ruma(query::get_room_information)
+        .ruma(user_keys::query)
+        .ruma(user_keys::claim)
+        .ruma(device::get_devices)
+        .ruma(media::get_content)
+        .ruma(media::get_content_thumbnail)
         .ruma(transactions::send)
         .ruma(membership::make_join)
         .ruma(membership::send_join)

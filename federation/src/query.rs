@@ -1,7 +1,12 @@
 //! Queries other servers make about our users (spec: Server-Server API › Querying for information).
 
-use hearth_core::{Error, accounts::profile};
-use ruma::{api::federation::query::get_profile_information::v1 as profile_query, profile::ProfileFieldName};
+use hearth_core::{Error, accounts::profile, rooms::aliases};
+use ruma::{
+    api::federation::query::{
+        get_profile_information::v1 as profile_query, get_room_information::v1 as directory_query,
+    },
+    profile::ProfileFieldName,
+};
 
 use crate::{FedResult, FedRuma, Federation};
 
@@ -26,4 +31,18 @@ pub async fn get_profile(
         response.set("avatar_url".to_owned(), url.into());
     }
     Ok(response)
+}
+
+/// `GET /_matrix/federation/v1/query/directory`: the room one of our aliases points at.
+/// <https://spec.matrix.org/latest/server-server-api/#get_matrixfederationv1querydirectory>
+pub async fn get_room_information(
+    fed: Federation,
+    req: FedRuma<directory_query::Request>,
+) -> FedResult<directory_query::Response> {
+    let alias = &req.body.room_alias;
+    if alias.server_name() != fed.hs().server_name() {
+        return Err(Error::not_found("The alias is not one of this server's").into());
+    }
+    let room_id = aliases::resolve(fed.hs(), alias).await?;
+    Ok(directory_query::Response::new(room_id, vec![fed.hs().server_name().to_owned()]))
 }

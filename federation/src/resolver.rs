@@ -31,6 +31,16 @@ impl Destination {
         }
     }
 
+    /// The IP address the URL names, if its host is an IP literal.
+    pub fn ip_literal(&self) -> Option<IpAddr> {
+        let authority = self.base_url.strip_prefix("https://")?;
+        let host = match authority.strip_prefix('[') {
+            Some(v6) => v6.split(']').next()?,
+            None => authority.rsplit_once(':').map_or(authority, |(host, _)| host),
+        };
+        host.parse().ok()
+    }
+
     /// The destination named by a configured override URL (`https://host[:port]`): that host
     /// and port, nothing looked up.
     pub fn overridden(url: &str) -> Self {
@@ -239,6 +249,13 @@ mod tests {
         assert_eq!(legacy.host_header, "legacy.test");
         assert_eq!(legacy.srv_target, Some(("legacy.test".to_owned(), "box.test".to_owned())));
         assert_eq!(resolved("plain.test", &fake).await, direct("https://plain.test:8448", "plain.test"));
+    }
+
+    #[test]
+    fn the_ip_literal_of_a_destination_is_found_for_the_address_check() {
+        assert_eq!(direct("https://10.0.0.1:8448", "x").ip_literal(), Some("10.0.0.1".parse().expect("ip")));
+        assert_eq!(direct("https://[fe80::1]:99", "x").ip_literal(), Some("fe80::1".parse().expect("ip")));
+        assert_eq!(direct("https://b.test:8448", "x").ip_literal(), None);
     }
 
     #[test]

@@ -16,11 +16,10 @@ use axum::{
 use ruma::{
     OwnedServerName,
     api::{
-        IncomingRequest, OutgoingResponse, OutgoingResponseExt,
+        IncomingRequest, OutgoingResponse,
         auth_scheme::{AuthScheme, NoAuthentication},
         error::ErrorKind,
         federation::authentication::{ServerSignatures, XMatrix},
-        path_builder::PathBuilder,
     },
     signatures::{PublicKeyMap, PublicKeySet},
 };
@@ -128,11 +127,7 @@ pub struct FedResponse<T>(pub T);
 
 impl<T: OutgoingResponse> IntoResponse for FedResponse<T> {
     fn into_response(self) -> Response {
-        match self.0.try_into_http_response::<Vec<u8>>() {
-            Ok(response) => response.map(Body::from).into_response(),
-            Err(e) => FedApiError(hearth_core::Error::Internal(anyhow::anyhow!("serialising response: {e}")))
-                .into_response(),
-        }
+        hearth_core::http_api::response(self.0).map(Body::from).into_response()
     }
 }
 
@@ -159,10 +154,7 @@ impl FedRouterExt for Router<Federation> {
         Fut: Future<Output = FedResult<R::OutgoingResponse>> + Send,
     {
         let filter = MethodFilter::try_from(R::METHOD).expect("ruma endpoints use standard methods");
-        let mut paths: Vec<&'static str> = R::PATH_BUILDER.all_paths().collect();
-        paths.sort_unstable();
-        paths.dedup();
-        for path in paths {
+        for path in hearth_core::http_api::endpoint_paths::<R>() {
             let handler = handler.clone();
             self = self.route(
                 path,

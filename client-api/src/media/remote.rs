@@ -1,18 +1,14 @@
-//! Media of other servers: the seam where federation plugs in.
-//!
-//! Fetching remote media goes over the Server-Server API (`GET
-//! /_matrix/federation/v1/media/download/{mediaId}`), which Hearth does not speak yet, so every
-//! `mxc://` URI of another server is 404 `M_NOT_FOUND` for now. When federation lands, this
-//! function fetches the bytes through the federation client, stores them with
-//! `hearth_core::media` (as cached remote media, no uploader) and returns their content; the
-//! download and thumbnail handlers need no change.
+//! Media of other servers, fetched through federation (`GET
+//! /_matrix/federation/v1/media/download/{mediaId}`) and cached in the local store, so the
+//! download and thumbnail handlers serve it like local media.
 
-use hearth_core::{Error, Homeserver, storage::media::Content};
+use hearth_core::storage::media::Content;
+use hearth_federation::Federation;
 use ruma::ServerName;
 
 use crate::error::Result;
 
 /// The content of `mxc://{server_name}/{media_id}`, a URI of another server.
-pub async fn content(_hs: &Homeserver, server_name: &ServerName, _media_id: &str) -> Result<Content> {
-    Err(Error::not_found(format!("Media of other servers ({server_name}) cannot be fetched yet")).into())
+pub async fn content(fed: &Federation, server_name: &ServerName, media_id: &str) -> Result<Content> {
+    Ok(hearth_federation::media::fetch(fed, server_name, media_id).await?)
 }

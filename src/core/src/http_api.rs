@@ -6,7 +6,7 @@ use std::panic::AssertUnwindSafe;
 
 use http::StatusCode;
 use ruma::api::{
-    IncomingRequest, IncomingRequestExt, OutgoingResponseExt,
+    IncomingRequest, IncomingRequestExt, Metadata, OutgoingResponse, OutgoingResponseExt,
     error::{DeserializationError, ErrorBody, ErrorKind, FromHttpRequestError, StandardErrorBody},
     path_builder::PathBuilder,
 };
@@ -47,6 +47,21 @@ pub fn parse_request<T: IncomingRequest>(request: http::Request<&[u8]>, path_arg
             Error::bad_json(message)
         }
     })
+}
+
+/// Every path (r0, v3, unstable…) of an endpoint, from its ruma metadata.
+pub fn endpoint_paths<R: Metadata>() -> Vec<&'static str> {
+    let mut paths: Vec<&'static str> = R::PATH_BUILDER.all_paths().collect();
+    paths.sort_unstable();
+    paths.dedup();
+    paths
+}
+
+/// The HTTP form of a ruma response (a 500 if it cannot be serialised, which would be a bug).
+pub fn response<T: OutgoingResponse>(response: T) -> http::Response<Vec<u8>> {
+    response
+        .try_into_http_response::<Vec<u8>>()
+        .unwrap_or_else(|e| error_response(Error::Internal(anyhow::anyhow!("serialising response: {e}"))))
 }
 
 /// The HTTP response for `error`: the spec's `{"errcode", "error"}` body (plus fields such as

@@ -186,7 +186,7 @@ pub(crate) type SignatureIndex = BTreeMap<(OwnedUserId, String), Vec<SignatureRo
 pub(crate) async fn visible_signatures(
     conn: &mut Conn,
     users: &[&UserId],
-    viewer: &UserId,
+    viewer: Option<&UserId>,
 ) -> Result<SignatureIndex> {
     let mut index = SignatureIndex::new();
     for row in cross_signing::signatures_visible_to(conn, users, viewer).await? {
@@ -220,7 +220,7 @@ pub(crate) struct QueriedSigningKeys {
 pub(crate) async fn for_query(
     conn: &mut Conn,
     users: &[&UserId],
-    viewer: &UserId,
+    viewer: Option<&UserId>,
     signatures: &SignatureIndex,
 ) -> Result<QueriedSigningKeys> {
     let mut answer = QueriedSigningKeys::default();
@@ -228,7 +228,7 @@ pub(crate) async fn for_query(
         let map = match row.key_type.as_str() {
             "master" => &mut answer.master,
             "self_signing" => &mut answer.self_signing,
-            "user_signing" if row.user_id == viewer => &mut answer.user_signing,
+            "user_signing" if viewer == Some(row.user_id.as_ref()) => &mut answer.user_signing,
             _ => continue,
         };
         let mut object = signed_json::parse_stored(&row.key_json)?;

@@ -143,11 +143,12 @@ async fn store_one_time_key(conn: &mut Conn, user: &User, key: &CanonicalKey) ->
 }
 
 /// The identity keys of the requested devices (an empty list asks for all of a user's devices)
-/// and the users' cross-signing keys, as `viewer` may see them. Users on other servers are not
-/// asked yet: their server is listed in `failures`.
+/// and the users' cross-signing keys, as `viewer` may see them (`None`: another server asks, and
+/// sees only the owners' own signatures). Users on other servers are not asked here: their server
+/// is listed in `failures` (the caller may ask it over federation).
 pub async fn query(
     hs: &Homeserver,
-    viewer: &UserId,
+    viewer: Option<&UserId>,
     requested: &BTreeMap<OwnedUserId, Vec<OwnedDeviceId>>,
 ) -> Result<QueriedKeys> {
     let mut answer = QueriedKeys::default();
@@ -178,7 +179,8 @@ pub async fn query(
 
 /// Hands out one key per requested device and algorithm: the oldest one-time key, which is
 /// removed so no one gets it again, or else the device's fallback key, which stays (marked
-/// used). Users on other servers are not asked yet: their server is listed in `failures`.
+/// used). Users on other servers are not asked here: their server is listed in `failures` (the
+/// caller may ask it over federation).
 pub async fn claim(
     hs: &Homeserver,
     requested: &BTreeMap<OwnedUserId, BTreeMap<OwnedDeviceId, OneTimeKeyAlgorithm>>,

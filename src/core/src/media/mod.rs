@@ -2,10 +2,11 @@
 //! `mxc://` URIs, downloads and thumbnails of local media. The bytes are files in a
 //! content-addressed [`store`]; what each URI holds is in the `media` table.
 //!
-//! Media of other servers is not fetched here (core makes no outbound requests): the client API
-//! asks federation for it and will cache it through this module.
+//! Media of other servers is not fetched here (core makes no outbound requests): federation
+//! fetches it and caches it through [`remote`].
 
 pub mod download;
+pub mod remote;
 pub mod sizing;
 pub mod store;
 pub mod thumbnail;

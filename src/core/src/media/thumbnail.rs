@@ -42,6 +42,26 @@ pub struct Request {
     pub method: Method,
 }
 
+impl Request {
+    /// Reads the query of a thumbnail endpoint: `scale` unless `crop` is asked for, any other
+    /// method 400 `M_INVALID_PARAM`.
+    pub fn parse(
+        width: ruma::UInt,
+        height: ruma::UInt,
+        method: Option<&ruma::media::Method>,
+    ) -> Result<Request> {
+        let method = match method {
+            None | Some(ruma::media::Method::Scale) => Method::Scale,
+            Some(ruma::media::Method::Crop) => Method::Crop,
+            Some(other) => {
+                return Err(Error::invalid_param(format!("Unknown thumbnail method {:?}", other.as_str())));
+            }
+        };
+        let side = |n: ruma::UInt| u32::try_from(u64::from(n)).unwrap_or(u32::MAX);
+        Ok(Request { width: side(width), height: side(height), method })
+    }
+}
+
 /// A thumbnail of `content` (the media `server_name`/`media_id`), from the cache or made now.
 /// Content that is not an image is 400 `M_UNKNOWN`, an image too large to decode 413
 /// `M_TOO_LARGE`.

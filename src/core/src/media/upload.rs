@@ -51,7 +51,7 @@ where
     let media_id = new_media_id();
     let mut tx = hs.db().begin().await.context("starting a media upload transaction")?;
     check_quota(hs, &mut tx, uploader, content.size).await?;
-    media::insert(&mut *tx, hs.server_name(), &media_id, uploader, &content, now_ms())
+    media::insert(&mut *tx, hs.server_name(), &media_id, Some(uploader), &content, now_ms())
         .await
         .context("storing media metadata")?;
     tx.commit().await.context("committing a media upload")?;

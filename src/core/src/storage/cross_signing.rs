@@ -108,7 +108,7 @@ pub async fn set_signature(conn: &mut Conn, row: &SignatureRow) -> sqlx::Result<
 pub async fn signatures_visible_to(
     conn: &mut Conn,
     user_ids: &[&UserId],
-    viewer: &UserId,
+    viewer: Option<&UserId>,
 ) -> sqlx::Result<Vec<SignatureRow>> {
     let mut found = Vec::new();
     for chunk in user_ids.chunks(USERS_PER_QUERY) {
@@ -118,7 +118,8 @@ pub async fn signatures_visible_to(
              AND (signer_user_id = target_user_id OR signer_user_id = $1)",
             placeholders(2, chunk.len())
         );
-        let mut query = sqlx::query(&sql).bind(viewer.as_str());
+        // No viewer (another server asks): only the owners' own signatures, as no signer is `''`.
+        let mut query = sqlx::query(&sql).bind(viewer.map_or("", UserId::as_str));
         for user_id in chunk {
             query = query.bind(user_id.as_str());
         }

@@ -51,12 +51,13 @@ pub async fn reserve<'c>(
     Ok(())
 }
 
-/// Stores a new URI with its content (`POST /media/v3/upload`).
+/// Stores a new URI with its content (`POST /media/v3/upload`; no uploader for another
+/// server's media cached here).
 pub async fn insert<'c>(
     executor: impl Executor<'c, Database = sqlx::Any>,
     server_name: &ServerName,
     media_id: &str,
-    uploader: &UserId,
+    uploader: Option<&UserId>,
     content: &Content,
     now: i64,
 ) -> sqlx::Result<()> {
@@ -66,7 +67,7 @@ pub async fn insert<'c>(
     )
     .bind(server_name.as_str())
     .bind(media_id)
-    .bind(uploader.as_str())
+    .bind(uploader.map(UserId::as_str))
     .bind(&content.content_type)
     .bind(content.filename.as_deref())
     .bind(size_column(content.size))
