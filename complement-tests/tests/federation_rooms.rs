@@ -181,3 +181,16 @@ scenario!(fed_13_a_remote_invite_shows_with_stripped_state_and_can_be_accepted_o
     bob.send_text(&room_id, "thanks for the invite").await;
     alice_sees.until("Bob's message", |m| m.contains(&"thanks for the invite".to_owned())).await;
 });
+
+scenario!(a_user_joins_a_remote_room_by_its_alias, |backend| {
+    let servers = Cluster::start(backend, 2).await;
+    let alice = servers[0].client().register("alice", "password1234").await;
+    let bob = servers[1].client().register("bob", "password1234").await;
+    let room_id = alice.create_room(json!({ "preset": "public_chat", "room_alias_name": "lounge" })).await;
+    let alias = format!("#lounge:{}", servers[0].server_name);
+    let joined = bob.post(&format!("{V3}/join/{}", enc(&alias)), json!({})).await;
+    assert_eq!(joined.expect_status(200)["room_id"], room_id.as_str());
+    let mut bob_sees = Watcher::new(&bob, &room_id);
+    alice.send_text(&room_id, "welcome").await;
+    bob_sees.until("Alice's welcome", |m| m == ["welcome"]).await;
+});
