@@ -4,6 +4,7 @@
 pub mod client;
 pub mod device;
 pub mod dns;
+pub mod edu;
 pub mod error;
 pub mod handle;
 pub mod history;

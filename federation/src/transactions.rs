@@ -6,7 +6,7 @@ use hearth_core::{Error, Result, storage::federation_txns, time::now_ms};
 use ruma::{ServerName, api::federation::transactions::send_transaction_message::v1};
 
 use crate::{
-    FedResult, FedRuma, Federation, ingest,
+    FedResult, FedRuma, Federation, edu, ingest,
     sender::{MAX_EDUS, MAX_PDUS},
 };
 
@@ -40,6 +40,11 @@ pub async fn process(fed: &Federation, origin: &ServerName, request: v1::Request
                 tracing::info!(%origin, %event_id, %error, "received PDU not accepted");
             }
             results.insert(event_id, result);
+        }
+    }
+    for edu in &request.edus {
+        if let Ok(edu) = edu.deserialize_as::<serde_json::Value>() {
+            edu::receive(fed, origin, &edu).await;
         }
     }
     let answer = serde_json::to_string(&ResponseBody::from_results(&results))

@@ -68,3 +68,24 @@ pub async fn queue(hs: &Homeserver, tx: &mut WriteTx, head: &RoomHead, pdu: &Pdu
     tx.queued_for_federation();
     Ok(())
 }
+
+/// Queues an EDU about `room_id` (its JSON: `edu_type` and `content`) for the other servers in
+/// the room. A room known to have none costs no transaction.
+pub async fn queue_edu(hs: &Homeserver, room_id: &ruma::RoomId, edu: &serde_json::Value) -> Result<()> {
+    let cache = hs.room_cache();
+    let none = cache.head(room_id).and_then(|head| cache.remote_servers(room_id, &head.state));
+    if none.is_some_and(|servers| servers.is_empty()) {
+        return Ok(());
+    }
+    let mut tx = hs.db().begin().await?;
+    let head = RoomHead::current(hs, &mut tx, room_id).await?;
+    let servers = remote_servers(hs, &mut tx, &head).await?;
+    if servers.is_empty() {
+        return Ok(());
+    }
+    let destinations: Vec<&str> = servers.iter().map(|s| s.as_str()).collect();
+    outbox::push_edu(&mut tx, &destinations, &edu.to_string(), now_ms()).await?;
+    tx.queued_for_federation();
+    tx.commit().await?;
+    Ok(())
+}
