@@ -194,3 +194,28 @@ scenario!(a_user_joins_a_remote_room_by_its_alias, |backend| {
     alice.send_text(&room_id, "welcome").await;
     bob_sees.until("Alice's welcome", |m| m == ["welcome"]).await;
 });
+
+scenario!(three_servers_share_a_room_and_a_join_through_one_reaches_the_others, |backend| {
+    let servers = Cluster::start(backend, 3).await;
+    let alice = servers[0].client().register("alice", "password1234").await;
+    let bob = servers[1].client().register("bob", "password1234").await;
+    let carol = servers[2].client().register("carol", "password1234").await;
+    let room_id = alice.create_room(json!({ "preset": "public_chat" })).await;
+    join_via(&bob, &room_id, &servers[0].server_name).await;
+    let mut bob_sees = Watcher::new(&bob, &room_id);
+    // Carol joins through hs1; hs1 passes her join on to hs2 before she says anything.
+    join_via(&carol, &room_id, &servers[0].server_name).await;
+    let path = format!("{V3}/rooms/{}/state/m.room.member/{}", enc(&room_id), enc(carol.me()));
+    hearth_complement_tests::client::eventually("Carol's join on hs2", DEADLINE, || async {
+        let member = bob.get(&path).await;
+        (member.status == 200 && member.body["membership"] == "join").then_some(())
+    })
+    .await;
+    carol.send_text(&room_id, "hello from hs3").await;
+    alice.send_text(&room_id, "hello from hs1").await;
+    let seen = bob_sees.until("both messages on hs2", |m| m.len() >= 2).await.to_vec();
+    assert!(
+        seen.contains(&"hello from hs3".to_owned()) && seen.contains(&"hello from hs1".to_owned()),
+        "{seen:?}"
+    );
+});

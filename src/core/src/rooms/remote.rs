@@ -43,9 +43,9 @@ pub async fn receive(hs: &Homeserver, pdu: &Pdu) -> Result<Received> {
     receive_as(hs, pdu, false).await
 }
 
-/// Appends `pdu`, an event of ours built before the room's head was known to stay put (an
-/// invite countersigned by the invitee's server), like a received one, then queues it for the
-/// other servers in the room.
+/// Appends `pdu` like a received event, then queues it for the other servers in the room: an
+/// event of ours built before the room's head was known to stay put (an invite countersigned by
+/// the invitee's server), or one another server handed us to pass on (`send_join`).
 pub async fn append_own(hs: &Homeserver, pdu: &Pdu) -> Result<Received> {
     receive_as(hs, pdu, true).await
 }

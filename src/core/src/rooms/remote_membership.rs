@@ -57,7 +57,8 @@ pub async fn template(
 }
 
 /// Receives a signed `m.room.member` event with `membership` for its own sender (send_join,
-/// send_leave), sent by `origin`. 400 for anything else; 403 when it is not authorised.
+/// send_leave), sent by `origin`, and sends it on to the room's other servers. 400 for anything
+/// else; 403 when it is not authorised.
 pub async fn receive(hs: &Homeserver, origin: &ruma::ServerName, pdu: &Pdu, membership: &str) -> Result<()> {
     let own = pdu.kind == TimelineEventType::RoomMember
         && pdu.state_key.as_deref() == Some(pdu.sender.as_str())
@@ -66,7 +67,9 @@ pub async fn receive(hs: &Homeserver, origin: &ruma::ServerName, pdu: &Pdu, memb
     if !own || content.get("membership").and_then(|m| m.as_str()) != Some(membership) {
         return Err(Error::bad_json(format!("Expected a {membership} of the sending server's user")));
     }
-    match remote::receive(hs, pdu).await? {
+    // The resident server passes the membership on to the other servers in the room (the
+    // sending server may not know them).
+    match remote::append_own(hs, pdu).await? {
         Received::Accepted | Received::Known => Ok(()),
         Received::Rejected(reason) | Received::SoftFailed(reason) => Err(Error::forbidden(reason)),
         Received::Missing(ids) => Err(Error::bad_request(format!("Unknown prev or auth events: {ids:?}"))),
