@@ -51,6 +51,17 @@ pub async fn remote_servers(
 /// banned user, a user who left: they must learn of it even though no member of theirs is
 /// joined any more).
 pub async fn queue(hs: &Homeserver, tx: &mut WriteTx, head: &RoomHead, pdu: &Pdu) -> Result<()> {
+    queue_except(hs, tx, head, pdu, None).await
+}
+
+/// [`queue`], but not for `except` (the server that handed us the event, which has it).
+pub async fn queue_except(
+    hs: &Homeserver,
+    tx: &mut WriteTx,
+    head: &RoomHead,
+    pdu: &Pdu,
+    except: Option<&ruma::ServerName>,
+) -> Result<()> {
     let servers = remote_servers(hs, tx, head).await?;
     let target = (pdu.kind == TimelineEventType::RoomMember)
         .then(|| pdu.state_key.as_deref().and_then(|key| UserId::parse(key).ok()))
@@ -61,6 +72,7 @@ pub async fn queue(hs: &Homeserver, tx: &mut WriteTx, head: &RoomHead, pdu: &Pdu
     if let Some(target) = &target {
         destinations.push(target.as_str());
     }
+    destinations.retain(|server| except.is_none_or(|except| except.as_str() != *server));
     if destinations.is_empty() {
         return Ok(());
     }

@@ -40,17 +40,23 @@ pub enum Received {
 /// Receives `pdu`, an event of a room this server is in (404 otherwise), whose signatures and
 /// content hash the caller verified.
 pub async fn receive(hs: &Homeserver, pdu: &Pdu) -> Result<Received> {
-    receive_as(hs, pdu, false).await
+    receive_as(hs, pdu, None).await
 }
 
 /// Appends `pdu` like a received event, then queues it for the other servers in the room: an
 /// event of ours built before the room's head was known to stay put (an invite countersigned by
 /// the invitee's server), or one another server handed us to pass on (`send_join`).
-pub async fn append_own(hs: &Homeserver, pdu: &Pdu) -> Result<Received> {
-    receive_as(hs, pdu, true).await
+/// `from`, the server that handed it over, is not sent it back.
+pub async fn append_own(hs: &Homeserver, pdu: &Pdu, from: Option<&ruma::ServerName>) -> Result<Received> {
+    receive_as(hs, pdu, Some(from)).await
 }
 
-async fn receive_as(hs: &Homeserver, pdu: &Pdu, own: bool) -> Result<Received> {
+/// `pass_on`: queue the accepted event for the room's servers, except this one.
+async fn receive_as(
+    hs: &Homeserver,
+    pdu: &Pdu,
+    pass_on: Option<Option<&ruma::ServerName>>,
+) -> Result<Received> {
     if pdu.kind == TimelineEventType::RoomCreate {
         return Ok(Received::Rejected("a room has one create event".to_owned()));
     }
@@ -60,8 +66,8 @@ async fn receive_as(hs: &Homeserver, pdu: &Pdu, own: bool) -> Result<Received> {
         return Ok(Received::Known);
     }
     let received = receive_in(hs, tx, head, pdu).await?;
-    if own && received == Received::Accepted {
-        super::outbound::queue(hs, tx, head, pdu).await?;
+    if let (Some(except), Received::Accepted) = (pass_on, &received) {
+        super::outbound::queue_except(hs, tx, head, pdu, except).await?;
     }
     writer.commit().await?;
     Ok(received)

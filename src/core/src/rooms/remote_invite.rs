@@ -58,7 +58,8 @@ pub async fn invite(
     if signed.event_id != pdu.event_id {
         return Err(Error::Internal(anyhow::anyhow!("the invitee's server changed the invite")));
     }
-    match remote::append_own(hs, &signed).await? {
+    // The invitee's server has it already: it countersigned it.
+    match remote::append_own(hs, &signed, Some(target.server_name())).await? {
         Received::Accepted | Received::Known => Ok(signed.event_id),
         Received::Rejected(reason) | Received::SoftFailed(reason) => Err(Error::forbidden(reason)),
         Received::Missing(_) => Err(Error::Internal(anyhow::anyhow!("the invite's prev events are gone"))),

@@ -69,7 +69,7 @@ pub async fn receive(hs: &Homeserver, origin: &ruma::ServerName, pdu: &Pdu, memb
     }
     // The resident server passes the membership on to the other servers in the room (the
     // sending server may not know them).
-    match remote::append_own(hs, pdu).await? {
+    match remote::append_own(hs, pdu, Some(origin)).await? {
         Received::Accepted | Received::Known => Ok(()),
         Received::Rejected(reason) | Received::SoftFailed(reason) => Err(Error::forbidden(reason)),
         Received::Missing(ids) => Err(Error::bad_request(format!("Unknown prev or auth events: {ids:?}"))),
