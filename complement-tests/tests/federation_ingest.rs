@@ -235,3 +235,21 @@ scenario!(fed_13_an_invite_must_be_signed_by_the_inviters_server_and_is_counters
     assert!(signatures.get(&hs.server_name).is_some(), "countersigned: {signatures}");
     assert!(signatures.get(&peer.server_name).is_some(), "the inviter's signature kept");
 });
+
+scenario!(fed_19_pdus_from_a_server_the_acl_denies_are_dropped, |backend| {
+    let (hs, peer, alice, room_id) = setup(backend).await;
+    let mut room = PeerRoom::join(&peer, &hs, &room_id).await;
+    let acl = json!({ "allow": ["*"], "deny": [peer.server_name], "allow_ip_literals": false });
+    alice
+        .put(&format!("{V3}/rooms/{}/state/m.room.server_acl/", enc(&room_id)), acl)
+        .await
+        .expect_status(200);
+    let (id, pdu) = room.message(&peer, "denied");
+    let answer = PeerRoom::send(&peer, &hs, "t1", vec![pdu]).await;
+    assert!(answer.expect_status(200)["pdus"][&id]["error"].is_string(), "{:?}", answer.body);
+    let path = format!("/_matrix/federation/v1/state_ids/{}?event_id={}", enc(&room_id), enc(&id));
+    peer.request(&hs, Method::GET, &path, None, Signing::Valid).await.expect_error(403, "M_FORBIDDEN");
+    let mine = alice.send_text(&room_id, "still working").await;
+    let events = timeline_until(&alice, &room_id, |events| ids(events).contains(&mine.as_str())).await;
+    assert!(!ids(&events).contains(&id.as_str()));
+});

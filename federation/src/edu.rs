@@ -2,7 +2,7 @@
 //! receipts of the sending server's users in rooms we share. Others are ignored for now; an EDU
 //! that does not fit is logged and dropped (EDUs get no per-item answer).
 
-use hearth_core::{receipts, typing};
+use hearth_core::{receipts, rooms::server_acl, typing};
 use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId, ServerName};
 use serde::Deserialize;
 use serde_json::Value;
@@ -31,6 +31,7 @@ struct Typing {
 async fn typing_edu(fed: &Federation, origin: &ServerName, content: &Value) -> anyhow::Result<()> {
     let edu: Typing = serde_json::from_value(content.clone())?;
     anyhow::ensure!(edu.user_id.server_name() == origin, "a typing user of another server");
+    server_acl::check(fed.hs(), &edu.room_id, origin).await?;
     typing::receive_remote(fed.hs(), &edu.user_id, &edu.room_id, edu.typing).await?;
     Ok(())
 }
@@ -52,6 +53,7 @@ async fn receipt_edu(fed: &Federation, origin: &ServerName, content: &Value) -> 
     let rooms = content.as_object().ok_or_else(|| anyhow::anyhow!("receipts are not an object"))?;
     for (room_id, types) in rooms {
         let room_id = OwnedRoomId::try_from(room_id.as_str())?;
+        server_acl::check(fed.hs(), &room_id, origin).await?;
         let Some(users) = types["m.read"].as_object() else { continue };
         for (user_id, receipt) in users {
             let user_id = OwnedUserId::try_from(user_id.as_str())?;

@@ -7,6 +7,7 @@ use hearth_core::{
     rooms::{
         Pdu,
         remote::{self, Received},
+        server_acl,
     },
     storage::rooms,
 };
@@ -34,6 +35,10 @@ pub async fn transaction_pdu(
     let version = rooms::version(fed.hs().db().pool(), &room_id).await.ok()??;
     let rules = version.rules()?;
     let event_id = event_id(&object, &rules).ok()?;
+    // A server the room's ACL denies is ignored (spec: Server Access Control Lists).
+    if let Err(e) = server_acl::check(fed.hs(), &room_id, origin).await {
+        return Some((event_id, Err(e.to_string())));
+    }
     let result = match verify(fed, object, &rules).await {
         Ok(pdu) => receive(fed, origin, &pdu, true).await,
         Err(e) => Err(e),

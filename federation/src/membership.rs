@@ -5,7 +5,7 @@
 
 use hearth_core::{
     Error,
-    rooms::{Pdu, remote_membership},
+    rooms::{Pdu, remote_membership, server_acl},
 };
 use ruma::{
     CanonicalJsonObject, EventId, RoomId, ServerName, UserId,
@@ -25,6 +25,7 @@ pub async fn make_join(
 ) -> FedResult<prepare_join_event::v1::Response> {
     let body = req.body;
     own_user(&req.origin, &body.user_id)?;
+    server_acl::check(fed.hs(), &body.room_id, &req.origin).await?;
     let (version, template) =
         remote_membership::template(fed.hs(), &body.room_id, &body.user_id, "join", Some(&body.ver)).await?;
     let mut response = prepare_join_event::v1::Response::new(to_raw(&template)?);
@@ -39,6 +40,7 @@ pub async fn send_join(
     req: FedRuma<create_join_event::v2::Request>,
 ) -> FedResult<create_join_event::v2::Response> {
     let body = req.body;
+    server_acl::check(fed.hs(), &body.room_id, &req.origin).await?;
     let pdu = signed_event(&fed, &body.room_id, &body.event_id, &body.pdu).await?;
     remote_membership::receive(fed.hs(), &req.origin, &pdu, "join").await?;
     let (state, auth_chain) = remote_membership::state_before(fed.hs(), &body.room_id, &pdu.event_id).await?;

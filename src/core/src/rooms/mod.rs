@@ -30,6 +30,7 @@ pub mod resolve;
 pub mod restricted;
 pub mod send_queue;
 pub mod serve;
+pub mod server_acl;
 pub mod state_view;
 pub mod timeline;
 pub mod transaction_ids;

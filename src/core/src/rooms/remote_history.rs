@@ -18,8 +18,10 @@ use crate::{
 /// Most events one walk returns.
 pub const MAX_EVENTS: usize = 100;
 
-/// 403 unless `server` has a member joined to the room, or the room is world-readable.
+/// 403 unless `server` has a member joined to the room, or the room is world-readable, and the
+/// room's ACL allows it.
 pub async fn check_server_may_read(hs: &Homeserver, room_id: &RoomId, server: &ServerName) -> Result<()> {
+    super::server_acl::check(hs, room_id, server).await?;
     let mut conn = hs.db().pool().acquire().await?;
     let members = device_lists::joined_members(&mut conn, room_id).await?;
     if members.iter().any(|user| user.server_name() == server) {
