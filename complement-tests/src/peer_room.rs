@@ -26,6 +26,8 @@ pub struct PeerRoom {
     pub prev: (String, u64),
     /// The `send_join` answer.
     pub joined: Value,
+    /// The peer's join event.
+    pub join_event: Value,
 }
 
 /// The event ID of a signed PDU of a room with `version` (its reference hash).
@@ -68,7 +70,15 @@ impl PeerRoom {
         }
         auth.push(join_id.clone());
         let depth = event["depth"].as_integer().map_or(1, |d| u64::try_from(i64::from(d)).unwrap_or(1));
-        PeerRoom { room_id: room_id.to_owned(), version, user, auth, prev: (join_id, depth), joined }
+        PeerRoom {
+            room_id: room_id.to_owned(),
+            version,
+            user,
+            auth,
+            prev: (join_id, depth),
+            joined,
+            join_event: body,
+        }
     }
 
     /// A message of the peer's user after its last event, signed; `(event ID, JSON)`. It

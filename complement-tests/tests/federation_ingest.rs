@@ -253,3 +253,28 @@ scenario!(fed_19_pdus_from_a_server_the_acl_denies_are_dropped, |backend| {
     let events = timeline_until(&alice, &room_id, |events| ids(events).contains(&mine.as_str())).await;
     assert!(!ids(&events).contains(&id.as_str()));
 });
+
+scenario!(fed_10_a_gap_get_missing_events_cannot_fill_is_crossed_with_the_state_at_it, |backend| {
+    let (hs, peer, alice, room_id) = setup(backend).await;
+    let mut room = PeerRoom::join(&peer, &hs, &room_id).await;
+    room.message(&peer, "one");
+    let (two_id, two) = room.message(&peer, "two");
+    let (three_id, three) = room.message(&peer, "three");
+    // The peer cannot (or will not) list what is missing, but answers /event and /state.
+    let fed = "/_matrix/federation/v1";
+    peer.respond(Method::POST, &format!("{fed}/get_missing_events/{room_id}"), 200, json!({ "events": [] }));
+    let event = json!({ "origin": peer.server_name, "origin_server_ts": 1, "pdus": [two] });
+    peer.respond(Method::GET, &format!("{fed}/event/{two_id}"), 200, event);
+    let mut state = room.joined["state"].as_array().cloned().unwrap_or_default();
+    state.push(room.join_event.clone());
+    let at_two = json!({ "pdus": state, "auth_chain": room.joined["auth_chain"] });
+    peer.respond(Method::GET, &format!("{fed}/state/{room_id}"), 200, at_two);
+
+    let answer = PeerRoom::send(&peer, &hs, "t1", vec![three]).await;
+    assert_eq!(answer.expect_status(200)["pdus"][&three_id], json!({}), "{:?}", answer.body);
+    let asked = peer.wait_for_request(&format!("{fed}/state/")).await;
+    assert!(asked.uri.contains("event_id="), "{}", asked.uri);
+    let events = timeline_until(&alice, &room_id, |events| ids(events).contains(&three_id.as_str())).await;
+    let three = events.iter().find(|e| e["event_id"] == three_id.as_str()).expect("accepted");
+    assert_eq!(three["content"]["body"], "three");
+});

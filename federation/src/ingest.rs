@@ -1,19 +1,23 @@
 //! Taking in PDUs from other servers (spec: Server-Server API › Checks performed on receipt of
 //! a PDU): format and room version, signatures (dropped on failure), content hash (redacted on
 //! failure), then core's auth checks and storage (`hearth_core::rooms::remote`). Prev events
-//! this server lacks are fetched from the sending server with `/get_missing_events` first.
+//! this server lacks are fetched from the sending server with `/get_missing_events` first, and
+//! when that leaves a gap, the state at them with `/event` and `/state`.
 
 use hearth_core::{
     rooms::{
         Pdu,
         remote::{self, Received},
-        server_acl,
+        remote_join, server_acl,
     },
     storage::rooms,
 };
 use ruma::{
-    CanonicalJsonObject, OwnedEventId, RoomId, ServerName, UInt, api::federation::event::get_missing_events,
-    canonical_json::redact, room_version_rules::RoomVersionRules, signatures::Verified,
+    CanonicalJsonObject, EventId, OwnedEventId, RoomId, ServerName, UInt,
+    api::federation::event::{get_event, get_missing_events, get_room_state},
+    canonical_json::redact,
+    room_version_rules::RoomVersionRules,
+    signatures::Verified,
 };
 use serde_json::value::RawValue;
 
@@ -76,9 +80,63 @@ async fn receive(fed: &Federation, origin: &ServerName, pdu: &Pdu, fetch: bool) 
         Received::Missing(ids) if !fetch => Err(format!("missing events: {ids:?}")),
         Received::Missing(_) => {
             fetch_missing(fed, origin, pdu).await?;
-            Box::pin(receive(fed, origin, pdu, false)).await
+            match remote::receive(fed.hs(), pdu).await.map_err(|e| e.to_string())? {
+                Received::Missing(_) => {
+                    // A gap /get_missing_events did not fill: take the state at each unknown prev
+                    // event from the sender, then the event once more.
+                    for prev in &pdu.prev_events {
+                        fetch_state_at(fed, origin, &pdu.room_id, prev).await?;
+                    }
+                    Box::pin(receive(fed, origin, pdu, false)).await
+                }
+                Received::Rejected(reason) => Err(reason),
+                _ => Ok(()),
+            }
         }
     }
+}
+
+/// Fetches `event_id` and the room's state at it from `origin` (`/event`, then `/state`, spec:
+/// Retrieving events) and stores them, unless this server has that event with its state.
+async fn fetch_state_at(
+    fed: &Federation,
+    origin: &ServerName,
+    room_id: &RoomId,
+    event_id: &EventId,
+) -> Result<(), String> {
+    if remote::has_state_after(fed.hs(), event_id).await.map_err(|e| e.to_string())? {
+        return Ok(());
+    }
+    let rules = remote::rules(fed.hs(), room_id).await.map_err(|e| e.to_string())?;
+    let fetched = fed.client().send(origin, get_event::v1::Request::new(event_id.to_owned())).await;
+    let raw = fetched.map_err(|e| format!("fetching {event_id}: {e}"))?.pdu;
+    let object: CanonicalJsonObject = serde_json::from_str(raw.get()).map_err(|e| e.to_string())?;
+    let prev = verify(fed, object, &rules).await?;
+    if prev.event_id != event_id || prev.room_id != room_id {
+        return Err(format!("{origin} answered another event for {event_id}"));
+    }
+    let request = get_room_state::v1::Request::new(event_id.to_owned(), room_id.to_owned());
+    let state = fed
+        .client()
+        .send(origin, request)
+        .await
+        .map_err(|e| format!("fetching the state at {event_id}: {e}"))?;
+    let (pdus, auth_chain) =
+        (verified_all(fed, &state.pdus, &rules).await, verified_all(fed, &state.auth_chain, &rules).await);
+    remote_join::store_with_state(fed.hs(), &prev, &pdus, &auth_chain).await.map_err(|e| e.to_string())
+}
+
+/// The events of `raws` whose signatures verify (content hashes failing: redacted).
+pub async fn verified_all(fed: &Federation, raws: &[Box<RawValue>], rules: &RoomVersionRules) -> Vec<Pdu> {
+    let mut pdus = Vec::with_capacity(raws.len());
+    for raw in raws {
+        let Ok(object) = serde_json::from_str::<CanonicalJsonObject>(raw.get()) else { continue };
+        match verify(fed, object, rules).await {
+            Ok(pdu) => pdus.push(pdu),
+            Err(e) => tracing::info!(error = %e, "dropping an event of a fetched state"),
+        }
+    }
+    pdus
 }
 
 /// Fetches the events between the room's forward extremities and `pdu` from `origin`

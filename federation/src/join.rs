@@ -148,11 +148,11 @@ async fn join_through(
     let answer = fed.client().send(server, request).await?.room_state;
 
     let rules = hearth_core::rooms::head::rules_for(&version)?;
-    let state = verified(fed, &answer.state, &rules).await;
-    let auth_chain = verified(fed, &answer.auth_chain, &rules).await;
+    let state = ingest::verified_all(fed, &answer.state, &rules).await;
+    let auth_chain = ingest::verified_all(fed, &answer.auth_chain, &rules).await;
     // A resident server may return the join with its own signature added (restricted rooms).
     let join = match &answer.event {
-        Some(raw) => match verified(fed, std::slice::from_ref(raw), &rules).await.pop() {
+        Some(raw) => match ingest::verified_all(fed, std::slice::from_ref(raw), &rules).await.pop() {
             Some(signed) if signed.event_id == join.event_id => signed,
             _ => join,
         },
@@ -160,21 +160,4 @@ async fn join_through(
     };
     remote_join::persist_join(fed.hs(), &version, &join, &state, &auth_chain).await?;
     Ok(join.event_id)
-}
-
-/// The events of `raws` whose signatures verify (content hashes failing: redacted).
-async fn verified(
-    fed: &Federation,
-    raws: &[Box<serde_json::value::RawValue>],
-    rules: &ruma::room_version_rules::RoomVersionRules,
-) -> Vec<Pdu> {
-    let mut pdus = Vec::with_capacity(raws.len());
-    for raw in raws {
-        let Ok(object) = serde_json::from_str::<CanonicalJsonObject>(raw.get()) else { continue };
-        match ingest::verify(fed, object, rules).await {
-            Ok(pdu) => pdus.push(pdu),
-            Err(e) => tracing::info!(error = %e, "dropping an event of a joined room's state"),
-        }
-    }
-    pdus
 }

@@ -222,3 +222,9 @@ pub async fn rules(
         rooms::version(hs.db().pool(), room_id).await?.ok_or_else(|| Error::not_found("Unknown room"))?;
     super::head::rules_for(&version)
 }
+
+/// Whether this server has `event_id` with the state after it (so events after it can come in).
+pub async fn has_state_after(hs: &Homeserver, event_id: &ruma::EventId) -> Result<bool> {
+    let row = events::get(hs.db().pool(), event_id.as_str()).await?;
+    Ok(row.is_some_and(|row| row.state_group.is_some_and(|group| group > 0)))
+}

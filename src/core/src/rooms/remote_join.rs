@@ -5,7 +5,9 @@
 
 use std::{collections::HashMap, sync::Arc};
 
-use ruma::{CanonicalJsonObject, OwnedEventId, OwnedRoomId, RoomVersionId, events::TimelineEventType};
+use ruma::{
+    CanonicalJsonObject, EventId, OwnedEventId, OwnedRoomId, RoomVersionId, events::TimelineEventType,
+};
 
 use super::{
     Pdu, RoomHead,
@@ -15,7 +17,7 @@ use super::{
 };
 use crate::{
     Error, Homeserver, Result,
-    storage::{events, rooms},
+    storage::{WriteTx, events, rooms},
     time::now_ms,
 };
 
@@ -61,29 +63,7 @@ pub async fn persist_join(
         None => RoomHead::empty(room_id.clone(), version.clone())?,
     };
 
-    // Every event of the state and the auth chain, once, as outliers.
-    let mut nids: HashMap<OwnedEventId, i64> = HashMap::new();
-    let mut all: HashMap<OwnedEventId, Arc<Pdu>> = HashMap::new();
-    for pdu in auth_chain.iter().chain(state) {
-        if pdu.room_id != *room_id || pdu.event_id == join.event_id || nids.contains_key(&pdu.event_id) {
-            continue;
-        }
-        let nid = match events::get(&mut *tx, pdu.event_id.as_str()).await? {
-            Some(row) => row.event_nid,
-            None => {
-                let mut outlier = RoomHead { state_group: None, ..old.clone() };
-                store(hs, &mut tx, &mut outlier, pdu, Standing::Outlier).await?
-            }
-        };
-        nids.insert(pdu.event_id.clone(), nid);
-        all.insert(pdu.event_id.clone(), Arc::new(pdu.clone()));
-    }
-    let mut map = StateMap::with_capacity(state.len());
-    for pdu in state {
-        if let (Some(key), Some(nid)) = (&pdu.state_key, nids.get(&pdu.event_id)) {
-            map.insert((pdu.kind.to_string(), key.clone()), (*nid, pdu.event_id.to_string()));
-        }
-    }
+    let (map, all) = store_outliers(hs, &mut tx, &old, state, auth_chain, &join.event_id).await?;
     let create = map
         .get(&("m.room.create".to_owned(), String::new()))
         .and_then(|(_, id)| all.get(id.as_str()))
@@ -121,4 +101,68 @@ pub async fn persist_join(
     tx.commit().await?;
     hs.room_cache().set_head(head);
     Ok(())
+}
+
+/// Stores the events of `state` and `auth_chain` this server lacks (`skip` aside) as outliers;
+/// returns the state map of `state` and every event by ID.
+async fn store_outliers(
+    hs: &Homeserver,
+    tx: &mut WriteTx,
+    head: &RoomHead,
+    state: &[Pdu],
+    auth_chain: &[Pdu],
+    skip: &EventId,
+) -> Result<(StateMap, HashMap<OwnedEventId, Arc<Pdu>>)> {
+    let mut nids: HashMap<OwnedEventId, i64> = HashMap::new();
+    let mut all: HashMap<OwnedEventId, Arc<Pdu>> = HashMap::new();
+    for pdu in auth_chain.iter().chain(state) {
+        if pdu.room_id != head.room_id || pdu.event_id == skip || nids.contains_key(&pdu.event_id) {
+            continue;
+        }
+        let nid = match events::get(&mut **tx, pdu.event_id.as_str()).await? {
+            Some(row) => row.event_nid,
+            None => {
+                let mut outlier = RoomHead { state_group: None, ..head.clone() };
+                store(hs, tx, &mut outlier, pdu, Standing::Outlier).await?
+            }
+        };
+        nids.insert(pdu.event_id.clone(), nid);
+        all.insert(pdu.event_id.clone(), Arc::new(pdu.clone()));
+    }
+    let mut map = StateMap::with_capacity(state.len());
+    for pdu in state {
+        if let (Some(key), Some(nid)) = (&pdu.state_key, nids.get(&pdu.event_id)) {
+            map.insert((pdu.kind.to_string(), key.clone()), (*nid, pdu.event_id.to_string()));
+        }
+    }
+    Ok((map, all))
+}
+
+/// Stores `prev`, an event this server could not get the history before, as an outlier with a
+/// known state after it: `state` (the state before it, as another server's `/state` said) plus
+/// itself, and their `auth_chain` (spec: filling a gap with `/state_ids` when
+/// `/get_missing_events` cannot). Events that follow it can then be received.
+pub async fn store_with_state(hs: &Homeserver, prev: &Pdu, state: &[Pdu], auth_chain: &[Pdu]) -> Result<()> {
+    let mut writer = super::append::RoomWriter::open(hs, &prev.room_id).await?;
+    let (tx, head) = writer.parts();
+    if events::get(&mut **tx, prev.event_id.as_str())
+        .await?
+        .is_some_and(|row| row.state_group.is_some_and(|g| g > 0))
+    {
+        return Ok(());
+    }
+    let (map, _) = store_outliers(hs, tx, head, state, auth_chain, &prev.event_id).await?;
+    let mut before = RoomHead { state_group: None, chain_len: 0, state: Arc::new(map), ..head.clone() };
+    let nid = match events::get(&mut **tx, prev.event_id.as_str()).await? {
+        Some(row) => row.event_nid,
+        None => store(hs, tx, &mut before.clone(), prev, Standing::Outlier).await?,
+    };
+    // The state after it: its own entry added for a state event.
+    if let Some(key) = &prev.state_key {
+        Arc::make_mut(&mut before.state)
+            .insert((prev.kind.to_string(), key.clone()), (nid, prev.event_id.to_string()));
+    }
+    let after = fork::snapshot(tx, &prev.room_id, &before.state).await?;
+    events::set_state_group(tx, nid, after).await?;
+    writer.commit().await
 }
