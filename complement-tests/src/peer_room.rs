@@ -8,7 +8,10 @@ use reqwest::Method;
 use ruma::{CanonicalJsonObject, RoomVersionId};
 use serde_json::{Value, json};
 
-use crate::{FakePeer, Response, TestServer, client::enc, fake_peer::Signing};
+use crate::{
+    Backend, Client, FakePeer, Response, TestServer, client::enc, fake_peer::Signing,
+    federation::enable_federation,
+};
 
 /// The peer's user, joined to a room of `hs`.
 #[derive(Clone)]
@@ -28,6 +31,17 @@ pub struct PeerRoom {
     pub joined: Value,
     /// The peer's join event.
     pub join_event: Value,
+}
+
+/// A Hearth server (federation on) with Alice's public room, and a fake peer introduced to it:
+/// `(server, peer, Alice, room ID)`.
+pub async fn resident_with_peer(backend: Backend) -> (TestServer, FakePeer, Client, String) {
+    let mut hs = TestServer::start_with(backend, enable_federation).await;
+    let peer = FakePeer::start().await;
+    peer.introduce_to(&mut hs);
+    let alice = hs.client().register("alice", "password1234").await;
+    let room_id = alice.create_room(json!({ "preset": "public_chat" })).await;
+    (hs, peer, alice, room_id)
 }
 
 /// The event ID of a signed PDU of a room with `version` (its reference hash).

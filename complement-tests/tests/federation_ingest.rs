@@ -1,16 +1,13 @@
 //! A fake peer's user in a Hearth room (SCENARIOS.md › Federation FED-5..9, FED-15): the
 //! resident side of make_join / send_join, and PDUs pushed with `/send` — accepted, dropped,
-//! redacted, filled in with `/get_missing_events`, soft-failed.
-
-use std::time::{Duration, Instant};
+//! redacted, filled in with `/get_missing_events` or `/state`, soft-failed, rejected, denied by
+//! the room's ACL (FED-10, 13, 14, 19).
 
 use hearth_complement_tests::{
-    Client, FakePeer, TestServer,
     client::enc,
     fake_peer::Signing,
-    federation::enable_federation,
-    peer_room::PeerRoom,
-    rooms::{next_batch, timeline},
+    peer_room::{PeerRoom, resident_with_peer},
+    rooms::event_ids,
     scenario,
 };
 use reqwest::Method;
@@ -18,35 +15,8 @@ use serde_json::{Value, json};
 
 const V3: &str = "/_matrix/client/v3";
 
-/// A Hearth server with Alice's public room and a fake peer introduced to it.
-async fn setup(backend: hearth_complement_tests::Backend) -> (TestServer, FakePeer, Client, String) {
-    let mut hs = TestServer::start_with(backend, enable_federation).await;
-    let peer = FakePeer::start().await;
-    peer.introduce_to(&mut hs);
-    let alice = hs.client().register("alice", "password1234").await;
-    let room_id = alice.create_room(json!({ "preset": "public_chat" })).await;
-    (hs, peer, alice, room_id)
-}
-
-/// Alice's view of the room's timeline after `since`, until `done` holds (long-polled syncs).
-async fn timeline_until(alice: &Client, room_id: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-    let start = Instant::now();
-    let (mut since, mut events): (Option<String>, Vec<Value>) = (None, Vec::new());
-    while !done(&events) {
-        assert!(start.elapsed() < Duration::from_secs(15), "timed out; timeline: {events:?}");
-        let sync = alice.sync(since.as_deref(), None, 1_000).await;
-        events.extend(timeline(&sync, room_id).iter().cloned());
-        since = Some(next_batch(&sync));
-    }
-    events
-}
-
-fn ids(events: &[Value]) -> Vec<&str> {
-    events.iter().filter_map(|e| e["event_id"].as_str()).collect()
-}
-
 scenario!(fed_5_make_join_offers_a_template_in_the_room_version_to_the_users_own_server, |backend| {
-    let (hs, peer, alice, room_id) = setup(backend).await;
+    let (hs, peer, alice, room_id) = resident_with_peer(backend).await;
     let user = format!("@mallory:{}", peer.server_name);
     let version = alice
         .get(&format!("{V3}/rooms/{}/state/m.room.create/", enc(&room_id)))
@@ -75,7 +45,7 @@ scenario!(fed_5_make_join_offers_a_template_in_the_room_version_to_the_users_own
 });
 
 scenario!(fed_6_send_join_takes_only_a_join_of_the_senders_own_user_and_returns_state, |backend| {
-    let (hs, peer, alice, room_id) = setup(backend).await;
+    let (hs, peer, alice, room_id) = resident_with_peer(backend).await;
     let mut room = PeerRoom::join(&peer, &hs, &room_id).await;
     let state = room.joined["state"].as_array().expect("state");
     assert!(state.iter().any(|e| e["type"] == "m.room.create"), "{state:?}");
@@ -93,12 +63,12 @@ scenario!(fed_6_send_join_takes_only_a_join_of_the_senders_own_user_and_returns_
 });
 
 scenario!(fed_7_a_valid_pdu_reaches_local_sync_and_transactions_are_checked, |backend| {
-    let (hs, peer, alice, room_id) = setup(backend).await;
+    let (hs, peer, alice, room_id) = resident_with_peer(backend).await;
     let mut room = PeerRoom::join(&peer, &hs, &room_id).await;
     let (id, pdu) = room.message(&peer, "hello from the peer");
     let answer = PeerRoom::send(&peer, &hs, "t1", vec![pdu.clone()]).await;
     assert_eq!(answer.expect_status(200)["pdus"][&id], json!({}), "accepted: {:?}", answer.body);
-    let events = timeline_until(&alice, &room_id, |events| ids(events).contains(&id.as_str())).await;
+    let events = alice.timeline_until(&room_id, |events| event_ids(events).contains(&id.as_str())).await;
     let seen = events.iter().find(|e| e["event_id"] == id.as_str()).expect("the event");
     assert_eq!(seen["content"]["body"], "hello from the peer");
     assert_eq!(seen["sender"], room.user.as_str());
@@ -117,7 +87,7 @@ scenario!(fed_7_a_valid_pdu_reaches_local_sync_and_transactions_are_checked, |ba
 });
 
 scenario!(fed_8_forged_pdus_are_dropped_and_tampered_ones_redacted, |backend| {
-    let (hs, peer, alice, room_id) = setup(backend).await;
+    let (hs, peer, alice, room_id) = resident_with_peer(backend).await;
     let mut room = PeerRoom::join(&peer, &hs, &room_id).await;
     // Signed, then its signature spoiled.
     let (forged_id, mut forged) = room.event(
@@ -142,14 +112,15 @@ scenario!(fed_8_forged_pdus_are_dropped_and_tampered_ones_redacted, |backend| {
     let answer = PeerRoom::send(&peer, &hs, "t1", vec![forged, tampered]).await;
     let answer = answer.expect_status(200);
     assert!(answer["pdus"][&forged_id]["error"].is_string(), "the forged PDU is refused: {answer}");
-    let events = timeline_until(&alice, &room_id, |events| ids(events).contains(&tampered_id.as_str())).await;
-    assert!(!ids(&events).contains(&forged_id.as_str()));
+    let events =
+        alice.timeline_until(&room_id, |events| event_ids(events).contains(&tampered_id.as_str())).await;
+    assert!(!event_ids(&events).contains(&forged_id.as_str()));
     let redacted = events.iter().find(|e| e["event_id"] == tampered_id.as_str()).expect("kept");
     assert_eq!(redacted["content"], json!({}), "kept only in redacted form");
 });
 
 scenario!(fed_9_an_unknown_prev_event_is_fetched_with_get_missing_events, |backend| {
-    let (hs, peer, alice, room_id) = setup(backend).await;
+    let (hs, peer, alice, room_id) = resident_with_peer(backend).await;
     let mut room = PeerRoom::join(&peer, &hs, &room_id).await;
     let (first_id, first) = room.message(&peer, "first");
     let (second_id, second) = room.message(&peer, "second");
@@ -163,9 +134,10 @@ scenario!(fed_9_an_unknown_prev_event_is_fetched_with_get_missing_events, |backe
     assert_eq!(answer.expect_status(200)["pdus"][&second_id], json!({}), "{:?}", answer.body);
     let asked = peer.wait_for_request("/_matrix/federation/v1/get_missing_events/").await;
     assert_eq!(asked.body["latest_events"], json!([second_id]));
-    let events = timeline_until(&alice, &room_id, |events| ids(events).contains(&second_id.as_str())).await;
+    let events =
+        alice.timeline_until(&room_id, |events| event_ids(events).contains(&second_id.as_str())).await;
     let order: Vec<&str> =
-        ids(&events).into_iter().filter(|id| *id == first_id || *id == second_id).collect();
+        event_ids(&events).into_iter().filter(|id| *id == first_id || *id == second_id).collect();
     assert_eq!(order, [first_id.as_str(), second_id.as_str()], "in DAG order");
     assert!(!peer.requests().iter().any(|r| r.uri.contains("/state_ids/")), "no /state_ids needed");
 });
@@ -173,7 +145,7 @@ scenario!(fed_9_an_unknown_prev_event_is_fetched_with_get_missing_events, |backe
 // That Hearth does not build on a soft-failed event is checked in core
 // (`rooms::remote_tests`): the peer, banned, is sent nothing more to look at.
 scenario!(fed_15_an_event_from_a_user_banned_meanwhile_is_soft_failed, |backend| {
-    let (hs, peer, alice, room_id) = setup(backend).await;
+    let (hs, peer, alice, room_id) = resident_with_peer(backend).await;
     let mut room = PeerRoom::join(&peer, &hs, &room_id).await;
     let path = format!("{V3}/rooms/{}/ban", enc(&room_id));
     alice.post(&path, json!({ "user_id": room.user })).await.expect_status(200);
@@ -182,12 +154,12 @@ scenario!(fed_15_an_event_from_a_user_banned_meanwhile_is_soft_failed, |backend|
     let answer = PeerRoom::send(&peer, &hs, "t1", vec![late]).await;
     answer.expect_status(200);
     let next = alice.send_text(&room_id, "still here").await;
-    let events = timeline_until(&alice, &room_id, |events| ids(events).contains(&next.as_str())).await;
-    assert!(!ids(&events).contains(&late_id.as_str()), "never sent to clients");
+    let events = alice.timeline_until(&room_id, |events| event_ids(events).contains(&next.as_str())).await;
+    assert!(!event_ids(&events).contains(&late_id.as_str()), "never sent to clients");
 });
 
 scenario!(fed_14_an_unauthorised_event_and_events_citing_it_are_rejected, |backend| {
-    let (hs, peer, alice, room_id) = setup(backend).await;
+    let (hs, peer, alice, room_id) = resident_with_peer(backend).await;
     let room = PeerRoom::join(&peer, &hs, &room_id).await;
     // Mallory has no power to change the power levels.
     let levels = json!({ "users": { room.user.clone(): 100 } });
@@ -205,12 +177,14 @@ scenario!(fed_14_an_unauthorised_event_and_events_citing_it_are_rejected, |backe
     let levels = alice.get(&format!("{V3}/rooms/{}/state/m.room.power_levels/", enc(&room_id))).await;
     assert!(levels.expect_status(200)["users"].get(&room.user).is_none(), "not in the state");
     let mine = alice.send_text(&room_id, "mine").await;
-    let events = timeline_until(&alice, &room_id, |events| ids(events).contains(&mine.as_str())).await;
-    assert!(!ids(&events).contains(&citing_id.as_str()) && !ids(&events).contains(&grab_id.as_str()));
+    let events = alice.timeline_until(&room_id, |events| event_ids(events).contains(&mine.as_str())).await;
+    assert!(
+        !event_ids(&events).contains(&citing_id.as_str()) && !event_ids(&events).contains(&grab_id.as_str())
+    );
 });
 
 scenario!(fed_13_an_invite_must_be_signed_by_the_inviters_server_and_is_countersigned, |backend| {
-    let (hs, peer, _alice, room_id) = setup(backend).await;
+    let (hs, peer, _alice, room_id) = resident_with_peer(backend).await;
     let room = PeerRoom::join(&peer, &hs, &room_id).await;
     let bob = hs.user_id("bob");
     let next = (room.prev.0.clone(), room.prev.1 + 1);
@@ -237,7 +211,7 @@ scenario!(fed_13_an_invite_must_be_signed_by_the_inviters_server_and_is_counters
 });
 
 scenario!(fed_19_pdus_from_a_server_the_acl_denies_are_dropped, |backend| {
-    let (hs, peer, alice, room_id) = setup(backend).await;
+    let (hs, peer, alice, room_id) = resident_with_peer(backend).await;
     let mut room = PeerRoom::join(&peer, &hs, &room_id).await;
     let acl = json!({ "allow": ["*"], "deny": [peer.server_name], "allow_ip_literals": false });
     alice
@@ -250,12 +224,12 @@ scenario!(fed_19_pdus_from_a_server_the_acl_denies_are_dropped, |backend| {
     let path = format!("/_matrix/federation/v1/state_ids/{}?event_id={}", enc(&room_id), enc(&id));
     peer.request(&hs, Method::GET, &path, None, Signing::Valid).await.expect_error(403, "M_FORBIDDEN");
     let mine = alice.send_text(&room_id, "still working").await;
-    let events = timeline_until(&alice, &room_id, |events| ids(events).contains(&mine.as_str())).await;
-    assert!(!ids(&events).contains(&id.as_str()));
+    let events = alice.timeline_until(&room_id, |events| event_ids(events).contains(&mine.as_str())).await;
+    assert!(!event_ids(&events).contains(&id.as_str()));
 });
 
 scenario!(fed_10_a_gap_get_missing_events_cannot_fill_is_crossed_with_the_state_at_it, |backend| {
-    let (hs, peer, alice, room_id) = setup(backend).await;
+    let (hs, peer, alice, room_id) = resident_with_peer(backend).await;
     let mut room = PeerRoom::join(&peer, &hs, &room_id).await;
     room.message(&peer, "one");
     let (two_id, two) = room.message(&peer, "two");
@@ -274,7 +248,8 @@ scenario!(fed_10_a_gap_get_missing_events_cannot_fill_is_crossed_with_the_state_
     assert_eq!(answer.expect_status(200)["pdus"][&three_id], json!({}), "{:?}", answer.body);
     let asked = peer.wait_for_request(&format!("{fed}/state/")).await;
     assert!(asked.uri.contains("event_id="), "{}", asked.uri);
-    let events = timeline_until(&alice, &room_id, |events| ids(events).contains(&three_id.as_str())).await;
+    let events =
+        alice.timeline_until(&room_id, |events| event_ids(events).contains(&three_id.as_str())).await;
     let three = events.iter().find(|e| e["event_id"] == three_id.as_str()).expect("accepted");
     assert_eq!(three["content"]["body"], "three");
 });
