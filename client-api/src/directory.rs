@@ -2,10 +2,11 @@
 
 use hearth_core::{
     Error, Homeserver,
-    rooms::directory::{self, Query},
+    rooms::directory::{self, Page, Query},
 };
+use hearth_federation::{Federation, directory as fed_directory};
 use ruma::{
-    ServerName, UInt,
+    ServerName,
     api::client::{
         directory::{get_public_rooms, get_public_rooms_filtered, get_room_visibility, set_room_visibility},
         room::Visibility,
@@ -43,47 +44,41 @@ pub async fn set_visibility(
 /// `GET /_matrix/client/v3/publicRooms`
 /// <https://spec.matrix.org/latest/client-server-api/#get_matrixclientv3publicrooms>
 pub async fn public_rooms(
-    hs: Homeserver,
+    fed: Federation,
     req: Ruma<get_public_rooms::v3::Request>,
 ) -> Result<get_public_rooms::v3::Response> {
     let body = req.body;
-    ensure_ours(&hs, body.server.as_deref())?;
     let query = Query { limit: body.limit.map(u64::from), since: body.since, search: None };
-    let page = directory::public_rooms(&hs, &query).await?;
-    let total = Some(UInt::new_saturating(page.total));
-    let mut response = get_public_rooms::v3::Response::new(page.chunk);
-    (response.next_batch, response.prev_batch, response.total_room_count_estimate) =
-        (page.next_batch, page.prev_batch, total);
+    let mut response = get_public_rooms::v3::Response::new(Vec::new());
+    (response.chunk, response.next_batch, response.prev_batch, response.total_room_count_estimate) =
+        fed_directory::parts(page(&fed, body.server.as_deref(), query).await?);
     Ok(response)
 }
 
 /// `POST /_matrix/client/v3/publicRooms`
 /// <https://spec.matrix.org/latest/client-server-api/#post_matrixclientv3publicrooms>
 pub async fn public_rooms_filtered(
-    hs: Homeserver,
+    fed: Federation,
     req: Ruma<get_public_rooms_filtered::v3::Request>,
 ) -> Result<get_public_rooms_filtered::v3::Response> {
     let body = req.body;
-    ensure_ours(&hs, body.server.as_deref())?;
     let query = Query {
         limit: body.limit.map(u64::from),
         since: body.since,
         search: body.filter.generic_search_term,
     };
-    let page = directory::public_rooms(&hs, &query).await?;
     let mut response = get_public_rooms_filtered::v3::Response::new();
-    response.total_room_count_estimate = Some(UInt::new_saturating(page.total));
-    (response.chunk, response.next_batch, response.prev_batch) =
-        (page.chunk, page.next_batch, page.prev_batch);
+    (response.chunk, response.next_batch, response.prev_batch, response.total_room_count_estimate) =
+        fed_directory::parts(page(&fed, body.server.as_deref(), query).await?);
     Ok(response)
 }
 
-/// Other servers' directories would be fetched over federation, which is not wired up yet.
-fn ensure_ours(hs: &Homeserver, server: Option<&ServerName>) -> Result<()> {
+/// A page of our directory, or of `server`'s, asked over federation.
+async fn page(fed: &Federation, server: Option<&ServerName>, query: Query) -> Result<Page> {
     match server {
-        Some(server) if server != hs.server_name() => {
-            Err(Error::invalid_param("Room directories of other servers are not available").into())
+        Some(server) if server != fed.hs().server_name() => {
+            Ok(fed_directory::public_rooms_of(fed, server, query).await?)
         }
-        _ => Ok(()),
+        _ => Ok(directory::public_rooms(fed.hs(), &query).await?),
     }
 }

@@ -30,6 +30,7 @@ pub mod read_marker;
 pub mod receipt;
 pub mod redact;
 pub mod relations;
+pub mod rest;
 pub mod room;
 pub mod ruma_wrapper;
 pub mod search;
@@ -150,8 +151,8 @@ pub fn router(hs: &Homeserver) -> Router<Homeserver> {
         .ruma(alias::room_aliases)
         .ruma(directory::get_visibility)
         .ruma(directory::set_visibility)
-        .ruma(directory::public_rooms)
-        .ruma(directory::public_rooms_filtered)
+        .ruma_fed(directory::public_rooms)
+        .ruma_fed(directory::public_rooms_filtered)
         .ruma(membership::join_by_id)
         .ruma_fed(membership::join_by_id_or_alias)
         .ruma(membership::invite)
@@ -173,6 +174,7 @@ pub fn router(hs: &Homeserver) -> Router<Homeserver> {
         .ruma(search::search_events)
         .ruma(user_directory::search_users)
         .route("/_synapse/admin/v1/register", get(admin::register_nonce).post(admin::register))
-        .route(ws::PATH, get(ws::connect));
+        .route(ws::PATH, get(ws::connect))
+        .merge(rest::router());
     if hs.config().metrics.enabled { router.route("/metrics", get(metrics::render)) } else { router }
 }

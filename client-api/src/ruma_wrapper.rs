@@ -18,7 +18,7 @@ use hearth_core::{
 };
 use hearth_federation::Federation;
 use ruma::api::{
-    IncomingRequest, OutgoingResponse,
+    IncomingRequest, Metadata, OutgoingResponse,
     auth_scheme::{
         AccessToken, AccessTokenOptional, AppserviceToken, AppserviceTokenOptional, NoAccessToken,
         NoAuthentication,
@@ -137,6 +137,16 @@ pub(crate) fn access_token(parts: &Parts) -> Result<Option<&str>> {
         return Ok(Some(token.trim()));
     }
     Ok(parts.uri.query().and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("access_token="))))
+}
+
+/// Takes a token from `user`'s bucket when the ruma endpoint `T` is rate-limited: for the
+/// surfaces that act like an endpoint without going through [`Ruma`] (the WebSocket commands,
+/// the REST facade), so they are limited alike.
+pub(crate) fn rate_limit<T: Metadata>(hs: &Homeserver, user: &User) -> Result<()> {
+    if T::RATE_LIMITED {
+        hs.rate_limiter().check(user.user_id.as_str())?;
+    }
+    Ok(())
 }
 
 /// The client's IP address, if the server was started with connection info.

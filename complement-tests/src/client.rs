@@ -164,9 +164,20 @@ impl Client {
 
     /// Registers through the shared-secret admin API.
     pub async fn admin_register(&self, username: &str, password: &str, admin: bool) -> Response {
+        self.admin_register_with(SHARED_SECRET, username, password, admin).await
+    }
+
+    /// Registers through the shared-secret admin API of a server whose secret is `secret`.
+    pub async fn admin_register_with(
+        &self,
+        secret: &str,
+        username: &str,
+        password: &str,
+        admin: bool,
+    ) -> Response {
         let nonce = self.get("/_synapse/admin/v1/register").await;
         let nonce = nonce.expect_status(200)["nonce"].as_str().expect("nonce").to_owned();
-        let mac = admin_mac(SHARED_SECRET, &nonce, username, password, admin);
+        let mac = admin_mac(secret, &nonce, username, password, admin);
         let body =
             json!({ "nonce": nonce, "username": username, "password": password, "admin": admin, "mac": mac });
         self.post("/_synapse/admin/v1/register", body).await

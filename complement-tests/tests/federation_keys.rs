@@ -41,6 +41,9 @@ scenario!(fed_1_the_federation_listener_serves_the_self_signed_key_over_tls, |ba
     // The client listener still serves the same key.
     let on_client = hs.client().get("/_matrix/key/v2/server").await.expect_status(200).clone();
     assert_eq!(on_client["verify_keys"], body["verify_keys"]);
+    // So does the version endpoint, unsigned.
+    let version = hs.federation_client().get("/_matrix/federation/v1/version").await;
+    assert_eq!(version.expect_status(200)["server"]["name"], "Hearth");
     // Unknown federation paths are Matrix errors too.
     hs.federation_client().get("/_matrix/federation/v1/nonsense").await.expect_error(404, "M_UNRECOGNIZED");
 });
@@ -238,4 +241,21 @@ scenario!(events_signed_by_a_remote_server_are_verified_with_its_fetched_key, |b
     let mut future = peer_event(&peer, now + 48 * 3_600_000);
     peer.sign_pdu(&mut future, &version);
     assert!(keys.verify_event(&future, &rules).await.is_err(), "no key valid at that time");
+});
+
+scenario!(a_development_server_generates_a_self_signed_certificate, |backend| {
+    let hs = TestServer::start_with(backend, |config| {
+        config.federation.enabled = true;
+        config.federation.listen = "127.0.0.1:0".parse().expect("an address");
+        config.federation.generate_self_signed = true;
+    })
+    .await;
+    let trusting = reqwest::Client::builder().danger_accept_invalid_certs(true).build().expect("a client");
+    let keys = hearth_complement_tests::Client::with_http(&hs.federation_url(), trusting);
+    let body = keys.get("/_matrix/key/v2/server").await.expect_status(200).clone();
+    assert_eq!(body["server_name"], hs.server_name);
+    // A client that checks certificates refuses it: it is signed by no one it trusts.
+    let checking =
+        reqwest::Client::new().get(format!("{}/_matrix/key/v2/server", hs.federation_url())).send().await;
+    assert!(checking.is_err(), "a self-signed certificate is not trusted");
 });

@@ -117,3 +117,32 @@ scenario!(a_client_resolves_an_alias_of_another_server, |backend| {
         .await
         .expect_error(404, "M_NOT_FOUND");
 });
+
+scenario!(a_client_browses_the_room_directory_of_another_server, |backend| {
+    let servers = Cluster::start(backend, 2).await;
+    let (hs1, hs2) = (&servers[0], &servers[1]);
+    let bob = hs2.client().register("bob", "password1234").await;
+    let public = bob
+        .create_room(json!({"visibility": "public", "name": "Bob's lounge", "preset": "public_chat"}))
+        .await;
+    bob.create_room(json!({"visibility": "private", "name": "Bob's den"})).await;
+    let alice = hs1.client().register("alice", "password1234").await;
+
+    let listed = alice.get(&format!("/_matrix/client/v3/publicRooms?server={}", hs2.server_name)).await;
+    let listed = listed.expect_status(200);
+    let rooms = listed["chunk"].as_array().expect("chunk");
+    assert_eq!(rooms.len(), 1, "{listed}");
+    assert_eq!(rooms[0]["room_id"], public);
+    assert_eq!(rooms[0]["name"], "Bob's lounge");
+
+    let searched = alice
+        .post(
+            &format!("/_matrix/client/v3/publicRooms?server={}", hs2.server_name),
+            json!({"filter": {"generic_search_term": "nothing like it"}}),
+        )
+        .await;
+    assert_eq!(searched.expect_status(200)["chunk"], json!([]));
+    // Our own directory does not list the other server's rooms.
+    let ours = alice.get("/_matrix/client/v3/publicRooms").await;
+    assert_eq!(ours.expect_status(200)["chunk"], json!([]));
+});

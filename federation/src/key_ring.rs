@@ -27,6 +27,10 @@ use ruma::{
 
 use crate::{FedClient, KeyError, keys::own_key_id};
 
+/// The longest a fetched key is trusted, whatever its `valid_until_ts` says (spec: "the lesser of
+/// this field and 7 days into the future").
+const MAX_VALIDITY_MS: i64 = 7 * 24 * 3600 * 1000;
+
 /// After fetching a server's keys, how long before asking it again when a key is still missing
 /// (a server that is down or does not have the key is not asked on every request).
 const REFETCH_AFTER: Duration = Duration::from_secs(10);
@@ -270,7 +274,7 @@ impl KeyRing {
         json: String,
     ) -> Result<(), KeyError> {
         let now = now_ms();
-        let valid_until = i64::from(keys.valid_until_ts.get());
+        let valid_until = capped_validity(i64::from(keys.valid_until_ts.get()), now);
         let current = keys.verify_keys.iter().map(|(id, key)| StoredKey {
             key_id: id.to_string(),
             public_key: key.key.encode(),
@@ -344,6 +348,11 @@ fn checked(
     Ok((keys, raw.json().get().to_owned()))
 }
 
+/// A key's `valid_until_ts` as trusted when fetched at `now`: at most 7 days ahead.
+fn capped_validity(valid_until_ts: i64, now: i64) -> i64 {
+    valid_until_ts.min(now.saturating_add(MAX_VALIDITY_MS))
+}
+
 /// `object` with only `server`'s signatures left.
 fn signed_only_by(object: &CanonicalJsonObject, server: &ServerName) -> CanonicalJsonObject {
     let mut copy = object.clone();
@@ -395,6 +404,13 @@ mod tests {
         assert!(usable(&[key(1_000, None)], "ed25519:a", Needed::At(999)).is_some());
         assert!(usable(&[key(1_000, None)], "ed25519:a", Needed::At(1_001)).is_none());
         assert!(usable(&[key(1_000, None)], "ed25519:a", Needed::Any).is_some());
+    }
+
+    #[test]
+    fn a_key_is_trusted_for_at_most_seven_days_from_when_it_was_fetched() {
+        assert_eq!(capped_validity(1_000, 0), 1_000);
+        assert_eq!(capped_validity(i64::MAX, 5), 5 + MAX_VALIDITY_MS);
+        assert_eq!(capped_validity(i64::MAX, i64::MAX), i64::MAX);
     }
 
     #[test]

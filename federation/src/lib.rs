@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod device;
+pub mod directory;
 pub mod dns;
 pub mod edu;
 pub mod error;
@@ -23,6 +24,7 @@ pub mod sender;
 pub mod tls;
 pub mod transactions;
 pub mod user_keys;
+pub mod version;
 
 use axum::{Router, routing::get};
 
@@ -40,6 +42,7 @@ pub fn router() -> Router<Federation> {
     key_routes()
         .ruma(keys::query)
         .ruma(keys::query_batch)
+        .ruma(version::get_server_version)
         .ruma(query::get_profile)
         .ruma(query::get_room_information)
         .ruma(user_keys::query)
@@ -47,6 +50,8 @@ pub fn router() -> Router<Federation> {
         .ruma(device::get_devices)
         .ruma(media::get_content)
         .ruma(media::get_content_thumbnail)
+        .ruma(directory::get_public_rooms)
+        .ruma(directory::get_public_rooms_filtered)
         .ruma(transactions::send)
         .ruma(membership::make_join)
         .ruma(membership::send_join)

@@ -54,6 +54,6 @@ pub async fn upload_to(
 }
 
 /// What the request says about its body; the length is the `Content-Length`, when sent.
-fn upload_info(content_type: Option<String>, filename: Option<String>, body: &Body) -> UploadInfo {
+pub(crate) fn upload_info(content_type: Option<String>, filename: Option<String>, body: &Body) -> UploadInfo {
     UploadInfo { content_type, filename, length: body.size_hint().exact() }
 }

@@ -14,7 +14,6 @@ use hearth_core::{
 use ruma::{
     EventId, OwnedRoomId, RoomId,
     api::{
-        Metadata,
         client::{
             membership::join_room_by_id,
             receipt::create_receipt::{self, v3::ReceiptType},
@@ -27,7 +26,7 @@ use ruma::{
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::{error::ApiError, membership::resolve_room};
+use crate::{error::ApiError, membership::resolve_room, ruma_wrapper::rate_limit};
 
 /// How long `typing_indicator` shows the user typing unless the frame says otherwise (the
 /// spec's clients renew every 20–30 s).
@@ -178,14 +177,6 @@ fn message_content(content: Value, message_type: Option<String>) -> Result<Value
 
 fn room_id(conversation_id: &str) -> Result<OwnedRoomId, ApiError> {
     RoomId::parse(conversation_id).map_err(|_| Error::invalid_param("Invalid conversation_id").into())
-}
-
-/// Takes a token from the user's bucket when the equivalent endpoint is rate-limited.
-fn rate_limit<T: Metadata>(hs: &Homeserver, user: &User) -> Result<(), ApiError> {
-    if T::RATE_LIMITED {
-        hs.rate_limiter().check(user.user_id.as_str())?;
-    }
-    Ok(())
 }
 
 fn fields<const N: usize>(pairs: [(&str, Value); N]) -> Map<String, Value> {

@@ -9,7 +9,7 @@
 mod commands;
 mod connection;
 mod delivery;
-mod vocabulary;
+pub(crate) mod vocabulary;
 
 use axum::{
     extract::{FromRequestParts, Request, ws::WebSocketUpgrade},

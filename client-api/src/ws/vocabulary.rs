@@ -16,7 +16,7 @@ use std::collections::{HashMap, VecDeque};
 
 use hearth_core::{Homeserver, Result, receipts, rooms::timeline};
 use ruma::{EventId, OwnedUserId};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 /// How many of the user's own messages per room are kept to report `read` for.
 const OWN_MESSAGES_KEPT: usize = 100;
@@ -85,19 +85,15 @@ impl Vocabulary {
     }
 
     fn messages(&mut self, room_id: &str, room: &Value, frames: &mut Vec<Value>) {
-        for event in events(&room["timeline"]).filter(|e| e["type"] == "m.room.message") {
-            let (Some(event_id), Some(sender)) = (event["event_id"].as_str(), event["sender"].as_str())
-            else {
-                continue;
-            };
-            frames.push(json!({
-                "type": "new_message",
-                "message_id": event_id,
-                "conversation_id": room_id,
-                "sender": sender,
-                "content": event["content"],
-                "timestamp": event["origin_server_ts"],
-            }));
+        for event in events(&room["timeline"]) {
+            let Some(mut frame) = message(room_id, event) else { continue };
+            frame.insert("type".to_owned(), json!("new_message"));
+            frames.push(Value::Object(frame));
+            // `message` found both strings.
+            let (event_id, sender) = (
+                event["event_id"].as_str().unwrap_or_default(),
+                event["sender"].as_str().unwrap_or_default(),
+            );
             if sender == self.me.as_str() {
                 frames.push(status(event_id, room_id, "sent", sender));
                 let own = self.own.entry(room_id.to_owned()).or_default();
@@ -187,6 +183,24 @@ impl Vocabulary {
             self.reported.insert(key, upto.max(from));
         }
     }
+}
+
+/// The chat vocabulary's message (`message_id`, `conversation_id`, `sender`, `content`,
+/// `timestamp`) of a client-format event: the fields of a `new_message` frame and of the REST
+/// facade's messages, so both surfaces agree. `None` for anything but an `m.room.message`.
+pub(crate) fn message(room_id: &str, event: &Value) -> Option<Map<String, Value>> {
+    if event["type"] != "m.room.message" {
+        return None;
+    }
+    let (event_id, sender) = (event["event_id"].as_str()?, event["sender"].as_str()?);
+    let fields = [
+        ("message_id", json!(event_id)),
+        ("conversation_id", json!(room_id)),
+        ("sender", json!(sender)),
+        ("content", event["content"].clone()),
+        ("timestamp", event["origin_server_ts"].clone()),
+    ];
+    Some(fields.into_iter().map(|(key, value)| (key.to_owned(), value)).collect())
 }
 
 async fn position(hs: &Homeserver, event_id: &str) -> Result<Option<i64>> {
