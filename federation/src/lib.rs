@@ -57,6 +57,8 @@ pub fn router() -> Router<Federation> {
         .ruma(membership::send_join)
         .ruma(membership::make_leave)
         .ruma(membership::send_leave)
+        .ruma(membership::make_knock)
+        .ruma(membership::send_knock)
         .ruma(invite::invite)
         .ruma(history::event)
         .ruma(history::state)

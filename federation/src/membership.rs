@@ -5,12 +5,13 @@
 
 use hearth_core::{
     Error,
-    rooms::{Pdu, remote_membership, server_acl},
+    rooms::{Pdu, remote_invite, remote_membership, server_acl},
 };
 use ruma::{
     CanonicalJsonObject, EventId, RoomId, ServerName, UserId,
     api::federation::membership::{
-        create_join_event, create_leave_event, prepare_join_event, prepare_leave_event,
+        RawStrippedState, create_join_event, create_knock_event, create_leave_event, prepare_join_event,
+        prepare_knock_event, prepare_leave_event,
     },
 };
 use serde_json::value::RawValue;
@@ -74,6 +75,35 @@ pub async fn send_leave(
     let pdu = signed_event(&fed, &body.room_id, &body.event_id, &body.pdu).await?;
     remote_membership::receive(fed.hs(), &req.origin, &pdu, "leave").await?;
     Ok(create_leave_event::v2::Response::new())
+}
+
+/// `GET /_matrix/federation/v1/make_knock/{roomId}/{userId}`
+/// <https://spec.matrix.org/latest/server-server-api/#get_matrixfederationv1make_knockroomiduserid>
+pub async fn make_knock(
+    fed: Federation,
+    req: FedRuma<prepare_knock_event::v1::Request>,
+) -> FedResult<prepare_knock_event::v1::Response> {
+    let body = req.body;
+    own_user(&req.origin, &body.user_id)?;
+    server_acl::check(fed.hs(), &body.room_id, &req.origin).await?;
+    let (version, template) =
+        remote_membership::template(fed.hs(), &body.room_id, &body.user_id, "knock", Some(&body.ver)).await?;
+    Ok(prepare_knock_event::v1::Response::new(version, to_raw(&template)?))
+}
+
+/// `PUT /_matrix/federation/v1/send_knock/{roomId}/{eventId}`
+/// <https://spec.matrix.org/latest/server-server-api/#put_matrixfederationv1send_knockroomideventid>
+pub async fn send_knock(
+    fed: Federation,
+    req: FedRuma<create_knock_event::v1::Request>,
+) -> FedResult<create_knock_event::v1::Response> {
+    let body = req.body;
+    server_acl::check(fed.hs(), &body.room_id, &req.origin).await?;
+    let pdu = signed_event(&fed, &body.room_id, &body.event_id, &body.pdu).await?;
+    remote_membership::receive(fed.hs(), &req.origin, &pdu, "knock").await?;
+    let stripped = remote_invite::stripped_state(fed.hs(), &body.room_id, &pdu.sender).await?;
+    let state = stripped.iter().map(|o| to_raw(o).map(RawStrippedState::Pdu)).collect::<Result<_, _>>()?;
+    Ok(create_knock_event::v1::Response::new(state))
 }
 
 /// A server may only ask templates for its own users (403).

@@ -51,7 +51,7 @@ pub async fn invite(
     let event = NewEvent::state(TimelineEventType::RoomMember, target.as_str(), content);
     let pdu = build::build(hs, &head, sender, &event)?;
     auth::check_local(hs, &mut conn, &head, &pdu).await?;
-    let stripped = stripped_pdus(hs, &mut conn, &head, sender).await?;
+    let stripped = stripped_pdus(hs, &mut conn, &head, Some(sender)).await?;
     drop(conn);
     let signed = remote.invite(&pdu.json, &head.version, stripped).await?;
     let signed = Pdu::from_federation(signed, &head.rules).map_err(Error::bad_json)?;
@@ -66,16 +66,27 @@ pub async fn invite(
     }
 }
 
-/// The stripped state PDUs of the room whose head is `head`, and the inviter's member event.
+/// The stripped state PDUs of the room whose head is `head`, and `member`'s member event.
 async fn stripped_pdus(
     hs: &Homeserver,
     conn: &mut crate::storage::Conn,
     head: &RoomHead,
-    sender: &UserId,
+    member: Option<&UserId>,
 ) -> Result<Vec<CanonicalJsonObject>> {
     let mut ids: Vec<&str> = STRIPPED_STATE.iter().filter_map(|kind| head.state_event_id(kind, "")).collect();
-    ids.extend(head.state_event_id("m.room.member", sender.as_str()));
+    ids.extend(member.and_then(|member| head.state_event_id("m.room.member", member.as_str())));
     Ok(auth::load(hs, conn, head, &ids).await?.into_values().map(|pdu| pdu.json.clone()).collect())
+}
+
+/// The room's stripped state, as PDUs (what `send_knock` answers), with `member`'s event.
+pub async fn stripped_state(
+    hs: &Homeserver,
+    room_id: &RoomId,
+    member: &UserId,
+) -> Result<Vec<CanonicalJsonObject>> {
+    let mut conn = hs.db().pool().acquire().await?;
+    let head = RoomHead::current(hs, &mut conn, room_id).await?;
+    stripped_pdus(hs, &mut conn, &head, Some(member)).await
 }
 
 /// Records `pdu`, a membership event for a local user of a room this server is not in (an
