@@ -25,6 +25,8 @@ use crate::Federation;
 
 /// How many missing events one `/get_missing_events` asks for.
 const MISSING_LIMIT: u32 = 20;
+/// At most this many prev events of one PDU get their state fetched (a PDU may name many).
+const MAX_STATE_FETCHES: usize = 5;
 
 /// Checks and stores one PDU of a transaction from `origin`: its event ID and the result the
 /// transaction's answer reports, or `None` for a PDU dropped unanswered (not JSON, or of a room
@@ -84,7 +86,7 @@ async fn receive(fed: &Federation, origin: &ServerName, pdu: &Pdu, fetch: bool) 
                 Received::Missing(_) => {
                     // A gap /get_missing_events did not fill: take the state at each unknown prev
                     // event from the sender, then the event once more.
-                    for prev in &pdu.prev_events {
+                    for prev in pdu.prev_events.iter().take(MAX_STATE_FETCHES) {
                         fetch_state_at(fed, origin, &pdu.room_id, prev).await?;
                     }
                     Box::pin(receive(fed, origin, pdu, false)).await
