@@ -85,7 +85,7 @@ pub async fn join_by_id_or_alias(
 /// <https://spec.matrix.org/latest/client-server-api/#post_matrixclientv3knockroomidoralias>
 pub async fn knock(hs: Homeserver, req: Ruma<knock_room::v3::Request>) -> Result<knock_room::v3::Response> {
     let room_id = resolve_room(&hs, req.body.room_id_or_alias.as_str()).await?;
-    membership::knock(&hs, &req.auth.user_id, &room_id, req.body.reason.as_deref()).await?;
+    membership::knock(&hs, &req.auth.user_id, &room_id, req.body.reason.as_deref(), &req.body.via).await?;
     Ok(knock_room::v3::Response::new(room_id))
 }
 

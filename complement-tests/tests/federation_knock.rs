@@ -1,6 +1,8 @@
-//! FED-6 for knocks (SCENARIOS.md › Federation): the resident side of make_knock / send_knock.
+//! Knocks over federation (SCENARIOS.md › Federation FED-6): the resident side of make_knock /
+//! send_knock, and a user knocking on another server's room through the client API.
 
 use hearth_complement_tests::{
+    Cluster,
     client::enc,
     fake_peer::Signing,
     peer_room::{event_id, resident_with_peer},
@@ -49,4 +51,34 @@ scenario!(a_remote_user_knocks_on_a_knock_room_and_gets_its_stripped_state, |bac
 
     let member = alice.get(&format!("{V3}/rooms/{}/state/m.room.member/{}", enc(&room_id), enc(&user))).await;
     assert_eq!(member.expect_status(200)["membership"], "knock");
+});
+
+scenario!(a_user_knocks_on_a_room_of_another_server_and_sees_the_knock_in_sync, |backend| {
+    let servers = Cluster::start(backend, 2).await;
+    let alice = servers[0].client().register("alice", "password1234").await;
+    let bob = servers[1].client().register("bob", "password1234").await;
+    let room_id = alice
+        .create_room(json!({
+            "preset": "private_chat",
+            "name": "Knock here",
+            "initial_state": [{ "type": "m.room.join_rules", "state_key": "", "content": { "join_rule": "knock" } }],
+        }))
+        .await;
+    let path = format!("{V3}/knock/{}?server_name={}", enc(&room_id), enc(&servers[0].server_name));
+    bob.post(&path, json!({ "reason": "let me in" })).await.expect_status(200);
+
+    let member =
+        alice.get(&format!("{V3}/rooms/{}/state/m.room.member/{}", enc(&room_id), enc(bob.me()))).await;
+    let member = member.expect_status(200);
+    assert_eq!(
+        (member["membership"].as_str(), member["reason"].as_str()),
+        (Some("knock"), Some("let me in"))
+    );
+    let sync = bob.sync(None, None, 0).await;
+    let state =
+        sync["rooms"]["knock"][&room_id]["knock_state"]["events"].as_array().cloned().unwrap_or_default();
+    assert!(
+        state.iter().any(|e| e["type"] == "m.room.name" && e["content"]["name"] == "Knock here"),
+        "{sync}"
+    );
 });

@@ -80,7 +80,7 @@ fn check_invite(fed: &Federation, origin: &ServerName, pdu: &Pdu, room_id: &ruma
 }
 
 /// A stripped state event as `/sync` shows it, from a full PDU or a legacy stripped event.
-fn stripped_event(state: &RawStrippedState) -> Option<Value> {
+pub(crate) fn stripped_event(state: &RawStrippedState) -> Option<Value> {
     #[allow(deprecated)] // still accepted from servers older than Matrix 1.16
     let raw = match state {
         RawStrippedState::Pdu(raw) => raw.get(),

@@ -36,6 +36,17 @@ pub trait RemoteRooms: Send + Sync {
         stripped_state: Vec<CanonicalJsonObject>,
     ) -> BoxFuture<'a, Result<CanonicalJsonObject>>;
 
+    /// Knocks on `room_id` for `user` through the first of `via` that takes it (make_knock,
+    /// send_knock), with `content` added; returns the room's version, the knock and the room's
+    /// stripped state the resident server answered.
+    fn knock<'a>(
+        &'a self,
+        user: &'a UserId,
+        room_id: &'a RoomId,
+        via: &'a [OwnedServerName],
+        content: Map<String, Value>,
+    ) -> BoxFuture<'a, Result<(RoomVersionId, Pdu, Vec<Value>)>>;
+
     /// Rejects `user`'s invite to `room_id` through `via` (make_leave, send_leave); returns the
     /// leave event and the room's version.
     fn reject_invite<'a>(

@@ -67,20 +67,35 @@ pub async fn has_local_member(hs: &Homeserver, room_id: &RoomId) -> Result<bool>
 }
 
 /// Knocks on a room (join rule `knock` or `knock_restricted`, room version 7+; the auth rules
-/// decide). Display name and avatar come from the profile.
+/// decide). Display name and avatar come from the profile. A room no local user is in is
+/// knocked on over federation, through `via` and the server of its ID.
 pub async fn knock(
     hs: &Homeserver,
     user: &UserId,
     room_id: &RoomId,
     reason: Option<&str>,
+    via: &[OwnedServerName],
 ) -> Result<OwnedEventId> {
-    if rooms::version(hs.db().pool(), room_id).await?.is_none() {
-        return Err(Error::not_found("Unknown room"));
-    }
     let mut content = json!({ "membership": "knock" });
     add_reason(&mut content, reason);
     if let Value::Object(content) = &mut content {
         with_profile(hs, user, content).await;
+    }
+    // A room no local user is in: knock through a server in it, and keep what it answered.
+    if let Some(remote) = hs.remote_rooms()
+        && !has_local_member(hs, room_id).await?
+    {
+        let mut servers: Vec<OwnedServerName> =
+            via.iter().cloned().chain(room_id.server_name().map(ToOwned::to_owned)).collect();
+        servers.retain(|server| server != hs.server_name());
+        if let (false, Value::Object(content)) = (servers.is_empty(), content.clone()) {
+            let (version, knock, stripped) = remote.knock(user, room_id, &servers, content).await?;
+            super::remote_invite::record(hs, &version, &knock, &stripped).await?;
+            return Ok(knock.event_id);
+        }
+    }
+    if rooms::version(hs.db().pool(), room_id).await?.is_none() {
+        return Err(Error::not_found("Unknown room"));
     }
     member_event(hs, user, room_id, user, content).await
 }

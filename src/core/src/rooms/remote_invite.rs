@@ -1,7 +1,8 @@
 //! Invites across servers (spec: Server-Server API › Inviting to a room): a local user inviting
 //! a user of another server has that server countersign the invite first; an invite of a local
 //! user to a room this server is not in is recorded with the stripped state it came with, so
-//! `/sync` shows it, and so is the leave that rejects it.
+//! `/sync` shows it, and so are the leave that rejects it and a knock made through another
+//! server.
 
 use std::sync::Arc;
 
@@ -90,8 +91,9 @@ pub async fn stripped_state(
 }
 
 /// Records `pdu`, a membership event for a local user of a room this server is not in (an
-/// invite received over federation, or the leave rejecting it), at the next stream position
-/// and in the room's current state, with the `stripped` state an invite came with.
+/// invite received over federation, the leave rejecting it, a knock) in a room of `version`, at
+/// the next stream position and in the room's current state, with the `stripped` state an
+/// invite or knock came with.
 pub async fn record(hs: &Homeserver, version: &RoomVersionId, pdu: &Pdu, stripped: &[Value]) -> Result<()> {
     let target = pdu
         .state_key
