@@ -2,7 +2,7 @@
 //! send_knock, and a user knocking on another server's room through the client API.
 
 use hearth_complement_tests::{
-    Cluster,
+    Client, Cluster,
     client::enc,
     fake_peer::Signing,
     peer_room::{event_id, resident_with_peer},
@@ -14,15 +14,20 @@ use serde_json::json;
 
 const V3: &str = "/_matrix/client/v3";
 
-scenario!(a_remote_user_knocks_on_a_knock_room_and_gets_its_stripped_state, |backend| {
-    let (hs, peer, alice, public_room) = resident_with_peer(backend).await;
-    let room_id = alice
+/// A private room named "Knock here" that takes knocks.
+async fn knock_room(alice: &Client) -> String {
+    alice
         .create_room(json!({
             "preset": "private_chat",
             "name": "Knock here",
             "initial_state": [{ "type": "m.room.join_rules", "state_key": "", "content": { "join_rule": "knock" } }],
         }))
-        .await;
+        .await
+}
+
+scenario!(a_remote_user_knocks_on_a_knock_room_and_gets_its_stripped_state, |backend| {
+    let (hs, peer, alice, public_room) = resident_with_peer(backend).await;
+    let room_id = knock_room(&alice).await;
     let user = format!("@mallory:{}", peer.server_name);
     let make =
         |room: &str| format!("/_matrix/federation/v1/make_knock/{}/{}?ver=12&ver=11", enc(room), enc(&user));
@@ -57,13 +62,7 @@ scenario!(a_user_knocks_on_a_room_of_another_server_and_sees_the_knock_in_sync, 
     let servers = Cluster::start(backend, 2).await;
     let alice = servers[0].client().register("alice", "password1234").await;
     let bob = servers[1].client().register("bob", "password1234").await;
-    let room_id = alice
-        .create_room(json!({
-            "preset": "private_chat",
-            "name": "Knock here",
-            "initial_state": [{ "type": "m.room.join_rules", "state_key": "", "content": { "join_rule": "knock" } }],
-        }))
-        .await;
+    let room_id = knock_room(&alice).await;
     let path = format!("{V3}/knock/{}?server_name={}", enc(&room_id), enc(&servers[0].server_name));
     bob.post(&path, json!({ "reason": "let me in" })).await.expect_status(200);
 
