@@ -112,8 +112,15 @@ impl Server {
             tracing::info!(%address, "serving the federation API");
             let serving = axum::serve(listener, federation_app(fed.clone()).into_make_service())
                 .with_graceful_shutdown(stopped(signal));
+            // Joining rooms of other servers; sending the outbox until shutdown begins.
+            hs.set_remote_rooms(Box::new(hearth_federation::join::Joiner(fed.downgrade())));
+            let sender = hearth_federation::sender::run(fed.clone());
             let task = tokio::spawn(async move {
-                tokio::try_join!(client.into_future(), serving.into_future()).map(|_| ())
+                let sending = async {
+                    sender.await;
+                    Ok(())
+                };
+                tokio::try_join!(client.into_future(), serving.into_future(), sending).map(|_| ())
             });
             (Some(address), task)
         } else {

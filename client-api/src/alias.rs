@@ -3,12 +3,15 @@
 
 use hearth_core::{Error, Homeserver, rooms::aliases};
 use hearth_federation::Federation;
-use ruma::api::{
-    client::{
-        alias::{create_alias, delete_alias, get_alias},
-        room::aliases as room_aliases,
+use ruma::{
+    OwnedRoomAliasId, OwnedRoomId, OwnedServerName,
+    api::{
+        client::{
+            alias::{create_alias, delete_alias, get_alias},
+            room::aliases as room_aliases,
+        },
+        federation::query::get_room_information::v1 as directory_query,
     },
-    federation::query::get_room_information::v1 as directory_query,
 };
 
 use crate::{error::Result, ruma_wrapper::Ruma};
@@ -26,17 +29,25 @@ pub async fn create(
 /// `GET /_matrix/client/v3/directory/room/{roomAlias}`
 /// <https://spec.matrix.org/latest/client-server-api/#get_matrixclientv3directoryroomroomalias>
 pub async fn get(fed: Federation, req: Ruma<get_alias::v3::Request>) -> Result<get_alias::v3::Response> {
-    let alias = req.body.room_alias;
+    let (room_id, servers) = resolve(&fed, req.body.room_alias).await?;
+    Ok(get_alias::v3::Response::new(room_id, servers))
+}
+
+/// The room an alias names and servers in it: ours answers for its aliases, another server's
+/// aliases are asked of that server (`/_matrix/federation/v1/query/directory`).
+pub async fn resolve(
+    fed: &Federation,
+    alias: OwnedRoomAliasId,
+) -> Result<(OwnedRoomId, Vec<OwnedServerName>)> {
     let hs = fed.hs();
     if alias.server_name() == hs.server_name() {
         let room_id = aliases::resolve(hs, &alias).await?;
-        return Ok(get_alias::v3::Response::new(room_id, vec![hs.server_name().to_owned()]));
+        return Ok((room_id, vec![hs.server_name().to_owned()]));
     }
-    // Another server's alias: that server says (`/_matrix/federation/v1/query/directory`).
     let server = alias.server_name().to_owned();
     let found =
         fed.client().send(&server, directory_query::Request::new(alias)).await.map_err(Error::from)?;
-    Ok(get_alias::v3::Response::new(found.room_id, found.servers))
+    Ok((found.room_id, found.servers))
 }
 
 /// `DELETE /_matrix/client/v3/directory/room/{roomAlias}`

@@ -5,19 +5,16 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use hearth_core::{Error, Homeserver};
-use ruma::{
-    RoomVersionId,
-    api::client::discovery::{
-        discover_homeserver::{self, HomeserverInfo},
-        get_capabilities::{
-            self,
-            v3::{
-                Capabilities, ChangePasswordCapability, RoomVersionStability, RoomVersionsCapability,
-                ThirdPartyIdChangesCapability,
-            },
+use ruma::api::client::discovery::{
+    discover_homeserver::{self, HomeserverInfo},
+    get_capabilities::{
+        self,
+        v3::{
+            Capabilities, ChangePasswordCapability, RoomVersionStability, RoomVersionsCapability,
+            ThirdPartyIdChangesCapability,
         },
-        get_supported_versions,
     },
+    get_supported_versions,
 };
 
 use serde_json::{Value, json};
@@ -28,16 +25,7 @@ use crate::{error::Result, ruma_wrapper::Ruma};
 /// v1.11 on, so versions are only added once what they require is served.
 const VERSIONS: &[&str] = &["r0.5.0", "r0.6.0", "r0.6.1", "v1.1", "v1.2", "v1.3", "v1.4", "v1.5"];
 
-/// Room versions accepted for new rooms and from federation.
-pub const ROOM_VERSIONS: &[RoomVersionId] = &[
-    RoomVersionId::V6,
-    RoomVersionId::V7,
-    RoomVersionId::V8,
-    RoomVersionId::V9,
-    RoomVersionId::V10,
-    RoomVersionId::V11,
-    RoomVersionId::V12,
-];
+pub use hearth_core::rooms::head::ROOM_VERSIONS;
 
 /// `GET /_matrix/client/versions`
 /// <https://spec.matrix.org/latest/client-server-api/#get_matrixclientversions>

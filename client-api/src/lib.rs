@@ -154,7 +154,7 @@ pub fn router(hs: &Homeserver) -> Router<Homeserver> {
         .ruma_fed(directory::public_rooms)
         .ruma_fed(directory::public_rooms_filtered)
         .ruma(membership::join_by_id)
-        .ruma(membership::join_by_id_or_alias)
+        .ruma_fed(membership::join_by_id_or_alias)
         .ruma(membership::invite)
         .ruma(membership::knock)
         .ruma(membership::leave)

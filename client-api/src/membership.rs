@@ -11,6 +11,7 @@ use hearth_core::{
     },
     storage::rooms as room_store,
 };
+use hearth_federation::Federation;
 use ruma::api::client::knock::knock_room;
 use ruma::{
     OwnedMxcUri, OwnedRoomId, OwnedUserId, RoomId,
@@ -55,18 +56,28 @@ pub async fn join_by_id(
     req: Ruma<join_room_by_id::v3::Request>,
 ) -> Result<join_room_by_id::v3::Response> {
     let room_id = req.body.room_id;
-    membership::join(&hs, &req.auth.user_id, &room_id, extra_content(&req.raw_body)).await?;
+    membership::join(&hs, &req.auth.user_id, &room_id, extra_content(&req.raw_body), &[]).await?;
     Ok(join_room_by_id::v3::Response::new(room_id))
 }
 
 /// `POST /_matrix/client/v3/join/{roomIdOrAlias}`
 /// <https://spec.matrix.org/latest/client-server-api/#post_matrixclientv3joinroomidoralias>
 pub async fn join_by_id_or_alias(
-    hs: Homeserver,
+    fed: Federation,
     req: Ruma<join_room_by_id_or_alias::v3::Request>,
 ) -> Result<join_room_by_id_or_alias::v3::Response> {
-    let room_id = resolve_room(&hs, req.body.room_id_or_alias.as_str()).await?;
-    membership::join(&hs, &req.auth.user_id, &room_id, extra_content(&req.raw_body)).await?;
+    let mut via = req.body.via.clone();
+    let room_id = match RoomId::parse(req.body.room_id_or_alias.as_str()) {
+        Ok(room_id) => room_id,
+        Err(_) => {
+            let alias = ruma::RoomAliasId::parse(req.body.room_id_or_alias.as_str())
+                .map_err(|_| Error::invalid_param("Not a room ID or alias"))?;
+            let (room_id, servers) = crate::alias::resolve(&fed, alias).await?;
+            via.extend(servers);
+            room_id
+        }
+    };
+    membership::join(fed.hs(), &req.auth.user_id, &room_id, extra_content(&req.raw_body), &via).await?;
     Ok(join_room_by_id_or_alias::v3::Response::new(room_id))
 }
 
@@ -74,7 +85,7 @@ pub async fn join_by_id_or_alias(
 /// <https://spec.matrix.org/latest/client-server-api/#post_matrixclientv3knockroomidoralias>
 pub async fn knock(hs: Homeserver, req: Ruma<knock_room::v3::Request>) -> Result<knock_room::v3::Response> {
     let room_id = resolve_room(&hs, req.body.room_id_or_alias.as_str()).await?;
-    membership::knock(&hs, &req.auth.user_id, &room_id, req.body.reason.as_deref()).await?;
+    membership::knock(&hs, &req.auth.user_id, &room_id, req.body.reason.as_deref(), &req.body.via).await?;
     Ok(knock_room::v3::Response::new(room_id))
 }
 

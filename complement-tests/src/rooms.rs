@@ -31,6 +31,27 @@ impl Client {
     }
 }
 
+impl Client {
+    /// Long-polls `/sync` (so it waits on the server, never sleeps) from the start, keeping the
+    /// room's timeline events, until `done(events)` holds; panics after 15 s.
+    pub async fn timeline_until(&self, room_id: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let start = std::time::Instant::now();
+        let (mut since, mut events): (Option<String>, Vec<Value>) = (None, Vec::new());
+        while !done(&events) {
+            assert!(start.elapsed() < std::time::Duration::from_secs(15), "timed out; timeline: {events:?}");
+            let sync = self.sync(since.as_deref(), None, 1_000).await;
+            events.extend(timeline(&sync, room_id).iter().cloned());
+            since = Some(next_batch(&sync));
+        }
+        events
+    }
+}
+
+/// The event IDs of `events`.
+pub fn event_ids(events: &[Value]) -> Vec<&str> {
+    events.iter().filter_map(|e| e["event_id"].as_str()).collect()
+}
+
 /// The `next_batch` of a sync response.
 pub fn next_batch(sync: &Value) -> String {
     sync["next_batch"].as_str().expect("next_batch").to_owned()

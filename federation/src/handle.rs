@@ -1,7 +1,7 @@
 //! The [`Federation`] handle: the homeserver, the key ring and the outbound client, cheap to clone
 //! and passed as axum state to federation handlers.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use hearth_core::Homeserver;
 
@@ -38,5 +38,20 @@ impl Federation {
     /// The outbound client.
     pub fn client(&self) -> &FedClient {
         &self.0.client
+    }
+
+    /// A handle that does not keep federation alive (for what the homeserver itself holds).
+    pub fn downgrade(&self) -> WeakFederation {
+        WeakFederation(Arc::downgrade(&self.0))
+    }
+}
+
+/// A [`Federation`] held weakly.
+pub struct WeakFederation(Weak<Inner>);
+
+impl WeakFederation {
+    /// The federation handle, unless it was dropped.
+    pub fn upgrade(&self) -> Option<Federation> {
+        self.0.upgrade().map(Federation)
     }
 }

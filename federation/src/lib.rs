@@ -5,16 +5,24 @@ pub mod client;
 pub mod device;
 pub mod directory;
 pub mod dns;
+pub mod edu;
 pub mod error;
 pub mod handle;
+pub mod history;
+pub mod ingest;
+pub mod invite;
+pub mod join;
 pub mod key_ring;
 pub mod keys;
 pub mod listener;
 pub mod media;
+pub mod membership;
 pub mod query;
 pub mod resolver;
 pub mod ruma_wrapper;
+pub mod sender;
 pub mod tls;
+pub mod transactions;
 pub mod user_keys;
 pub mod version;
 
@@ -23,7 +31,7 @@ use axum::{Router, routing::get};
 pub use crate::{
     client::FedClient,
     error::{FedApiError, FedError, FedResult, KeyError},
-    handle::Federation,
+    handle::{Federation, WeakFederation},
     key_ring::KeyRing,
     ruma_wrapper::{FedResponse, FedRouterExt, FedRuma},
 };
@@ -44,6 +52,20 @@ pub fn router() -> Router<Federation> {
         .ruma(media::get_content_thumbnail)
         .ruma(directory::get_public_rooms)
         .ruma(directory::get_public_rooms_filtered)
+        .ruma(transactions::send)
+        .ruma(membership::make_join)
+        .ruma(membership::send_join)
+        .ruma(membership::make_leave)
+        .ruma(membership::send_leave)
+        .ruma(membership::make_knock)
+        .ruma(membership::send_knock)
+        .ruma(invite::invite)
+        .ruma(history::event)
+        .ruma(history::state)
+        .ruma(history::state_ids)
+        .ruma(history::event_auth)
+        .ruma(history::missing_events)
+        .ruma(history::backfill)
 }
 
 /// Our own key, which the client listener serves too.

@@ -118,7 +118,7 @@ async fn execute(
         ClientFrame::JoinConversation { conversation_id } => {
             rate_limit::<join_room_by_id::v3::Request>(hs, user)?;
             let room_id = resolve_room(hs, &conversation_id).await?;
-            room_membership::join(hs, &user.user_id, &room_id, Map::new()).await?;
+            room_membership::join(hs, &user.user_id, &room_id, Map::new(), &[]).await?;
             Ok(fields([("conversation_id", json!(room_id))]))
         }
         ClientFrame::TypingIndicator { conversation_id, is_typing, timeout_ms } => {

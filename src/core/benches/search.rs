@@ -171,7 +171,7 @@ async fn build(hs: &Homeserver, users: &Users, vocabulary: &Vocabulary, messages
             members.push(&users.one);
         }
         for user in members {
-            membership::join(hs, user, &room_id, Default::default()).await.expect("join");
+            membership::join(hs, user, &room_id, Default::default(), &[]).await.expect("join");
         }
         // One real message: the template of the room's bulk messages.
         let hello = Message::message("m.room.message", json!({ "msgtype": "m.text", "body": "hello" }));
@@ -213,7 +213,7 @@ async fn build(hs: &Homeserver, users: &Users, vocabulary: &Vocabulary, messages
                     sender: d.sender,
                     depth: d.position,
                     origin_server_ts: d.position,
-                    stream_ordering: d.position,
+                    stream_ordering: Some(d.position),
                     state_group: rooms[d.room].state_group,
                     json: &d.json,
                 })

@@ -65,6 +65,8 @@ struct Inner {
     delivery_queue: crate::delivery::DeliveryQueue,
     /// Turns true when the server starts shutting down.
     closing: tokio::sync::watch::Sender<bool>,
+    /// Federation's side of joining remote rooms, once installed.
+    remote_rooms: std::sync::OnceLock<Box<dyn crate::remote_rooms::RemoteRooms>>,
 }
 
 impl Homeserver {
@@ -105,6 +107,7 @@ impl Homeserver {
             sync_deliveries: Default::default(),
             delivery_queue: Default::default(),
             closing: tokio::sync::watch::Sender::new(false),
+            remote_rooms: std::sync::OnceLock::new(),
         }));
         crate::presence::start_offline_sweeper(&hs);
         Ok(hs)
@@ -237,6 +240,17 @@ impl Homeserver {
     /// themselves when this turns true.
     pub fn closing(&self) -> tokio::sync::watch::Receiver<bool> {
         self.0.closing.subscribe()
+    }
+
+    /// Installs federation's implementation of [`RemoteRooms`](crate::remote_rooms::RemoteRooms)
+    /// (once; later calls are ignored). It must not hold this homeserver strongly.
+    pub fn set_remote_rooms(&self, remote: Box<dyn crate::remote_rooms::RemoteRooms>) {
+        let _ = self.0.remote_rooms.set(remote);
+    }
+
+    /// Federation's side of joining remote rooms, when federation runs.
+    pub fn remote_rooms(&self) -> Option<&dyn crate::remote_rooms::RemoteRooms> {
+        self.0.remote_rooms.get().map(|remote| &**remote)
     }
 
     /// Starts shutting down: see [`Homeserver::closing`].

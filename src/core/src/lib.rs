@@ -18,6 +18,7 @@ pub mod presence;
 pub mod push;
 pub mod rate_limit;
 pub mod receipts;
+pub mod remote_rooms;
 pub mod room_locks;
 pub mod rooms;
 pub mod search;

@@ -66,7 +66,36 @@ pub async fn create(
     ensure_joined(hs, user, room_id).await?;
     let pdu = history::event(hs, user, room_id, event_id.as_str()).await?;
     check_thread(&pdu, thread_id)?;
-    store(hs, user, room_id, &stored_type, event_id, thread_id).await
+    store(hs, user, room_id, &stored_type, event_id, thread_id).await?;
+    if stored_type == ReceiptType::Read {
+        // Public receipts reach the other servers in the room.
+        let mut data = serde_json::json!({ "ts": now_ms() });
+        if thread_id != UNTHREADED {
+            data["thread_id"] = Value::String(thread_id.to_owned());
+        }
+        let edu = serde_json::json!({
+            "edu_type": "m.receipt",
+            "content": { room_id.as_str(): { "m.read": { user.as_str(): { "event_ids": [event_id], "data": data } } } },
+        });
+        crate::rooms::outbound::queue_edu(hs, room_id, &edu).await?;
+    }
+    Ok(())
+}
+
+/// An `m.read` receipt from another server's `user` (joined to the room) at `event_id`, with
+/// its thread (`None`: unthreaded). Unknown events are ignored.
+pub async fn receive_remote(
+    hs: &Homeserver,
+    user: &UserId,
+    room_id: &RoomId,
+    event_id: &EventId,
+    thread: Option<&str>,
+) -> Result<()> {
+    ensure_joined(hs, user, room_id).await?;
+    match store(hs, user, room_id, &ReceiptType::Read, event_id, thread.unwrap_or(UNTHREADED)).await {
+        Err(Error::Matrix { status, .. }) if status == http::StatusCode::NOT_FOUND => Ok(()),
+        other => other,
+    }
 }
 
 /// `POST /rooms/{roomId}/read_markers`: moves the fully read marker and sets the unthreaded

@@ -46,8 +46,29 @@ pub async fn set(
     if hs.typing().set_typing(room_id, user, timeout.map(|t| t.min(MAX_TIMEOUT))) {
         hs.notifier().wake_room(room_id.to_owned());
     }
+    // Other servers in the room are told each time (a renewal keeps them showing it).
+    let edu = serde_json::json!({
+        "edu_type": "m.typing",
+        "content": { "room_id": room_id, "user_id": user, "typing": timeout.is_some() },
+    });
+    crate::rooms::outbound::queue_edu(hs, room_id, &edu).await
+}
+
+/// An `m.typing` EDU from another server: `user` (of that server, joined to the room) starts
+/// or stops typing; remote typing lasts 30 s unless renewed (spec: Typing Notifications).
+pub async fn receive_remote(hs: &Homeserver, user: &UserId, room_id: &RoomId, typing: bool) -> Result<()> {
+    if membership_of(hs, room_id, user).await?.as_deref() != Some("join") {
+        return Err(Error::forbidden("The user is not joined to this room"));
+    }
+    let timeout = typing.then_some(REMOTE_TIMEOUT);
+    if hs.typing().set_typing(room_id, user, timeout) {
+        hs.notifier().wake_room(room_id.to_owned());
+    }
     Ok(())
 }
+
+/// How long a remote user is shown typing after their server's last `m.typing` EDU.
+const REMOTE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The typing users of every room; one per homeserver.
 pub struct Typing {

@@ -39,7 +39,7 @@ async fn fixture() -> Fixture {
     let request = CreateRoom { public: true, ..Default::default() };
     let room_id = crate::rooms::create::create_room(&hs, &alice, request).await.expect("room");
     for u in [&bob, &carol] {
-        membership::join(&hs, u, &room_id, Default::default()).await.expect("join");
+        membership::join(&hs, u, &room_id, Default::default(), &[]).await.expect("join");
     }
     Fixture { _dir: dir, hs, alice, bob, room_id }
 }
@@ -118,7 +118,7 @@ async fn a_member_who_left_is_no_longer_notified_and_counts_afresh_after_rejoini
     f.say("2", text("two")).await;
     assert_eq!(f.counts(&f.bob, &f.room_id).await.notification_count, 0, "not a member");
 
-    membership::join(&f.hs, &f.bob, &f.room_id, Default::default()).await.expect("rejoin");
+    membership::join(&f.hs, &f.bob, &f.room_id, Default::default(), &[]).await.expect("rejoin");
     f.say("3", text("three")).await;
     assert_eq!(f.counts(&f.bob, &f.room_id).await.notification_count, 1, "only what came after the rejoin");
 }
@@ -131,7 +131,7 @@ async fn a_member_who_joins_later_counts_only_what_came_after_their_join() {
     users::insert(&mut conn, &dave, None, Some("dave"), false, 0).await.expect("user");
     drop(conn);
     f.say("1", text("before dave")).await;
-    membership::join(&f.hs, &dave, &f.room_id, Default::default()).await.expect("join");
+    membership::join(&f.hs, &dave, &f.room_id, Default::default(), &[]).await.expect("join");
     f.say("2", text("after dave")).await;
 
     assert_eq!(f.counts(&dave, &f.room_id).await.notification_count, 1);

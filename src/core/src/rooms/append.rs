@@ -68,25 +68,91 @@ pub async fn append(
         hs.room_cache().put_event(Arc::new(pdu.clone()));
     }
     crate::push::evaluate::record(hs, tx, head, &pdu, stream_ordering).await?;
+    super::outbound::queue(hs, tx, head, &pdu).await?;
     Ok(pdu)
 }
 
 /// Writes the event and moves `head` past it; returns its stream position.
-async fn persist(hs: &Homeserver, tx: &mut WriteTx, head: &mut RoomHead, pdu: &Pdu) -> Result<i64> {
-    let json = serde_json::to_string(&pdu.json).map_err(|e| crate::Error::Internal(e.into()))?;
+pub(super) async fn persist(
+    hs: &Homeserver,
+    tx: &mut WriteTx,
+    head: &mut RoomHead,
+    pdu: &Pdu,
+) -> Result<i64> {
     let stream_ordering = tx.next_stream_ordering();
     let member = (pdu.kind == TimelineEventType::RoomMember)
         .then(|| pdu.state_key.as_deref().and_then(|key| OwnedUserId::try_from(key).ok()))
         .flatten();
     tx.record(Written { position: stream_ordering, room_id: pdu.room_id.clone(), member });
+    let event_nid = store(hs, tx, head, pdu, Standing::Timeline(stream_ordering)).await?;
     let conn: &mut Conn = tx;
-    let depth = head.depth + 1;
+    if let Some(state_key) = &pdu.state_key {
+        set_current(conn, pdu, state_key, (event_nid, stream_ordering)).await?;
+    }
+    let replaced = match head.prev_events.as_slice() {
+        [(old, _)] => rooms::replace_extremities(conn, &[(&pdu.room_id, *old, event_nid)]).await? == 1,
+        _ => false,
+    };
+    if !replaced {
+        rooms::set_extremities(conn, &pdu.room_id, &[event_nid]).await?;
+    }
+    head.prev_events = vec![(event_nid, pdu.event_id.to_string())];
+    Ok(stream_ordering)
+}
+
+/// Points the room's current state at `(type, state_key)` to the event.
+pub(super) async fn set_current(
+    conn: &mut Conn,
+    pdu: &Pdu,
+    state_key: &str,
+    position: (i64, i64),
+) -> Result<()> {
+    let membership = (pdu.kind == TimelineEventType::RoomMember)
+        .then(|| pdu.content_value().get("membership").and_then(Value::as_str).map(str::to_owned))
+        .flatten();
+    state::set_current(conn, &pdu.room_id, &pdu.kind.to_string(), state_key, position, membership.as_deref())
+        .await?;
+    Ok(())
+}
+
+/// Where a stored event stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Standing {
+    /// Part of the timeline, at this stream position.
+    Timeline(i64),
+    /// Received from another server and authorised by the state before it, but not by the
+    /// room's current state: kept in the graph, shown to no client (spec: Soft failure).
+    SoftFailed,
+    /// Received from another server and not authorised: kept so it is not fetched again, but it
+    /// changes no state.
+    Rejected,
+    /// Known without the state before it (part of a joined room's state or auth chain).
+    Outlier,
+}
+
+/// Writes the event row (with the state after it) on top of `head`, the state before it, and
+/// moves `head`'s state, depth and room past it; returns the event's interned ID. Extremities
+/// and the room's current state are the caller's.
+pub(super) async fn store(
+    hs: &Homeserver,
+    tx: &mut WriteTx,
+    head: &mut RoomHead,
+    pdu: &Pdu,
+    standing: Standing,
+) -> Result<i64> {
+    let json = serde_json::to_string(&pdu.json).map_err(|e| crate::Error::Internal(e.into()))?;
+    let conn: &mut Conn = tx;
+    let depth = i64::from(pdu.depth);
 
     // A state event starts a new state group: a delta on the head's group, or a full snapshot
     // when the chain has grown long (or there is no group yet).
-    let state_key_nid = match &pdu.state_key {
-        Some(key) => Some(state::intern_key(conn, &pdu.kind.to_string(), key).await?),
-        None => None,
+    let state_key_nid = match (&pdu.state_key, standing) {
+        (_, Standing::Rejected | Standing::Outlier) | (None, _) => None,
+        (Some(key), _) => Some(state::intern_key(conn, &pdu.kind.to_string(), key).await?),
+    };
+    let stream_ordering = match standing {
+        Standing::Timeline(position) => Some(position),
+        Standing::SoftFailed | Standing::Rejected | Standing::Outlier => None,
     };
     // The event row needs its state group and the group entry needs the event's nid: insert the
     // event first with the head's group, then point it at the new group.
@@ -103,10 +169,19 @@ async fn persist(hs: &Homeserver, tx: &mut WriteTx, head: &mut RoomHead, pdu: &P
         json: &json,
     };
     let event_nid = events::insert(conn, &row).await?;
-    relations::index(conn, pdu, event_nid).await?;
-    crate::search::index::record(hs, conn, &[(stream_ordering, pdu)]).await?;
-    if pdu.kind == TimelineEventType::RoomRedaction {
-        redaction::apply(hs, conn, head, pdu).await?;
+    if let Some(stream_ordering) = stream_ordering {
+        relations::index(conn, pdu, event_nid).await?;
+        crate::search::index::record(hs, conn, &[(stream_ordering, pdu)]).await?;
+        if pdu.kind == TimelineEventType::RoomRedaction {
+            redaction::apply(hs, conn, head, pdu).await?;
+        }
+    } else {
+        let flag = match standing {
+            Standing::Outlier => events::Flag::Outlier,
+            Standing::Rejected => events::Flag::Rejected,
+            Standing::SoftFailed | Standing::Timeline(_) => events::Flag::SoftFailed,
+        };
+        events::set_flag(conn, event_nid, flag).await?;
     }
 
     if let (Some(key_nid), Some(state_key)) = (state_key_nid, &pdu.state_key) {
@@ -120,45 +195,20 @@ async fn persist(hs: &Homeserver, tx: &mut WriteTx, head: &mut RoomHead, pdu: &P
                 )
             }
             None => {
-                let mut entries = Vec::with_capacity(head.state.len() + 1);
-                for ((k, s), (nid, _)) in head.state.iter() {
-                    if (k, s) != (&kind, state_key) {
-                        entries.push((state::intern_key(conn, k, s).await?, *nid));
-                    }
-                }
-                entries.push((key_nid, event_nid));
-                (state::insert_group(conn, &pdu.room_id, None, &entries).await?, 0)
+                let mut state = (*head.state).clone();
+                state.insert((kind.clone(), state_key.clone()), (event_nid, pdu.event_id.to_string()));
+                (super::fork::snapshot(conn, &pdu.room_id, &state).await?, 0)
             }
         };
         events::set_state_group(conn, event_nid, group).await?;
-        let membership = (pdu.kind == TimelineEventType::RoomMember)
-            .then(|| pdu.content_value().get("membership").and_then(Value::as_str).map(str::to_owned))
-            .flatten();
-        state::set_current(
-            conn,
-            &pdu.room_id,
-            &kind,
-            state_key,
-            (event_nid, stream_ordering),
-            membership.as_deref(),
-        )
-        .await?;
         head.chain_len = chain_len;
         head.state_group = Some(group);
         Arc::make_mut(&mut head.state)
             .insert((kind, state_key.clone()), (event_nid, pdu.event_id.to_string()));
     }
-    let replaced = match head.prev_events.as_slice() {
-        [(old, _)] => rooms::replace_extremities(conn, &[(&pdu.room_id, *old, event_nid)]).await? == 1,
-        _ => false,
-    };
-    if !replaced {
-        rooms::set_extremities(conn, &pdu.room_id, &[event_nid]).await?;
-    }
-    head.prev_events = vec![(event_nid, pdu.event_id.to_string())];
-    head.depth = depth;
+    head.depth = head.depth.max(depth);
     head.room_id = pdu.room_id.clone();
-    Ok(stream_ordering)
+    Ok(event_nid)
 }
 
 /// Sends one event into an existing room: takes the room's write lock, appends, commits.
@@ -189,6 +239,12 @@ impl<'a> RoomWriter<'a> {
             None => RoomHead::load(&mut tx, room_id).await?,
         };
         Ok(RoomWriter { hs, _lock: lock, tx, head })
+    }
+
+    /// The open transaction and the working head, for appending events received from other
+    /// servers.
+    pub(super) fn parts(&mut self) -> (&mut WriteTx, &mut RoomHead) {
+        (&mut self.tx, &mut self.head)
     }
 
     /// Appends one event on top of the working head.

@@ -2,7 +2,7 @@
 
 use std::{collections::HashMap, sync::Arc};
 
-use ruma::{OwnedEventId, events::StateEventType, state_res};
+use ruma::{OwnedEventId, events::StateEventType, room_version_rules::AuthorizationRules, state_res};
 
 use super::{Pdu, RoomHead};
 use crate::{
@@ -18,19 +18,32 @@ pub async fn check_local(hs: &Homeserver, conn: &mut Conn, head: &RoomHead, pdu:
         wanted.push(create);
     }
     let auth_events = load(hs, conn, head, &wanted).await?;
-    let by_key: HashMap<(StateEventType, String), &Pdu> = auth_events
-        .values()
-        .filter_map(|e| Some(((e.kind.to_string().into(), e.state_key.clone()?), &**e)))
-        .collect();
+    check(&head.rules.authorization, pdu, &auth_events, &by_key(&auth_events))
+        .map_err(|reason| Error::forbidden(format!("Event not authorised: {reason}")))
+}
 
-    let rules = &head.rules.authorization;
+/// State events by `(type, state_key)`.
+pub type ByKey<'a> = HashMap<(StateEventType, String), &'a Pdu>;
+
+/// Indexes the state events among `events` by `(type, state_key)`.
+pub fn by_key(events: &HashMap<OwnedEventId, Arc<Pdu>>) -> ByKey<'_> {
+    events.values().filter_map(|e| Some(((e.kind.to_string().into(), e.state_key.clone()?), &**e))).collect()
+}
+
+/// Runs the auth rules: the state-independent ones over `auth_events` (which must hold the
+/// event's auth events and the create event), the state-dependent ones against `state`.
+pub fn check(
+    rules: &AuthorizationRules,
+    pdu: &Pdu,
+    auth_events: &HashMap<OwnedEventId, Arc<Pdu>>,
+    state: &ByKey<'_>,
+) -> std::result::Result<(), String> {
     state_res::check_state_independent_auth_rules(rules, pdu, |id| auth_events.get(id).map(|e| &**e))
         .and_then(|()| {
             state_res::check_state_dependent_auth_rules(rules, pdu, |kind, key| {
-                by_key.get(&(kind.clone(), key.to_owned())).copied()
+                state.get(&(kind.clone(), key.to_owned())).copied()
             })
         })
-        .map_err(|reason| Error::forbidden(format!("Event not authorised: {reason}")))
 }
 
 /// Loads events of the room by ID.

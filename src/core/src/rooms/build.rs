@@ -16,6 +16,44 @@ pub const MAX_PDU_BYTES: usize = 65_536;
 
 /// Builds and signs a PDU from `sender` on top of `head`.
 pub fn build(hs: &Homeserver, head: &RoomHead, sender: &UserId, event: &NewEvent) -> Result<Pdu> {
+    let Template { mut object, raw_content, auth_ids, prev_ids, origin_server_ts } =
+        template(head, sender, event)?;
+    let (event_id, room_id) = hash_and_sign(hs, head, &mut object)?;
+    let ts = ruma::MilliSecondsSinceUnixEpoch(ruma::UInt::try_from(origin_server_ts).unwrap_or_default());
+    Ok(Pdu::from_parts(
+        event_id,
+        room_id,
+        object.contains_key("room_id"),
+        sender.to_owned(),
+        ts,
+        event.kind.clone(),
+        raw_content,
+        event.state_key.clone(),
+        prev_ids,
+        auth_ids,
+        event.redacts.clone(),
+        ruma::UInt::try_from(head.depth + 1).unwrap_or_default(),
+        object,
+    ))
+}
+
+/// An event built on a head but not yet hashed and signed (what `make_join` hands out).
+pub struct Template {
+    /// The event's JSON without `hashes` and `signatures`.
+    pub object: CanonicalJsonObject,
+    /// Its content.
+    pub raw_content: Box<serde_json::value::RawValue>,
+    /// Its auth events.
+    pub auth_ids: Vec<OwnedEventId>,
+    /// Its prev events.
+    pub prev_ids: Vec<OwnedEventId>,
+    /// Its timestamp.
+    pub origin_server_ts: i64,
+}
+
+/// Builds the unsigned event `sender` would send on top of `head`: prev events, the auth events
+/// the version's rules ask for, depth and timestamp.
+pub fn template(head: &RoomHead, sender: &UserId, event: &NewEvent) -> Result<Template> {
     // From v11 on, a redaction names its target in `content.redacts` (and no longer at the top).
     let mut content_value = event.content.clone();
     if let (Some(redacts), true, Value::Object(map)) =
@@ -69,11 +107,21 @@ pub fn build(hs: &Homeserver, head: &RoomHead, sender: &UserId, event: &NewEvent
     object.insert("prev_events".to_owned(), CanonicalJsonValue::Array(prev));
     object.insert("auth_events".to_owned(), CanonicalJsonValue::Array(auth_events));
     object.insert("depth".to_owned(), CanonicalJsonValue::Integer(ruma::Int::new_saturating(head.depth + 1)));
+    Ok(Template { object, raw_content, auth_ids, prev_ids, origin_server_ts })
+}
 
+/// Adds the content hash and our signature to an event of a room with `head`'s version, and
+/// derives its event ID (and for a v12 create event, the room ID) from the reference hash.
+/// 413 `M_TOO_LARGE` when the event exceeds [`MAX_PDU_BYTES`].
+pub fn hash_and_sign(
+    hs: &Homeserver,
+    head: &RoomHead,
+    object: &mut CanonicalJsonObject,
+) -> Result<(OwnedEventId, ruma::OwnedRoomId)> {
     signatures::hash_and_sign_event(
         hs.server_name().as_str(),
         hs.signing_key(),
-        &mut object,
+        object,
         &head.rules.redaction,
     )
     .map_err(|e| match e {
@@ -81,39 +129,23 @@ pub fn build(hs: &Homeserver, head: &RoomHead, sender: &UserId, event: &NewEvent
         signatures::JsonError::PduTooLarge => too_large(),
         e => Error::Internal(anyhow::anyhow!("signing event: {e}")),
     })?;
-    let size = serde_json::to_vec(&object).map_or(usize::MAX, |bytes| bytes.len());
+    let size = serde_json::to_vec(&*object).map_or(usize::MAX, |bytes| bytes.len());
     if size > MAX_PDU_BYTES {
         return Err(too_large());
     }
-    let hash = signatures::reference_hash(&object, &head.rules).map_err(|e| match e {
+    let hash = signatures::reference_hash(object, &head.rules).map_err(|e| match e {
         signatures::JsonError::PduTooLarge => too_large(),
         e => Error::Internal(anyhow::anyhow!("hashing event: {e}")),
     })?;
     let event_id = OwnedEventId::try_from(format!("${hash}"))
         .map_err(|e| Error::Internal(anyhow::anyhow!("event ID from hash: {e}")))?;
-    let room_id = if is_create && head.rules.authorization.room_create_event_id_as_room_id {
+    let room_id = if object.contains_key("room_id") {
+        head.room_id.clone()
+    } else {
         ruma::OwnedRoomId::try_from(format!("!{hash}"))
             .map_err(|e| Error::Internal(anyhow::anyhow!("room ID from hash: {e}")))?
-    } else {
-        head.room_id.clone()
     };
-    let has_room_id = object.contains_key("room_id");
-    let ts = ruma::MilliSecondsSinceUnixEpoch(ruma::UInt::try_from(origin_server_ts).unwrap_or_default());
-    Ok(Pdu::from_parts(
-        event_id,
-        room_id,
-        has_room_id,
-        sender.to_owned(),
-        ts,
-        event.kind.clone(),
-        raw_content,
-        event.state_key.clone(),
-        prev_ids,
-        auth_ids,
-        event.redacts.clone(),
-        ruma::UInt::try_from(head.depth + 1).unwrap_or_default(),
-        object,
-    ))
+    Ok((event_id, room_id))
 }
 
 fn event_id_of(id: &str) -> Result<OwnedEventId> {

@@ -16,7 +16,7 @@ use std::{
 };
 
 use lru::LruCache;
-use ruma::{EventId, OwnedEventId, OwnedRoomId, OwnedUserId, RoomId, UserId};
+use ruma::{EventId, OwnedEventId, OwnedRoomId, OwnedServerName, OwnedUserId, RoomId, UserId};
 
 use super::{Pdu, RoomHead, head::StateMap, visibility::Readable};
 use crate::storage::{
@@ -43,6 +43,9 @@ struct CachedReadable {
     readable: Readable,
 }
 
+/// The other servers in a room, with the head state map they were read for.
+type RemoteServers = (Arc<StateMap>, Arc<Vec<OwnedServerName>>);
+
 /// The room caches of one homeserver.
 pub struct RoomCache {
     // std mutexes: held for a map operation only, never across an await.
@@ -50,6 +53,8 @@ pub struct RoomCache {
     events: Mutex<LruCache<OwnedEventId, Arc<Pdu>>>,
     groups: Mutex<LruCache<i64, Arc<Vec<StateEntry>>>>,
     readable: Mutex<LruCache<(OwnedUserId, OwnedRoomId), CachedReadable>>,
+    /// Per room, the other servers with joined members, with the state map they were read on.
+    servers: Mutex<HashMap<OwnedRoomId, RemoteServers>>,
     /// Rooms forgotten so far (by anyone).
     forgets: AtomicU64,
 }
@@ -61,6 +66,7 @@ impl Default for RoomCache {
             events: Mutex::new(LruCache::new(EVENTS)),
             groups: Mutex::new(LruCache::new(GROUPS)),
             readable: Mutex::new(LruCache::new(READABLE)),
+            servers: Mutex::new(HashMap::new()),
             forgets: AtomicU64::new(0),
         }
     }
@@ -96,6 +102,27 @@ impl RoomCache {
     /// Makes every cached [`Readable`] stale, after a user forgot a room.
     pub fn forgot_a_room(&self) {
         self.forgets.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// The other servers in the room whose head has `state`, if cached for that state.
+    pub fn remote_servers(
+        &self,
+        room_id: &RoomId,
+        state: &Arc<StateMap>,
+    ) -> Option<Arc<Vec<OwnedServerName>>> {
+        let cache = locked(&self.servers);
+        let (stamp, servers) = cache.get(room_id)?;
+        Arc::ptr_eq(stamp, state).then(|| servers.clone())
+    }
+
+    /// Caches the other servers in the room, as read for the head state `state`.
+    pub fn put_remote_servers(
+        &self,
+        room_id: &RoomId,
+        state: Arc<StateMap>,
+        servers: Arc<Vec<OwnedServerName>>,
+    ) {
+        locked(&self.servers).insert(room_id.to_owned(), (state, servers));
     }
 
     /// A copy of the cached head of a room.

@@ -11,6 +11,17 @@ use crate::{
     storage::{Conn, rooms, state},
 };
 
+/// Room versions accepted for new rooms and from federation.
+pub const ROOM_VERSIONS: &[RoomVersionId] = &[
+    RoomVersionId::V6,
+    RoomVersionId::V7,
+    RoomVersionId::V8,
+    RoomVersionId::V9,
+    RoomVersionId::V10,
+    RoomVersionId::V11,
+    RoomVersionId::V12,
+];
+
 /// `(type, state_key) → (event_nid, event_id)`.
 pub type StateMap = HashMap<(String, String), (i64, String)>;
 
@@ -57,10 +68,14 @@ impl RoomHead {
             rooms::version(&mut *conn, room_id).await?.ok_or_else(|| Error::not_found("Unknown room"))?;
         let rules = rules_for(&version)?;
         let extremities = rooms::extremities(conn, room_id).await?;
-        // Local-only rooms never fork: one extremity. Forks arrive with federation, which
-        // resolves them (see `resolve`) into a single state group before the next send.
+        // One extremity: the state after it. Several (a fork from federation): the resolution
+        // of their states, recorded when the fork was stored (`rooms::remote`).
         let first = extremities.first().context("room without forward extremities")?;
-        let group = first.state_group.context("extremity without state")?;
+        let group = match extremities.len() {
+            1 => None,
+            _ => rooms::forked_state_group(&mut *conn, room_id).await?,
+        };
+        let group = group.or(first.state_group).context("extremity without state")?;
         let state = Arc::new(
             state::load_group(&mut *conn, group)
                 .await?
@@ -78,6 +93,14 @@ impl RoomHead {
             chain_len: state::chain_len(conn, group).await?,
             state,
         })
+    }
+
+    /// The room's head: the cached one, else loaded; 404 for unknown rooms.
+    pub async fn current(hs: &crate::Homeserver, conn: &mut Conn, room_id: &RoomId) -> Result<RoomHead> {
+        match hs.room_cache().head(room_id) {
+            Some(head) => Ok(head),
+            None => RoomHead::load(conn, room_id).await,
+        }
     }
 
     /// The event ID at `(type, state_key)` in the head's state.

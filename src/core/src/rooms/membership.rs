@@ -1,7 +1,7 @@
 //! Membership changes (spec: Client-Server API › Room membership): join, invite, leave, kick,
 //! ban, unban, forget. Each is an `m.room.member` event the auth rules decide on.
 
-use ruma::{OwnedEventId, RoomId, UserId, events::TimelineEventType};
+use ruma::{OwnedEventId, OwnedServerName, RoomId, UserId, events::TimelineEventType};
 use serde_json::{Map, Value, json};
 
 use super::{NewEvent, append::send, restricted};
@@ -16,14 +16,31 @@ pub async fn membership_of(hs: &Homeserver, room_id: &RoomId, user_id: &UserId) 
     Ok(state::membership(hs.db().pool(), room_id, user_id.as_str()).await?)
 }
 
-/// Joins `user` to a room this server knows. Extra content (e.g. `reason`) is kept; display
-/// name and avatar come from the profile unless given. Joining again without changes is a no-op.
+/// Joins `user` to a room. Extra content (e.g. `reason`) is kept; display name and avatar come
+/// from the profile unless given. Joining again without changes is a no-op. A room no member
+/// of this server is joined to is joined over federation, through `via` and the server of its
+/// ID (when it names one).
 pub async fn join(
     hs: &Homeserver,
     user: &UserId,
     room_id: &RoomId,
     extra: Map<String, Value>,
+    via: &[OwnedServerName],
 ) -> Result<OwnedEventId> {
+    if let Some(remote) = hs.remote_rooms()
+        && !has_local_member(hs, room_id).await?
+    {
+        let inviter = super::remote_invite::inviter_server(hs, room_id, user).await?;
+        let mut servers: Vec<OwnedServerName> =
+            via.iter().cloned().chain(inviter).chain(room_id.server_name().map(ToOwned::to_owned)).collect();
+        servers.retain(|server| server != hs.server_name());
+        servers.dedup();
+        if !servers.is_empty() {
+            let mut content = extra;
+            with_profile(hs, user, &mut content).await;
+            return remote.join(user, room_id, &servers, content).await;
+        }
+    }
     if extra.is_empty() && membership_of(hs, room_id, user).await?.as_deref() == Some("join") {
         let current =
             state::current_event_id(hs.db().pool(), room_id, "m.room.member", user.as_str()).await?;
@@ -42,21 +59,43 @@ pub async fn join(
     member_event(hs, user, room_id, user, Value::Object(content)).await
 }
 
+/// Whether a user of this server is joined to the room (so it can build the join itself).
+pub async fn has_local_member(hs: &Homeserver, room_id: &RoomId) -> Result<bool> {
+    let mut conn = hs.db().pool().acquire().await?;
+    let members = crate::storage::device_lists::joined_members(&mut conn, room_id).await?;
+    Ok(members.iter().any(|member| member.server_name() == hs.server_name()))
+}
+
 /// Knocks on a room (join rule `knock` or `knock_restricted`, room version 7+; the auth rules
-/// decide). Display name and avatar come from the profile.
+/// decide). Display name and avatar come from the profile. A room no local user is in is
+/// knocked on over federation, through `via` and the server of its ID.
 pub async fn knock(
     hs: &Homeserver,
     user: &UserId,
     room_id: &RoomId,
     reason: Option<&str>,
+    via: &[OwnedServerName],
 ) -> Result<OwnedEventId> {
-    if rooms::version(hs.db().pool(), room_id).await?.is_none() {
-        return Err(Error::not_found("Unknown room"));
-    }
     let mut content = json!({ "membership": "knock" });
     add_reason(&mut content, reason);
     if let Value::Object(content) = &mut content {
         with_profile(hs, user, content).await;
+    }
+    // A room no local user is in: knock through a server in it, and keep what it answered.
+    if let Some(remote) = hs.remote_rooms()
+        && !has_local_member(hs, room_id).await?
+    {
+        let mut servers: Vec<OwnedServerName> =
+            via.iter().cloned().chain(room_id.server_name().map(ToOwned::to_owned)).collect();
+        servers.retain(|server| server != hs.server_name());
+        if let (false, Value::Object(content)) = (servers.is_empty(), content.clone()) {
+            let (version, knock, stripped) = remote.knock(user, room_id, &servers, content).await?;
+            super::remote_invite::record(hs, &version, &knock, &stripped).await?;
+            return Ok(knock.event_id);
+        }
+    }
+    if rooms::version(hs.db().pool(), room_id).await?.is_none() {
+        return Err(Error::not_found("Unknown room"));
     }
     member_event(hs, user, room_id, user, content).await
 }
@@ -85,6 +124,9 @@ pub async fn invite(
     }
     let mut content = json!({ "membership": "invite" });
     add_reason(&mut content, reason);
+    if target.server_name() != hs.server_name() {
+        return super::remote_invite::invite(hs, sender, room_id, target, content).await;
+    }
     member_event(hs, sender, room_id, target, content).await
 }
 
@@ -95,6 +137,15 @@ pub async fn leave(
     room_id: &RoomId,
     reason: Option<&str>,
 ) -> Result<OwnedEventId> {
+    // An invite to a room no local user is in is rejected through the inviting server.
+    if let Some(remote) = hs.remote_rooms()
+        && let Some(inviter) = super::remote_invite::inviter_server(hs, room_id, user).await?
+        && !has_local_member(hs, room_id).await?
+    {
+        let (version, leave) = remote.reject_invite(user, room_id, &[inviter]).await?;
+        super::remote_invite::record(hs, &version, &leave, &[]).await?;
+        return Ok(leave.event_id);
+    }
     if rooms::version(hs.db().pool(), room_id).await?.is_none() {
         return Err(Error::not_found("Unknown room"));
     }

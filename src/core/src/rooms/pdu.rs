@@ -3,7 +3,7 @@
 
 use ruma::{
     CanonicalJsonObject, MilliSecondsSinceUnixEpoch, OwnedEventId, OwnedRoomId, OwnedUserId, RoomId, UInt,
-    UserId, events::TimelineEventType,
+    UserId, events::TimelineEventType, room_version_rules::RoomVersionRules,
 };
 use serde::Deserialize;
 use serde_json::{Value, value::RawValue};
@@ -106,6 +106,15 @@ impl Pdu {
             rejected: false,
             json,
         })
+    }
+
+    /// Parses an event received from another server: its ID is its reference hash under the
+    /// room version's rules (and so is a v12 create event's room ID).
+    pub fn from_federation(json: CanonicalJsonObject, rules: &RoomVersionRules) -> Result<Pdu, String> {
+        let hash = ruma::signatures::reference_hash(&json, rules).map_err(|e| e.to_string())?;
+        let event_id = OwnedEventId::try_from(format!("${hash}")).map_err(|e| e.to_string())?;
+        let room_id = OwnedRoomId::try_from(format!("!{hash}")).map_err(|e| e.to_string())?;
+        Pdu::from_canonical(event_id, json, Some(&room_id))
     }
 
     /// A PDU this server just built: the fields are known, nothing needs parsing.

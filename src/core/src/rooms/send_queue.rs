@@ -276,7 +276,7 @@ async fn write(
                 sender: a.pdu.sender.as_str(),
                 depth: a.depth,
                 origin_server_ts: i64::from(a.pdu.origin_server_ts.get()),
-                stream_ordering: a.stream_ordering,
+                stream_ordering: Some(a.stream_ordering),
                 state_group: head.state_group.unwrap_or(0),
                 json: &a.json,
             }
@@ -321,6 +321,12 @@ async fn write(
     for (room_id, (nid, event_id)) in last {
         if let Some(head) = heads.get_mut(room_id) {
             head.prev_events = vec![(nid, event_id)];
+        }
+    }
+
+    for a in accepted.iter() {
+        if let Some(head) = heads.get(&a.job.room_id) {
+            super::outbound::queue(hs, tx, head, &a.pdu).await?;
         }
     }
 

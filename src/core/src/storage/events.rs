@@ -22,8 +22,9 @@ pub struct NewEvent<'a> {
     pub depth: i64,
     /// `origin_server_ts`.
     pub origin_server_ts: i64,
-    /// Position in the global stream.
-    pub stream_ordering: i64,
+    /// Position in the global stream (`None` for events in no timeline: outliers, rejected
+    /// and soft-failed events).
+    pub stream_ordering: Option<i64>,
     /// The state after the event.
     pub state_group: i64,
     /// Canonical JSON.
@@ -185,6 +186,51 @@ pub async fn max_stream_ordering<'c>(executor: impl Executor<'c, Database = sqlx
         .fetch_one(executor)
         .await?
         .try_get("max")
+}
+
+/// Those of `event_ids` stored as rejected.
+pub async fn rejected_among(conn: &mut Conn, event_ids: &[&str]) -> sqlx::Result<Vec<String>> {
+    let mut rejected = Vec::new();
+    for chunk in event_ids.chunks(super::IDS_PER_STATEMENT) {
+        let sql = format!(
+            "SELECT event_id FROM events WHERE rejected = 1 AND event_id IN ({})",
+            super::Params::new(conn).list(chunk.len())
+        );
+        let mut query = sqlx::query(&sql);
+        for id in chunk {
+            query = query.bind(*id);
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            rejected.push(row.try_get("event_id")?);
+        }
+    }
+    Ok(rejected)
+}
+
+/// Flags of an event in no timeline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flag {
+    /// Known without the state before it.
+    Outlier,
+    /// It failed the auth rules.
+    Rejected,
+    /// It failed the auth rules against the room's current state only (spec: Server-Server API
+    /// › Soft failure).
+    SoftFailed,
+}
+
+/// Flags an event.
+pub async fn set_flag(conn: &mut Conn, event_nid: i64, flag: Flag) -> sqlx::Result<()> {
+    let column = match flag {
+        Flag::Outlier => "outlier",
+        Flag::Rejected => "rejected",
+        Flag::SoftFailed => "soft_failed",
+    };
+    sqlx::query(&format!("UPDATE events SET {column} = 1 WHERE event_nid = $1"))
+        .bind(event_nid)
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// Points an event at the state group created for it.

@@ -15,10 +15,12 @@ pub mod devices;
 pub mod directory;
 pub mod e2ee_keys;
 pub mod events;
+pub mod federation_txns;
 pub mod filters;
 pub mod history;
 pub mod media;
 pub mod nonces;
+pub mod outbox;
 pub mod positions;
 pub mod presence;
 pub mod push_actions;
@@ -26,6 +28,7 @@ pub mod pushers;
 pub mod receipts;
 pub mod redactions;
 pub mod relations;
+pub mod remote_invites;
 pub mod rooms;
 pub mod search;
 pub mod server_keys;
@@ -89,6 +92,8 @@ pub struct Db {
     sqlite_writer: Arc<tokio::sync::Mutex<()>>,
     /// SQLite's WAL checkpointer (see [`checkpoint`]).
     checkpointer: Option<tokio::task::AbortHandle>,
+    /// Signalled after a transaction that queued rows in the federation outbox committed.
+    outbox: Arc<tokio::sync::Notify>,
 }
 
 impl Drop for Db {
@@ -106,6 +111,9 @@ pub struct WriteTx {
     /// Positions taken in the other streams, published after the commit.
     streams: Vec<(Stream, i64)>,
     committed: Arc<Committed>,
+    /// Whether this transaction queued federation outbox rows, and whom to tell after commit.
+    outbox_queued: bool,
+    outbox: Arc<tokio::sync::Notify>,
     _writer: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
@@ -113,13 +121,23 @@ impl WriteTx {
     /// Commits, then releases the event positions taken (telling the commit hook what was
     /// written) and lets the next writer in.
     pub async fn commit(self) -> sqlx::Result<()> {
-        let WriteTx { tx, mut held, streams, committed, _writer } = self;
+        let WriteTx { tx, mut held, streams, committed, outbox_queued, outbox, _writer } = self;
         tx.commit().await?;
         held.mark_committed();
         for (stream, position) in streams {
             committed.publish(stream, position);
         }
+        if outbox_queued {
+            // One sender waits on it; a permit is stored if it is busy, so no row is missed.
+            outbox.notify_one();
+        }
         Ok(())
+    }
+
+    /// Notes that this transaction queued rows in the federation outbox: the sender is woken
+    /// once it commits.
+    pub fn queued_for_federation(&mut self) {
+        self.outbox_queued = true;
     }
 
     /// Records a position taken in `stream`, to publish after the commit.
@@ -228,7 +246,8 @@ impl Db {
             Backend::Postgres => (pool.clone(), None),
         };
         let (events, streams) = (Arc::new(EventPositions::default()), Arc::new(Committed::default()));
-        Ok(Db { pool, write_pool, backend, events, streams, sqlite_writer, checkpointer })
+        let outbox = Arc::new(tokio::sync::Notify::new());
+        Ok(Db { pool, write_pool, backend, events, streams, sqlite_writer, checkpointer, outbox })
     }
 
     /// Applies every pending migration of this backend.
@@ -280,7 +299,21 @@ impl Db {
         writer: Option<tokio::sync::OwnedMutexGuard<()>>,
     ) -> WriteTx {
         let held = Held::new(self.events.clone());
-        WriteTx { tx, held, streams: Vec::new(), committed: self.streams.clone(), _writer: writer }
+        WriteTx {
+            tx,
+            held,
+            streams: Vec::new(),
+            committed: self.streams.clone(),
+            outbox_queued: false,
+            outbox: self.outbox.clone(),
+            _writer: writer,
+        }
+    }
+
+    /// Notified after every commit that queued rows in the federation outbox (the sender waits
+    /// on it; see `storage::outbox`).
+    pub fn outbox_signal(&self) -> &tokio::sync::Notify {
+        &self.outbox
     }
 
     /// The other streams' committed positions.

@@ -62,6 +62,32 @@ pub async fn forgotten<'c>(
     rows.iter().map(|r| r.try_get("room_id")).collect()
 }
 
+/// The state group of the room's state while it has several forward extremities.
+pub async fn forked_state_group<'c>(
+    executor: impl Executor<'c, Database = sqlx::Any>,
+    room_id: &RoomId,
+) -> sqlx::Result<Option<i64>> {
+    let row = sqlx::query("SELECT forked_state_group FROM rooms WHERE room_id = $1")
+        .bind(room_id.as_str())
+        .fetch_optional(executor)
+        .await?;
+    Ok(row.map(|r| r.try_get("forked_state_group")).transpose()?.flatten())
+}
+
+/// Records the state group of the room's resolved state when it has several extremities.
+pub async fn set_forked_state_group<'c>(
+    executor: impl Executor<'c, Database = sqlx::Any>,
+    room_id: &RoomId,
+    group: Option<i64>,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE rooms SET forked_state_group = $1 WHERE room_id = $2")
+        .bind(group)
+        .bind(room_id.as_str())
+        .execute(executor)
+        .await?;
+    Ok(())
+}
+
 /// A forward extremity: an event with no children yet.
 #[derive(Clone, Debug)]
 pub struct Extremity {

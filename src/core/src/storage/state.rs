@@ -164,6 +164,22 @@ pub async fn set_current(
     Ok(())
 }
 
+/// Removes one entry of a room's current state (state resolution dropped it).
+pub async fn delete_current<'c>(
+    executor: impl Executor<'c, Database = sqlx::Any>,
+    room_id: &RoomId,
+    kind: &str,
+    state_key: &str,
+) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM current_state WHERE room_id = $1 AND type = $2 AND state_key = $3")
+        .bind(room_id.as_str())
+        .bind(kind)
+        .bind(state_key)
+        .execute(executor)
+        .await?;
+    Ok(())
+}
+
 /// The current state event ID at `(type, state_key)`.
 pub async fn current_event_id<'c>(
     executor: impl Executor<'c, Database = sqlx::Any>,

@@ -39,16 +39,7 @@ use crate::{
 const DEFAULT_TIMELINE_LIMIT: usize = 10;
 /// Heroes in a room summary (the spec's recommendation).
 const HEROES: i64 = 5;
-/// The state events an invite or knock shows of its room (spec: Stripped state).
-const STRIPPED_STATE: [&str; 7] = [
-    "m.room.create",
-    "m.room.join_rules",
-    "m.room.name",
-    "m.room.avatar",
-    "m.room.canonical_alias",
-    "m.room.encryption",
-    "m.room.topic",
-];
+use crate::rooms::remote_invite::STRIPPED_STATE;
 
 /// The four room sections, by room ID.
 #[derive(Debug, Default)]
@@ -375,7 +366,7 @@ async fn stripped_state(
     };
     events.retain(|pdu| pdu.event_id != member_event.event_id);
     events.push(member_event.clone());
-    Ok(events
+    let mut stripped: Vec<Value> = events
         .iter()
         .map(|pdu| {
             json!({
@@ -385,7 +376,17 @@ async fn stripped_state(
                 "content": pdu.content_value(),
             })
         })
-        .collect())
+        .collect();
+    // An invite received over federation: the state its server sent along.
+    let sent =
+        storage::remote_invites::stripped_state(hs.db().pool(), member_event.event_id.as_str()).await?;
+    if let Some(Value::Array(sent)) = sent.and_then(|json| serde_json::from_str(&json).ok()) {
+        let fields = ["type", "state_key", "sender", "content"];
+        stripped.extend(sent.iter().map(|event| {
+            Value::Object(fields.iter().map(|f| ((*f).to_owned(), event[*f].clone())).collect())
+        }));
+    }
+    Ok(stripped)
 }
 
 /// Events in the client format sync uses (without `room_id`: the section names the room).

@@ -1,0 +1,61 @@
+//! EDUs between two Hearth servers (issue 7): typing notifications and read receipts of users
+//! of one server reach the members on the other through `/sync`.
+
+use std::time::{Duration, Instant};
+
+use hearth_complement_tests::{
+    Client, Cluster,
+    client::enc,
+    rooms::{ephemeral, next_batch},
+    scenario,
+};
+use serde_json::{Value, json};
+
+const V3: &str = "/_matrix/client/v3";
+
+/// Long-polls `client`'s sync until an ephemeral event of the room satisfies `found`.
+async fn ephemeral_until(client: &Client, room_id: &str, found: impl Fn(&Value) -> bool) -> Value {
+    let start = Instant::now();
+    let mut since: Option<String> = None;
+    loop {
+        assert!(start.elapsed() < Duration::from_secs(20), "timed out waiting for an ephemeral event");
+        let sync = client.sync(since.as_deref(), None, 2_000).await;
+        if let Some(event) = ephemeral(&sync, room_id).iter().find(|e| found(e)) {
+            return event.clone();
+        }
+        since = Some(next_batch(&sync));
+    }
+}
+
+scenario!(typing_and_read_receipts_reach_the_other_server, |backend| {
+    let servers = Cluster::start(backend, 2).await;
+    let alice = servers[0].client().register("alice", "password1234").await;
+    let bob = servers[1].client().register("bob", "password1234").await;
+    let room_id = alice.create_room(json!({ "preset": "public_chat" })).await;
+    let path = format!("{V3}/join/{}?server_name={}", enc(&room_id), enc(&servers[0].server_name));
+    bob.post(&path, json!({})).await.expect_status(200);
+
+    let typing = format!("{V3}/rooms/{}/typing/{}", enc(&room_id), enc(alice.me()));
+    alice.put(&typing, json!({ "typing": true, "timeout": 30000 })).await.expect_status(200);
+    let me = alice.me().to_owned();
+    ephemeral_until(&bob, &room_id, |e| {
+        e["type"] == "m.typing"
+            && e["content"]["user_ids"].as_array().is_some_and(|ids| ids.contains(&json!(me)))
+    })
+    .await;
+
+    let message = alice.send_text(&room_id, "read me").await;
+    // Bob's server must have the event before Bob can mark it read.
+    let event_path = format!("{V3}/rooms/{}/event/{}", enc(&room_id), enc(&message));
+    hearth_complement_tests::client::eventually("the message on hs2", Duration::from_secs(20), || async {
+        (bob.get(&event_path).await.status == 200).then_some(())
+    })
+    .await;
+    let receipt = format!("{V3}/rooms/{}/receipt/m.read/{}", enc(&room_id), enc(&message));
+    bob.post(&receipt, json!({})).await.expect_status(200);
+    let bob_id = bob.me().to_owned();
+    ephemeral_until(&alice, &room_id, |e| {
+        e["type"] == "m.receipt" && e["content"][&message]["m.read"].get(&bob_id).is_some()
+    })
+    .await;
+});

@@ -1,0 +1,69 @@
+//! EDUs of a transaction (spec: Server-Server API › EDUs): typing notifications and read
+//! receipts of the sending server's users in rooms we share. Others are ignored for now; an EDU
+//! that does not fit is logged and dropped (EDUs get no per-item answer).
+
+use hearth_core::{receipts, rooms::server_acl, typing};
+use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId, ServerName};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::Federation;
+
+/// Takes in one EDU `origin` sent.
+pub async fn receive(fed: &Federation, origin: &ServerName, edu: &Value) {
+    let result = match edu["edu_type"].as_str() {
+        Some("m.typing") => typing_edu(fed, origin, &edu["content"]).await,
+        Some("m.receipt") => receipt_edu(fed, origin, &edu["content"]).await,
+        _ => Ok(()),
+    };
+    if let Err(e) = result {
+        tracing::info!(%origin, edu_type = ?edu["edu_type"], error = %e, "dropping an EDU");
+    }
+}
+
+#[derive(Deserialize)]
+struct Typing {
+    room_id: OwnedRoomId,
+    user_id: OwnedUserId,
+    typing: bool,
+}
+
+async fn typing_edu(fed: &Federation, origin: &ServerName, content: &Value) -> anyhow::Result<()> {
+    let edu: Typing = serde_json::from_value(content.clone())?;
+    anyhow::ensure!(edu.user_id.server_name() == origin, "a typing user of another server");
+    server_acl::check(fed.hs(), &edu.room_id, origin).await?;
+    typing::receive_remote(fed.hs(), &edu.user_id, &edu.room_id, edu.typing).await?;
+    Ok(())
+}
+
+#[derive(Deserialize)]
+struct UserReceipt {
+    event_ids: Vec<OwnedEventId>,
+    #[serde(default)]
+    data: ReceiptData,
+}
+
+#[derive(Default, Deserialize)]
+struct ReceiptData {
+    thread_id: Option<String>,
+}
+
+/// `{room_id: {"m.read": {user_id: {event_ids, data}}}}`.
+async fn receipt_edu(fed: &Federation, origin: &ServerName, content: &Value) -> anyhow::Result<()> {
+    let rooms = content.as_object().ok_or_else(|| anyhow::anyhow!("receipts are not an object"))?;
+    for (room_id, types) in rooms {
+        let room_id = OwnedRoomId::try_from(room_id.as_str())?;
+        server_acl::check(fed.hs(), &room_id, origin).await?;
+        let Some(users) = types["m.read"].as_object() else { continue };
+        for (user_id, receipt) in users {
+            let user_id = OwnedUserId::try_from(user_id.as_str())?;
+            anyhow::ensure!(user_id.server_name() == origin, "a receipt of a user of another server");
+            let receipt: UserReceipt = serde_json::from_value(receipt.clone())?;
+            if let Some(event_id) = receipt.event_ids.last() {
+                let thread = receipt.data.thread_id.as_deref();
+                receipts::receive_remote(fed.hs(), &user_id, &room_id, event_id, thread).await?;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,138 @@
+//! The federation sender (spec: Server-Server API › Transactions; DESIGN §6): drains the
+//! outbox (`hearth_core::storage::outbox`), one worker per destination, in transactions of at
+//! most 50 PDUs and 100 EDUs, in outbox order. A transaction is deleted from the outbox only
+//! once the destination answered it, so nothing is lost across restarts; a failed one is
+//! retried, with exponential backoff, before anything after it.
+
+use std::{collections::HashSet, time::Duration};
+
+use hearth_core::{Homeserver, storage::outbox};
+use http::StatusCode;
+use ruma::{
+    MilliSecondsSinceUnixEpoch, OwnedServerName, OwnedTransactionId,
+    api::federation::transactions::send_transaction_message, serde::Raw,
+};
+use serde_json::value::RawValue;
+use tokio::task::JoinSet;
+
+use crate::{FedError, Federation};
+
+/// Most PDUs in one transaction (spec).
+pub const MAX_PDUS: usize = 50;
+/// Most EDUs in one transaction (spec).
+pub const MAX_EDUS: usize = 100;
+/// First wait after a failed transaction; doubled after each further failure.
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+/// Longest wait between retries.
+const MAX_BACKOFF: Duration = Duration::from_secs(600);
+
+/// Runs the sender until the homeserver begins shutting down: waits for committed outbox rows
+/// (`Db::outbox_signal`) and keeps one worker per destination with pending rows.
+pub async fn run(fed: Federation) {
+    let hs = fed.hs().clone();
+    let mut closing = hs.closing();
+    let mut workers: JoinSet<OwnedServerName> = JoinSet::new();
+    let mut active: HashSet<OwnedServerName> = HashSet::new();
+    loop {
+        match pending_destinations(&hs).await {
+            Ok(destinations) => {
+                for destination in destinations {
+                    if active.insert(destination.clone()) {
+                        workers.spawn(drain(fed.clone(), destination));
+                    }
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "reading the federation outbox"),
+        }
+        tokio::select! {
+            () = hs.db().outbox_signal().notified() => {}
+            Some(done) = workers.join_next() => {
+                // A worker found its queue empty; rows committed since are picked up above.
+                if let Ok(destination) = done {
+                    active.remove(&destination);
+                }
+            }
+            _ = closing.wait_for(|closing| *closing) => break,
+        }
+    }
+    workers.shutdown().await;
+}
+
+async fn pending_destinations(hs: &Homeserver) -> anyhow::Result<Vec<OwnedServerName>> {
+    let names = outbox::destinations(hs.db().pool()).await?;
+    Ok(names.into_iter().filter_map(|name| OwnedServerName::try_from(name).ok()).collect())
+}
+
+/// Sends `destination`'s pending rows until none is left; returns the destination.
+async fn drain(fed: Federation, destination: OwnedServerName) -> OwnedServerName {
+    let mut backoff = FIRST_BACKOFF;
+    loop {
+        match send_next(&fed, &destination).await {
+            Ok(true) => backoff = FIRST_BACKOFF,
+            Ok(false) => return destination,
+            Err(e) => {
+                tracing::warn!(%destination, error = %e, retry_in = ?backoff, "federation transaction failed");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
+
+/// Sends one transaction of the oldest pending rows; `false` when there were none.
+async fn send_next(fed: &Federation, destination: &OwnedServerName) -> anyhow::Result<bool> {
+    let pool = fed.hs().db().pool();
+    let pending = outbox::pending(pool, destination.as_str(), i64::try_from(MAX_PDUS + MAX_EDUS)?).await?;
+    let Some(first) = pending.first() else { return Ok(false) };
+    let first_id = first.outbox_id;
+    let (mut pdus, mut edus, mut last_id) = (Vec::new(), Vec::new(), first_id);
+    for item in &pending {
+        match (&item.pdu, &item.edu) {
+            (Some(pdu), _) if pdus.len() < MAX_PDUS => pdus.push(RawValue::from_string(pdu.clone())?),
+            (None, Some(edu)) if edus.len() < MAX_EDUS => {
+                edus.push(Raw::from_json(RawValue::from_string(edu.clone())?))
+            }
+            // A PDU whose event is gone has nothing to send.
+            (None, None) => {}
+            _ => break,
+        }
+        last_id = item.outbox_id;
+    }
+    if !pdus.is_empty() || !edus.is_empty() {
+        // Outbox IDs are never reused, so the same ID always means the same transaction (which
+        // the destination answers once), also when retried after a restart.
+        let txn_id = OwnedTransactionId::from(format!("{first_id}-{last_id}"));
+        let mut request = send_transaction_message::v1::Request::new(
+            txn_id,
+            fed.hs().server_name().to_owned(),
+            MilliSecondsSinceUnixEpoch::now(),
+        );
+        request.pdus = pdus;
+        request.edus = edus;
+        let response = match fed.client().send(destination, request).await {
+            Ok(response) => response,
+            Err(e) if worth_retrying(&e) => return Err(e.into()),
+            Err(e) => {
+                // Sending it again would be refused again: drop it rather than block the queue.
+                tracing::warn!(%destination, error = %e, "a destination refused a transaction; dropped");
+                outbox::delete_upto(pool, destination.as_str(), last_id).await?;
+                return Ok(true);
+            }
+        };
+        for (event_id, result) in response.pdus {
+            if let Err(error) = result {
+                tracing::info!(%destination, %event_id, %error, "a PDU we sent was not accepted");
+            }
+        }
+    }
+    outbox::delete_upto(pool, destination.as_str(), last_id).await?;
+    Ok(true)
+}
+
+/// Unreachable, 5xx, rate-limited, or not (yet) able to check our signature: try again later.
+fn worth_retrying(e: &FedError) -> bool {
+    e.is_transport()
+        || e.status().is_some_and(|status| {
+            status == StatusCode::UNAUTHORIZED || status == StatusCode::TOO_MANY_REQUESTS
+        })
+}

@@ -1,0 +1,103 @@
+//! Queuing local events for the other servers in their room (spec: Server-Server API ›
+//! Transactions): each goes into the federation outbox, per destination, in the transaction
+//! that appends it, so that nothing is lost across restarts; the federation sender drains it.
+
+use std::sync::Arc;
+
+use ruma::{OwnedServerName, UserId, events::TimelineEventType};
+
+use super::{Pdu, RoomHead};
+use crate::{
+    Homeserver, Result,
+    storage::{WriteTx, device_lists, outbox},
+    time::now_ms,
+};
+
+/// The servers other than ours with members joined to the room whose head is `head`, read in
+/// the caller's transaction (so it sees the state the head describes) and cached until the
+/// head's state map changes.
+pub async fn remote_servers(
+    hs: &Homeserver,
+    tx: &mut WriteTx,
+    head: &RoomHead,
+) -> Result<Arc<Vec<OwnedServerName>>> {
+    if let Some(servers) = hs.room_cache().remote_servers(&head.room_id, &head.state) {
+        return Ok(servers);
+    }
+    let ours = hs.server_name();
+    // Only rooms with a member of another server need the query.
+    let any_remote = head.state.keys().any(|(kind, key)| {
+        kind == "m.room.member" && UserId::parse(key.as_str()).is_ok_and(|user| user.server_name() != ours)
+    });
+    let mut servers: Vec<OwnedServerName> = if any_remote {
+        device_lists::joined_members(tx, &head.room_id)
+            .await?
+            .into_iter()
+            .map(|user| user.server_name().to_owned())
+            .filter(|server| server != ours)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    servers.sort_unstable();
+    servers.dedup();
+    let servers = Arc::new(servers);
+    hs.room_cache().put_remote_servers(&head.room_id, head.state.clone(), servers.clone());
+    Ok(servers)
+}
+
+/// Queues `pdu`, a local event just appended on top of what is now `head`, for every other
+/// server in the room, and for the server of a member event's target (an invitee, a kicked or
+/// banned user, a user who left: they must learn of it even though no member of theirs is
+/// joined any more).
+pub async fn queue(hs: &Homeserver, tx: &mut WriteTx, head: &RoomHead, pdu: &Pdu) -> Result<()> {
+    queue_except(hs, tx, head, pdu, None).await
+}
+
+/// [`queue`], but not for `except` (the server that handed us the event, which has it).
+pub async fn queue_except(
+    hs: &Homeserver,
+    tx: &mut WriteTx,
+    head: &RoomHead,
+    pdu: &Pdu,
+    except: Option<&ruma::ServerName>,
+) -> Result<()> {
+    let servers = remote_servers(hs, tx, head).await?;
+    let target = (pdu.kind == TimelineEventType::RoomMember)
+        .then(|| pdu.state_key.as_deref().and_then(|key| UserId::parse(key).ok()))
+        .flatten()
+        .map(|user| user.server_name().to_owned())
+        .filter(|server| server != hs.server_name() && !servers.contains(server));
+    let mut destinations: Vec<&str> = servers.iter().map(|s| s.as_str()).collect();
+    if let Some(target) = &target {
+        destinations.push(target.as_str());
+    }
+    destinations.retain(|server| except.is_none_or(|except| except.as_str() != *server));
+    if destinations.is_empty() {
+        return Ok(());
+    }
+    outbox::push_pdu(tx, &destinations, pdu.event_id.as_str(), now_ms()).await?;
+    tx.queued_for_federation();
+    Ok(())
+}
+
+/// Queues an EDU about `room_id` (its JSON: `edu_type` and `content`) for the other servers in
+/// the room. A room known to have none costs no transaction.
+pub async fn queue_edu(hs: &Homeserver, room_id: &ruma::RoomId, edu: &serde_json::Value) -> Result<()> {
+    let cache = hs.room_cache();
+    let none = cache.head(room_id).and_then(|head| cache.remote_servers(room_id, &head.state));
+    if none.is_some_and(|servers| servers.is_empty()) {
+        return Ok(());
+    }
+    let mut tx = hs.db().begin().await?;
+    let head = RoomHead::current(hs, &mut tx, room_id).await?;
+    let servers = remote_servers(hs, &mut tx, &head).await?;
+    if servers.is_empty() {
+        return Ok(());
+    }
+    let destinations: Vec<&str> = servers.iter().map(|s| s.as_str()).collect();
+    outbox::push_edu(&mut tx, &destinations, &edu.to_string(), now_ms()).await?;
+    tx.queued_for_federation();
+    tx.commit().await?;
+    Ok(())
+}

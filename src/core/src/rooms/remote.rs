@@ -1,0 +1,230 @@
+//! Receiving an event from another server (spec: Server-Server API › Checks performed on
+//! receipt of a PDU). The federation crate has already checked its format, signatures and
+//! content hash (redacting it on a wrong hash); here it is authorised against its auth events,
+//! then against the state before it (both failures reject it), then against the room's current
+//! state (a failure soft-fails it), and stored: an accepted event joins the timeline at the next
+//! stream position, moves the forward extremities and the current state, and wakes local syncs
+//! through the same commit hook as a local event.
+
+use std::{collections::HashMap, sync::Arc};
+
+use ruma::{OwnedEventId, OwnedUserId, events::TimelineEventType, state_res};
+
+use super::{
+    Pdu, RoomHead,
+    append::{RoomWriter, Standing, persist, store},
+    auth,
+    fork::{self, StateBefore},
+};
+use crate::{
+    Error, Homeserver, Result,
+    storage::{Conn, WriteTx, events, positions::Written, rooms},
+};
+
+/// What became of a received event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Received {
+    /// Authorised and appended to the room's timeline.
+    Accepted,
+    /// This server already had it.
+    Known,
+    /// Authorised by the state before it but not by the room's current state: kept in the
+    /// graph, shown to no client, never a prev event of ours.
+    SoftFailed(String),
+    /// Not authorised; the reason.
+    Rejected(String),
+    /// Events it names (prev or auth events) this server lacks: fetch them, then try again.
+    Missing(Vec<OwnedEventId>),
+}
+
+/// Receives `pdu`, an event of a room this server is in (404 otherwise), whose signatures and
+/// content hash the caller verified.
+pub async fn receive(hs: &Homeserver, pdu: &Pdu) -> Result<Received> {
+    receive_as(hs, pdu, None).await
+}
+
+/// Appends `pdu` like a received event, then queues it for the other servers in the room: an
+/// event of ours built before the room's head was known to stay put (an invite countersigned by
+/// the invitee's server), or one another server handed us to pass on (`send_join`).
+/// `from`, the server that handed it over, is not sent it back.
+pub async fn append_own(hs: &Homeserver, pdu: &Pdu, from: Option<&ruma::ServerName>) -> Result<Received> {
+    receive_as(hs, pdu, Some(from)).await
+}
+
+/// `pass_on`: queue the accepted event for the room's servers, except this one.
+async fn receive_as(
+    hs: &Homeserver,
+    pdu: &Pdu,
+    pass_on: Option<Option<&ruma::ServerName>>,
+) -> Result<Received> {
+    if pdu.kind == TimelineEventType::RoomCreate {
+        return Ok(Received::Rejected("a room has one create event".to_owned()));
+    }
+    let mut writer = RoomWriter::open(hs, &pdu.room_id).await?;
+    let (tx, head) = writer.parts();
+    if events::get(&mut **tx, pdu.event_id.as_str()).await?.is_some() {
+        return Ok(Received::Known);
+    }
+    let received = receive_in(hs, tx, head, pdu).await?;
+    if let (Some(except), Received::Accepted) = (pass_on, &received) {
+        super::outbound::queue_except(hs, tx, head, pdu, except).await?;
+    }
+    writer.commit().await?;
+    Ok(received)
+}
+
+async fn receive_in(hs: &Homeserver, tx: &mut WriteTx, head: &mut RoomHead, pdu: &Pdu) -> Result<Received> {
+    let before = match fork::state_before(hs, tx, head, &pdu.prev_events).await? {
+        StateBefore::Known(before) => before,
+        StateBefore::Missing(missing) => return Ok(Received::Missing(missing)),
+    };
+    let mut wanted: Vec<&str> = pdu.auth_events.iter().map(|id| id.as_str()).collect();
+    if let Some(create) = head.state_event_id("m.room.create", "") {
+        wanted.push(create);
+    }
+    let auth_events = auth::load(hs, tx, head, &wanted).await?;
+    let missing: Vec<OwnedEventId> =
+        pdu.auth_events.iter().filter(|id| !auth_events.contains_key(*id)).cloned().collect();
+    if !missing.is_empty() {
+        return Ok(Received::Missing(missing));
+    }
+    let rules = &head.rules.authorization;
+
+    // 1. Against its own auth events (none of them rejected), 2. against the state before it.
+    let cited: Vec<&str> = pdu.auth_events.iter().map(|id| id.as_str()).collect();
+    let rejected = events::rejected_among(tx, &cited).await?;
+    let verdict = if rejected.is_empty() {
+        auth::check(rules, pdu, &auth_events, &auth::by_key(&auth_events))
+            .map_err(|reason| format!("not authorised by its auth events: {reason}"))
+    } else {
+        Err(format!("its auth events {rejected:?} were rejected"))
+    };
+    let verdict = match verdict {
+        Ok(()) => {
+            let state = state_events(hs, tx, &before, pdu).await?;
+            auth::check(rules, pdu, &auth_events, &auth::by_key(&state))
+                .map_err(|reason| format!("not authorised by the state before it: {reason}"))
+        }
+        Err(reason) => Err(reason),
+    };
+    if let Err(reason) = verdict {
+        let mut before = before;
+        store(hs, tx, &mut before, pdu, Standing::Rejected).await?;
+        return Ok(Received::Rejected(reason));
+    }
+
+    // 3. Against the room's current state (unless that is the state before it).
+    let on_head = Arc::ptr_eq(&before.state, &head.state);
+    if !on_head {
+        let state = state_events(hs, tx, head, pdu).await?;
+        if let Err(reason) = auth::check(rules, pdu, &auth_events, &auth::by_key(&state)) {
+            let mut before = before;
+            store(hs, tx, &mut before, pdu, Standing::SoftFailed).await?;
+            return Ok(Received::SoftFailed(format!("not authorised by the current state: {reason}")));
+        }
+    }
+
+    if on_head && covers_extremities(head, pdu) {
+        // The common case: the event follows exactly our extremities, like a local event.
+        let stream_ordering = persist(hs, tx, head, pdu).await?;
+        crate::push::evaluate::record(hs, tx, head, pdu, stream_ordering).await?;
+    } else {
+        append_on_fork(hs, tx, head, before, pdu).await?;
+    }
+    if pdu.is_state() {
+        hs.room_cache().put_event(Arc::new(pdu.clone()));
+    }
+    Ok(Received::Accepted)
+}
+
+/// Whether `pdu`'s prev events are exactly the room's forward extremities.
+fn covers_extremities(head: &RoomHead, pdu: &Pdu) -> bool {
+    head.prev_events.len() == pdu.prev_events.len()
+        && head.prev_events.iter().all(|(_, id)| pdu.prev_events.iter().any(|p| p.as_str() == id))
+}
+
+/// Appends an accepted event that does not follow the extremities exactly (a fork, or an event
+/// built on older events): stored on the state before it, it replaces its prev events among
+/// the extremities, and the room's state becomes the resolution of the state after it with the
+/// current state.
+async fn append_on_fork(
+    hs: &Homeserver,
+    tx: &mut WriteTx,
+    head: &mut RoomHead,
+    mut after: RoomHead,
+    pdu: &Pdu,
+) -> Result<()> {
+    let stream_ordering = tx.next_stream_ordering();
+    let member = (pdu.kind == TimelineEventType::RoomMember)
+        .then(|| pdu.state_key.as_deref().and_then(|key| OwnedUserId::try_from(key).ok()))
+        .flatten();
+    tx.record(Written { position: stream_ordering, room_id: pdu.room_id.clone(), member });
+    let event_nid = store(hs, tx, &mut after, pdu, Standing::Timeline(stream_ordering)).await?;
+
+    let mut extremities: Vec<(i64, String)> = head
+        .prev_events
+        .iter()
+        .filter(|(_, id)| !pdu.prev_events.iter().any(|p| p.as_str() == id))
+        .cloned()
+        .collect();
+    extremities.push((event_nid, pdu.event_id.to_string()));
+    let nids: Vec<i64> = extremities.iter().map(|(nid, _)| *nid).collect();
+    rooms::set_extremities(tx, &pdu.room_id, &nids).await?;
+
+    let mut new_head =
+        if extremities.len() == 1 { after } else { fork::resolve_heads(hs, tx, head, &after).await? };
+    let forked = (extremities.len() > 1).then_some(new_head.state_group).flatten();
+    rooms::set_forked_state_group(&mut **tx, &pdu.room_id, forked).await?;
+    fork::update_current_state(hs, tx, head, &new_head, (event_nid, stream_ordering)).await?;
+    new_head.prev_events = extremities;
+    new_head.depth = new_head.depth.max(head.depth);
+    crate::push::evaluate::record(hs, tx, &new_head, pdu, stream_ordering).await?;
+    *head = new_head;
+    Ok(())
+}
+
+/// The events of `state` the auth rules look at for `pdu` (and the create event).
+async fn state_events(
+    hs: &Homeserver,
+    conn: &mut Conn,
+    state: &RoomHead,
+    pdu: &Pdu,
+) -> Result<HashMap<OwnedEventId, Arc<Pdu>>> {
+    let types = state_res::auth_types_for_event(
+        &pdu.kind,
+        &pdu.sender,
+        pdu.state_key.as_deref(),
+        &pdu.content,
+        &state.rules.authorization,
+    )
+    .map_err(Error::bad_json)?;
+    let mut ids: Vec<&str> =
+        types.iter().filter_map(|(kind, key)| state.state_event_id(&kind.to_string(), key)).collect();
+    if let Some(create) = state.state_event_id("m.room.create", "") {
+        ids.push(create);
+    }
+    auth::load(hs, conn, state, &ids).await
+}
+
+/// The room's forward extremities (what `/get_missing_events` names as `earliest_events`).
+pub async fn extremities(hs: &Homeserver, room_id: &ruma::RoomId) -> Result<Vec<OwnedEventId>> {
+    let mut conn = hs.db().pool().acquire().await?;
+    let rows = rooms::extremities(&mut conn, room_id).await?;
+    Ok(rows.into_iter().filter_map(|row| OwnedEventId::try_from(row.event_id).ok()).collect())
+}
+
+/// The rules of the room's version; 404 for unknown rooms.
+pub async fn rules(
+    hs: &Homeserver,
+    room_id: &ruma::RoomId,
+) -> Result<ruma::room_version_rules::RoomVersionRules> {
+    let version =
+        rooms::version(hs.db().pool(), room_id).await?.ok_or_else(|| Error::not_found("Unknown room"))?;
+    super::head::rules_for(&version)
+}
+
+/// Whether this server has `event_id` with the state after it (so events after it can come in).
+pub async fn has_state_after(hs: &Homeserver, event_id: &ruma::EventId) -> Result<bool> {
+    let row = events::get(hs.db().pool(), event_id.as_str()).await?;
+    Ok(row.is_some_and(|row| row.state_group.is_some_and(|group| group > 0)))
+}

@@ -1,0 +1,168 @@
+//! Storing a room joined through another server (spec: Server-Server API › Joining Rooms): the
+//! resident server's `send_join` answer gives the room's state before the join and its auth
+//! chain. They are stored as outliers (events in no timeline), the state as a full snapshot,
+//! and the join event on top of it as the first event of the room's timeline here.
+
+use std::{collections::HashMap, sync::Arc};
+
+use ruma::{
+    CanonicalJsonObject, EventId, OwnedEventId, OwnedRoomId, RoomVersionId, events::TimelineEventType,
+};
+
+use super::{
+    Pdu, RoomHead,
+    append::{Standing, persist, store},
+    auth, build, fork,
+    head::{StateMap, rules_for},
+};
+use crate::{
+    Error, Homeserver, Result,
+    storage::{WriteTx, events, rooms},
+    time::now_ms,
+};
+
+/// Signs an event template a resident server handed out (`make_join`, `make_leave`) for a
+/// room of `version`: content hash, our signature, event ID.
+pub fn sign_template(
+    hs: &Homeserver,
+    version: &RoomVersionId,
+    mut object: CanonicalJsonObject,
+) -> Result<Pdu> {
+    let room_id = object
+        .get("room_id")
+        .and_then(|id| id.as_str())
+        .and_then(|id| OwnedRoomId::try_from(id).ok())
+        .ok_or_else(|| Error::bad_json("The template has no room_id"))?;
+    let head = RoomHead::empty(room_id.clone(), version.clone())?;
+    // What the resident server may have signed or hashed is replaced.
+    object.remove("signatures");
+    object.remove("hashes");
+    let (event_id, _) = build::hash_and_sign(hs, &head, &mut object)?;
+    Pdu::from_canonical(event_id, object, Some(&room_id)).map_err(Error::bad_json)
+}
+
+/// Stores `join` (our user's join, as the resident server returned it) with `state`, the
+/// room's state before it, and `auth_chain`. Signatures and hashes were checked by the caller;
+/// the join must be authorised by that state (403 otherwise).
+pub async fn persist_join(
+    hs: &Homeserver,
+    version: &RoomVersionId,
+    join: &Pdu,
+    state: &[Pdu],
+    auth_chain: &[Pdu],
+) -> Result<()> {
+    let room_id = &join.room_id;
+    let _lock = hs.room_locks().lock(room_id).await;
+    let mut tx = hs.db().begin().await?;
+    let known = rooms::version(&mut *tx, room_id).await?;
+    if known.as_ref().is_some_and(|known| known != version) {
+        return Err(Error::bad_request("The room's version changed"));
+    }
+    let old = match known {
+        Some(_) => RoomHead::load(&mut tx, room_id).await?,
+        None => RoomHead::empty(room_id.clone(), version.clone())?,
+    };
+
+    let (map, all) = store_outliers(hs, &mut tx, &old, state, auth_chain, &join.event_id).await?;
+    let create = map
+        .get(&("m.room.create".to_owned(), String::new()))
+        .and_then(|(_, id)| all.get(id.as_str()))
+        .filter(|create| create.kind == TimelineEventType::RoomCreate)
+        .ok_or_else(|| Error::bad_request("The room's state has no create event"))?
+        .clone();
+
+    // The join must be authorised by the state it claims to follow.
+    let mut head = RoomHead {
+        room_id: room_id.clone(),
+        version: version.clone(),
+        rules: rules_for(version)?,
+        prev_events: Vec::new(),
+        depth: 0,
+        state_group: None,
+        chain_len: 0,
+        state: Arc::new(map),
+    };
+    let state_events: HashMap<OwnedEventId, Arc<Pdu>> = state
+        .iter()
+        .filter_map(|pdu| Some((pdu.event_id.clone(), all.get(&pdu.event_id)?.clone())))
+        .collect();
+    auth::check(&head.rules.authorization, join, &all, &auth::by_key(&state_events)).map_err(|reason| {
+        Error::forbidden(format!("The join is not authorised by the room's state: {reason}"))
+    })?;
+
+    if known.is_none() {
+        rooms::insert(&mut tx, room_id, version, &create.sender, now_ms()).await?;
+    }
+    head.state_group = Some(fork::snapshot(&mut tx, room_id, &head.state).await?);
+    // Members of other servers joined before anything this server counts (push counts only
+    // look at local members' runs of `join`, which the join event below starts).
+    fork::update_current_state(hs, &mut tx, &old, &head, (0, 0)).await?;
+    persist(hs, &mut tx, &mut head, join).await?;
+    tx.commit().await?;
+    hs.room_cache().set_head(head);
+    Ok(())
+}
+
+/// Stores the events of `state` and `auth_chain` this server lacks (`skip` aside) as outliers;
+/// returns the state map of `state` and every event by ID.
+async fn store_outliers(
+    hs: &Homeserver,
+    tx: &mut WriteTx,
+    head: &RoomHead,
+    state: &[Pdu],
+    auth_chain: &[Pdu],
+    skip: &EventId,
+) -> Result<(StateMap, HashMap<OwnedEventId, Arc<Pdu>>)> {
+    let mut nids: HashMap<OwnedEventId, i64> = HashMap::new();
+    let mut all: HashMap<OwnedEventId, Arc<Pdu>> = HashMap::new();
+    for pdu in auth_chain.iter().chain(state) {
+        if pdu.room_id != head.room_id || pdu.event_id == skip || nids.contains_key(&pdu.event_id) {
+            continue;
+        }
+        let nid = match events::get(&mut **tx, pdu.event_id.as_str()).await? {
+            Some(row) => row.event_nid,
+            None => {
+                let mut outlier = RoomHead { state_group: None, ..head.clone() };
+                store(hs, tx, &mut outlier, pdu, Standing::Outlier).await?
+            }
+        };
+        nids.insert(pdu.event_id.clone(), nid);
+        all.insert(pdu.event_id.clone(), Arc::new(pdu.clone()));
+    }
+    let mut map = StateMap::with_capacity(state.len());
+    for pdu in state {
+        if let (Some(key), Some(nid)) = (&pdu.state_key, nids.get(&pdu.event_id)) {
+            map.insert((pdu.kind.to_string(), key.clone()), (*nid, pdu.event_id.to_string()));
+        }
+    }
+    Ok((map, all))
+}
+
+/// Stores `prev`, an event this server could not get the history before, as an outlier with a
+/// known state after it: `state` (the state before it, as another server's `/state` said) plus
+/// itself, and their `auth_chain` (spec: filling a gap with `/state_ids` when
+/// `/get_missing_events` cannot). Events that follow it can then be received.
+pub async fn store_with_state(hs: &Homeserver, prev: &Pdu, state: &[Pdu], auth_chain: &[Pdu]) -> Result<()> {
+    let mut writer = super::append::RoomWriter::open(hs, &prev.room_id).await?;
+    let (tx, head) = writer.parts();
+    if events::get(&mut **tx, prev.event_id.as_str())
+        .await?
+        .is_some_and(|row| row.state_group.is_some_and(|g| g > 0))
+    {
+        return Ok(());
+    }
+    let (map, _) = store_outliers(hs, tx, head, state, auth_chain, &prev.event_id).await?;
+    let mut before = RoomHead { state_group: None, chain_len: 0, state: Arc::new(map), ..head.clone() };
+    let nid = match events::get(&mut **tx, prev.event_id.as_str()).await? {
+        Some(row) => row.event_nid,
+        None => store(hs, tx, &mut before.clone(), prev, Standing::Outlier).await?,
+    };
+    // The state after it: its own entry added for a state event.
+    if let Some(key) = &prev.state_key {
+        Arc::make_mut(&mut before.state)
+            .insert((prev.kind.to_string(), key.clone()), (nid, prev.event_id.to_string()));
+    }
+    let after = fork::snapshot(tx, &prev.room_id, &before.state).await?;
+    events::set_state_group(tx, nid, after).await?;
+    writer.commit().await
+}

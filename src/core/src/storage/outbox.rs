@@ -1,0 +1,107 @@
+//! The `federation_outbox` table: PDUs and EDUs waiting to be sent to other servers, one row per
+//! destination, written in the transaction of the event that caused them (DESIGN §1) and deleted
+//! once the destination accepted them.
+
+use sqlx::{Executor, Row};
+
+use super::{Conn, Params};
+
+/// One pending item, in sending order.
+#[derive(Clone, Debug)]
+pub struct Pending {
+    /// Its position in the outbox (increasing per destination).
+    pub outbox_id: i64,
+    /// A PDU's canonical JSON, for PDU rows.
+    pub pdu: Option<String>,
+    /// An EDU's JSON, for EDU rows.
+    pub edu: Option<String>,
+}
+
+/// Queues `event_id` for every destination in `destinations`.
+pub async fn push_pdu(
+    conn: &mut Conn,
+    destinations: &[&str],
+    event_id: &str,
+    now_ms: i64,
+) -> sqlx::Result<()> {
+    push(conn, destinations, (Some(event_id), None), now_ms).await
+}
+
+/// Queues an EDU (its JSON) for every destination in `destinations`.
+pub async fn push_edu(conn: &mut Conn, destinations: &[&str], edu: &str, now_ms: i64) -> sqlx::Result<()> {
+    push(conn, destinations, (None, Some(edu)), now_ms).await
+}
+
+async fn push(
+    conn: &mut Conn,
+    destinations: &[&str],
+    (event_id, edu): (Option<&str>, Option<&str>),
+    now_ms: i64,
+) -> sqlx::Result<()> {
+    for chunk in destinations.chunks(super::IDS_PER_STATEMENT) {
+        let mut params = Params::new(conn);
+        let values: Vec<String> = chunk
+            .iter()
+            .map(|_| format!("({}, {}, {}, {})", params.one(), params.one(), params.one(), params.one()))
+            .collect();
+        let sql = format!(
+            "INSERT INTO federation_outbox (destination, event_id, edu, created_ts) VALUES {}",
+            values.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for destination in chunk {
+            query = query.bind(*destination).bind(event_id).bind(edu).bind(now_ms);
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// The oldest `limit` pending items for `destination`, in outbox order (a PDU row whose event
+/// is gone has neither `pdu` nor `edu`).
+pub async fn pending<'c>(
+    executor: impl Executor<'c, Database = sqlx::Any>,
+    destination: &str,
+    limit: i64,
+) -> sqlx::Result<Vec<Pending>> {
+    let rows = sqlx::query(
+        "SELECT o.outbox_id, e.json, o.edu FROM federation_outbox o \
+         LEFT JOIN events e ON e.event_id = o.event_id \
+         WHERE o.destination = $1 ORDER BY o.outbox_id LIMIT $2",
+    )
+    .bind(destination)
+    .bind(limit)
+    .fetch_all(executor)
+    .await?;
+    rows.into_iter()
+        .map(|r| {
+            Ok(Pending {
+                outbox_id: r.try_get("outbox_id")?,
+                pdu: r.try_get("json")?,
+                edu: r.try_get("edu")?,
+            })
+        })
+        .collect()
+}
+
+/// Deletes `destination`'s rows up to and including `outbox_id` (they were delivered).
+pub async fn delete_upto<'c>(
+    executor: impl Executor<'c, Database = sqlx::Any>,
+    destination: &str,
+    outbox_id: i64,
+) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM federation_outbox WHERE destination = $1 AND outbox_id <= $2")
+        .bind(destination)
+        .bind(outbox_id)
+        .execute(executor)
+        .await?;
+    Ok(())
+}
+
+/// Every destination with something pending.
+pub async fn destinations<'c>(
+    executor: impl Executor<'c, Database = sqlx::Any>,
+) -> sqlx::Result<Vec<String>> {
+    let rows = sqlx::query("SELECT DISTINCT destination FROM federation_outbox").fetch_all(executor).await?;
+    rows.iter().map(|r| r.try_get("destination")).collect()
+}
