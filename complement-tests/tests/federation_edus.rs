@@ -1,5 +1,5 @@
-//! EDUs between two Hearth servers (issue 7): typing notifications and read receipts of users
-//! of one server reach the members on the other through `/sync`.
+//! EDUs between two Hearth servers (issue 7): typing notifications, read receipts and presence
+//! of users of one server reach the members on the other through `/sync`.
 
 use std::time::{Duration, Instant};
 
@@ -58,4 +58,40 @@ scenario!(typing_and_read_receipts_reach_the_other_server, |backend| {
         e["type"] == "m.receipt" && e["content"][&message]["m.read"].get(&bob_id).is_some()
     })
     .await;
+});
+
+/// Long-polls `client`'s sync until an `m.presence` event of `user` satisfies `found`.
+async fn presence_until(client: &Client, user: &str, found: impl Fn(&Value) -> bool) -> Value {
+    let start = Instant::now();
+    let mut since: Option<String> = None;
+    loop {
+        assert!(start.elapsed() < Duration::from_secs(20), "timed out waiting for {user}'s presence");
+        let sync = client.sync(since.as_deref(), None, 2_000).await;
+        let events = sync["presence"]["events"].as_array().cloned().unwrap_or_default();
+        if let Some(event) = events.iter().find(|e| e["sender"] == user && found(&e["content"])) {
+            return event.clone();
+        }
+        since = Some(next_batch(&sync));
+    }
+}
+
+scenario!(presence_reaches_the_other_server_both_ways, |backend| {
+    let servers = Cluster::start(backend, 2).await;
+    let alice = servers[0].client().register("alice", "password1234").await;
+    let bob = servers[1].client().register("bob", "password1234").await;
+    let room_id = alice.create_room(json!({ "preset": "public_chat" })).await;
+    let path = format!("{V3}/join/{}?server_name={}", enc(&room_id), enc(&servers[0].server_name));
+    bob.post(&path, json!({})).await.expect_status(200);
+
+    for (from, to, status) in [(&alice, &bob, "in a meeting"), (&bob, &alice, "lunch")] {
+        let path = format!("{V3}/presence/{}/status", enc(from.me()));
+        let body = json!({ "presence": "unavailable", "status_msg": status });
+        from.put(&path, body).await.expect_status(200);
+        let seen = presence_until(to, from.me(), |c| c["status_msg"] == status).await;
+        assert_eq!(seen["content"]["presence"], "unavailable", "{seen}");
+        // The other server answers GET /presence from what it received.
+        let got = to.get(&path).await;
+        got.expect_status(200);
+        assert_eq!(got.body["status_msg"], status, "{:?}", got.body);
+    }
 });

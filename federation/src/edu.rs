@@ -1,9 +1,11 @@
-//! EDUs of a transaction (spec: Server-Server API › EDUs): typing notifications and read
-//! receipts of the sending server's users in rooms we share. Others are ignored for now; an EDU
-//! that does not fit is logged and dropped (EDUs get no per-item answer).
+//! EDUs of a transaction (spec: Server-Server API › EDUs): typing notifications, read receipts
+//! and presence of the sending server's users in rooms we share. Others are ignored for now; an
+//! EDU that does not fit is logged and dropped (EDUs get no per-item answer).
 
-use hearth_core::{receipts, rooms::server_acl, typing};
-use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId, ServerName};
+use std::time::Duration;
+
+use hearth_core::{presence, receipts, rooms::server_acl, typing};
+use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId, ServerName, presence::PresenceState};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -14,6 +16,7 @@ pub async fn receive(fed: &Federation, origin: &ServerName, edu: &Value) {
     let result = match edu["edu_type"].as_str() {
         Some("m.typing") => typing_edu(fed, origin, &edu["content"]).await,
         Some("m.receipt") => receipt_edu(fed, origin, &edu["content"]).await,
+        Some("m.presence") => presence_edu(fed, origin, &edu["content"]).await,
         _ => Ok(()),
     };
     if let Err(e) = result {
@@ -64,6 +67,34 @@ async fn receipt_edu(fed: &Federation, origin: &ServerName, content: &Value) -> 
                 receipts::receive_remote(fed.hs(), &user_id, &room_id, event_id, thread).await?;
             }
         }
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+struct PresenceUpdate {
+    user_id: OwnedUserId,
+    presence: PresenceState,
+    status_msg: Option<String>,
+    #[serde(default)]
+    last_active_ago: u64,
+}
+
+/// `{"push": [{user_id, presence, status_msg, last_active_ago, currently_active}]}`: updates of
+/// the sending server's users.
+async fn presence_edu(fed: &Federation, origin: &ServerName, content: &Value) -> anyhow::Result<()> {
+    let updates: Vec<PresenceUpdate> = serde_json::from_value(content["push"].clone())?;
+    for update in updates {
+        anyhow::ensure!(update.user_id.server_name() == origin, "presence of a user of another server");
+        let ago = Duration::from_millis(update.last_active_ago);
+        presence::receive_remote(
+            fed.hs(),
+            &update.user_id,
+            &update.presence,
+            update.status_msg.as_deref(),
+            ago,
+        )
+        .await?;
     }
     Ok(())
 }

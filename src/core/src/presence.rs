@@ -124,7 +124,57 @@ async fn write_at(
     tx.commit().await?;
     hs.presence_cache().forget(user);
     hs.notifier().wake_sharing_with(user.to_owned());
+    if user.server_name() == hs.server_name() {
+        let (active, _) = active_and_seen;
+        let row = presence::PresenceRow {
+            state: state.to_owned(),
+            status_msg: status_msg.map(str::to_owned),
+            last_active_ts: active,
+            stream_id: position,
+            last_seen_ts: active,
+        };
+        let mut entry = content(&as_seen(&row, now_ms()));
+        entry["user_id"] = serde_json::json!(user);
+        if entry.get("last_active_ago").is_none() {
+            entry["last_active_ago"] = serde_json::json!(0);
+        }
+        let edu = serde_json::json!({ "edu_type": "m.presence", "content": { "push": [entry] } });
+        crate::rooms::outbound::queue_user_edu(hs, user, &edu).await?;
+    }
     Ok(())
+}
+
+/// The content of an `m.presence` event (and of a presence EDU's entry, which adds `user_id`).
+fn content(seen: &Presence) -> serde_json::Value {
+    let mut content = serde_json::json!({ "presence": seen.state.as_str() });
+    if let Some(ago) = seen.last_active_ago {
+        content["last_active_ago"] = serde_json::json!(u64::try_from(ago.as_millis()).unwrap_or(u64::MAX));
+    }
+    if let Some(active) = seen.currently_active {
+        content["currently_active"] = serde_json::json!(active);
+    }
+    if let Some(msg) = &seen.status_msg {
+        content["status_msg"] = serde_json::json!(msg);
+    }
+    content
+}
+
+/// A presence update of `user`, a user of the server that sent it (spec: Server-Server API ›
+/// Presence): stored like a local change, at `now - last_active_ago`, and shown to the local
+/// users sharing a room with them.
+pub async fn receive_remote(
+    hs: &Homeserver,
+    user: &UserId,
+    state: &PresenceState,
+    status_msg: Option<&str>,
+    last_active_ago: Duration,
+) -> Result<()> {
+    let state = match state {
+        PresenceState::Online | PresenceState::Unavailable | PresenceState::Offline => state.as_str(),
+        other => return Err(Error::invalid_param(format!("Unknown presence state {other}"))),
+    };
+    let now = now_ms();
+    write_at(hs, user, state, status_msg, (now.saturating_sub(millis(last_active_ago)), now)).await
 }
 
 /// The `m.presence` events of the users whose presence changed in the stream window `(from,
@@ -135,18 +185,7 @@ pub async fn changed(hs: &Homeserver, viewer: &UserId, from: i64, to: i64) -> Re
     let mut events = Vec::new();
     for user_id in sync::presence_changed(pool, viewer, from, to).await? {
         let Some(row) = presence::get(pool, &user_id).await? else { continue };
-        let seen = as_seen(&row, now);
-        let mut content = serde_json::json!({ "presence": seen.state.as_str() });
-        if let Some(ago) = seen.last_active_ago {
-            content["last_active_ago"] =
-                serde_json::json!(u64::try_from(ago.as_millis()).unwrap_or(u64::MAX));
-        }
-        if let Some(active) = seen.currently_active {
-            content["currently_active"] = serde_json::json!(active);
-        }
-        if let Some(msg) = &seen.status_msg {
-            content["status_msg"] = serde_json::json!(msg);
-        }
+        let content = content(&as_seen(&row, now));
         events.push(serde_json::json!({ "type": "m.presence", "sender": user_id, "content": content }));
     }
     Ok(events)

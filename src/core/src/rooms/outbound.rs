@@ -101,3 +101,35 @@ pub async fn queue_edu(hs: &Homeserver, room_id: &ruma::RoomId, edu: &serde_json
     tx.commit().await?;
     Ok(())
 }
+
+/// Queues an EDU about `user` (presence) for every other server sharing a room with them. Rooms
+/// known to have no other server cost no transaction.
+pub async fn queue_user_edu(hs: &Homeserver, user: &UserId, edu: &serde_json::Value) -> Result<()> {
+    let rooms = crate::storage::rooms::rooms_with_membership(hs.db().pool(), user, "join").await?;
+    let cache = hs.room_cache();
+    let all_local = rooms.iter().all(|room_id| {
+        cache
+            .head(room_id)
+            .and_then(|head| cache.remote_servers(room_id, &head.state))
+            .is_some_and(|servers| servers.is_empty())
+    });
+    if all_local {
+        return Ok(());
+    }
+    let mut tx = hs.db().begin().await?;
+    let mut servers: Vec<OwnedServerName> = Vec::new();
+    for room_id in &rooms {
+        let head = RoomHead::current(hs, &mut tx, room_id).await?;
+        servers.extend(remote_servers(hs, &mut tx, &head).await?.iter().cloned());
+    }
+    servers.sort_unstable();
+    servers.dedup();
+    if servers.is_empty() {
+        return Ok(());
+    }
+    let destinations: Vec<&str> = servers.iter().map(|s| s.as_str()).collect();
+    outbox::push_edu(&mut tx, &destinations, &edu.to_string(), now_ms()).await?;
+    tx.queued_for_federation();
+    tx.commit().await?;
+    Ok(())
+}
