@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use hearth_complement_tests::{
-    Client, Cluster,
+    Backend, Client, Cluster, TestServer,
     client::enc,
     rooms::{ephemeral, next_batch},
     scenario,
@@ -13,27 +13,41 @@ use serde_json::{Value, json};
 
 const V3: &str = "/_matrix/client/v3";
 
-/// Long-polls `client`'s sync until an ephemeral event of the room satisfies `found`.
-async fn ephemeral_until(client: &Client, room_id: &str, found: impl Fn(&Value) -> bool) -> Value {
+/// Long-polls `client`'s sync until `pick` finds something in a response; returns it.
+async fn sync_until(client: &Client, what: &str, pick: impl Fn(&Value) -> Option<Value>) -> Value {
     let start = Instant::now();
     let mut since: Option<String> = None;
     loop {
-        assert!(start.elapsed() < Duration::from_secs(20), "timed out waiting for an ephemeral event");
+        assert!(start.elapsed() < Duration::from_secs(20), "timed out waiting for {what}");
         let sync = client.sync(since.as_deref(), None, 2_000).await;
-        if let Some(event) = ephemeral(&sync, room_id).iter().find(|e| found(e)) {
-            return event.clone();
+        if let Some(found) = pick(&sync) {
+            return found;
         }
         since = Some(next_batch(&sync));
     }
 }
 
-scenario!(typing_and_read_receipts_reach_the_other_server, |backend| {
+/// An ephemeral event of the room that satisfies `found`.
+async fn ephemeral_until(client: &Client, room_id: &str, found: impl Fn(&Value) -> bool) -> Value {
+    sync_until(client, "an ephemeral event", |sync| {
+        ephemeral(sync, room_id).iter().find(|e| found(e)).cloned()
+    })
+    .await
+}
+
+/// Alice on the first of two servers creates a public room; Bob on the second joins it.
+async fn alice_and_bob_across_servers(backend: Backend) -> (Vec<TestServer>, Client, Client, String) {
     let servers = Cluster::start(backend, 2).await;
     let alice = servers[0].client().register("alice", "password1234").await;
     let bob = servers[1].client().register("bob", "password1234").await;
     let room_id = alice.create_room(json!({ "preset": "public_chat" })).await;
     let path = format!("{V3}/join/{}?server_name={}", enc(&room_id), enc(&servers[0].server_name));
     bob.post(&path, json!({})).await.expect_status(200);
+    (servers, alice, bob, room_id)
+}
+
+scenario!(typing_and_read_receipts_reach_the_other_server, |backend| {
+    let (_servers, alice, bob, room_id) = alice_and_bob_across_servers(backend).await;
 
     let typing = format!("{V3}/rooms/{}/typing/{}", enc(&room_id), enc(alice.me()));
     alice.put(&typing, json!({ "typing": true, "timeout": 30000 })).await.expect_status(200);
@@ -60,28 +74,17 @@ scenario!(typing_and_read_receipts_reach_the_other_server, |backend| {
     .await;
 });
 
-/// Long-polls `client`'s sync until an `m.presence` event of `user` satisfies `found`.
+/// An `m.presence` event of `user` whose content satisfies `found`.
 async fn presence_until(client: &Client, user: &str, found: impl Fn(&Value) -> bool) -> Value {
-    let start = Instant::now();
-    let mut since: Option<String> = None;
-    loop {
-        assert!(start.elapsed() < Duration::from_secs(20), "timed out waiting for {user}'s presence");
-        let sync = client.sync(since.as_deref(), None, 2_000).await;
-        let events = sync["presence"]["events"].as_array().cloned().unwrap_or_default();
-        if let Some(event) = events.iter().find(|e| e["sender"] == user && found(&e["content"])) {
-            return event.clone();
-        }
-        since = Some(next_batch(&sync));
-    }
+    sync_until(client, "presence", |sync| {
+        let events = sync["presence"]["events"].as_array()?;
+        events.iter().find(|e| e["sender"] == user && found(&e["content"])).cloned()
+    })
+    .await
 }
 
 scenario!(presence_reaches_the_other_server_both_ways, |backend| {
-    let servers = Cluster::start(backend, 2).await;
-    let alice = servers[0].client().register("alice", "password1234").await;
-    let bob = servers[1].client().register("bob", "password1234").await;
-    let room_id = alice.create_room(json!({ "preset": "public_chat" })).await;
-    let path = format!("{V3}/join/{}?server_name={}", enc(&room_id), enc(&servers[0].server_name));
-    bob.post(&path, json!({})).await.expect_status(200);
+    let (_servers, alice, bob, _room_id) = alice_and_bob_across_servers(backend).await;
 
     for (from, to, status) in [(&alice, &bob, "in a meeting"), (&bob, &alice, "lunch")] {
         let path = format!("{V3}/presence/{}/status", enc(from.me()));

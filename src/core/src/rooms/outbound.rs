@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use ruma::{OwnedServerName, UserId, events::TimelineEventType};
+use ruma::{OwnedRoomId, OwnedServerName, UserId, events::TimelineEventType};
 
 use super::{Pdu, RoomHead};
 use crate::{
@@ -84,28 +84,18 @@ pub async fn queue_except(
 /// Queues an EDU about `room_id` (its JSON: `edu_type` and `content`) for the other servers in
 /// the room. A room known to have none costs no transaction.
 pub async fn queue_edu(hs: &Homeserver, room_id: &ruma::RoomId, edu: &serde_json::Value) -> Result<()> {
-    let cache = hs.room_cache();
-    let none = cache.head(room_id).and_then(|head| cache.remote_servers(room_id, &head.state));
-    if none.is_some_and(|servers| servers.is_empty()) {
-        return Ok(());
-    }
-    let mut tx = hs.db().begin().await?;
-    let head = RoomHead::current(hs, &mut tx, room_id).await?;
-    let servers = remote_servers(hs, &mut tx, &head).await?;
-    if servers.is_empty() {
-        return Ok(());
-    }
-    let destinations: Vec<&str> = servers.iter().map(|s| s.as_str()).collect();
-    outbox::push_edu(&mut tx, &destinations, &edu.to_string(), now_ms()).await?;
-    tx.queued_for_federation();
-    tx.commit().await?;
-    Ok(())
+    queue_edu_in(hs, &[room_id.to_owned()], edu).await
 }
 
-/// Queues an EDU about `user` (presence) for every other server sharing a room with them. Rooms
-/// known to have no other server cost no transaction.
+/// Queues an EDU about `user` (presence) for every other server sharing a room with them.
 pub async fn queue_user_edu(hs: &Homeserver, user: &UserId, edu: &serde_json::Value) -> Result<()> {
     let rooms = crate::storage::rooms::rooms_with_membership(hs.db().pool(), user, "join").await?;
+    queue_edu_in(hs, &rooms, edu).await
+}
+
+/// Queues `edu` once for every server other than ours in any of `rooms`. Rooms known to have no
+/// other server cost no transaction.
+async fn queue_edu_in(hs: &Homeserver, rooms: &[OwnedRoomId], edu: &serde_json::Value) -> Result<()> {
     let cache = hs.room_cache();
     let all_local = rooms.iter().all(|room_id| {
         cache
@@ -118,7 +108,7 @@ pub async fn queue_user_edu(hs: &Homeserver, user: &UserId, edu: &serde_json::Va
     }
     let mut tx = hs.db().begin().await?;
     let mut servers: Vec<OwnedServerName> = Vec::new();
-    for room_id in &rooms {
+    for room_id in rooms {
         let head = RoomHead::current(hs, &mut tx, room_id).await?;
         servers.extend(remote_servers(hs, &mut tx, &head).await?.iter().cloned());
     }
