@@ -3,10 +3,11 @@
 
 use std::time::{Duration, Instant};
 
+use hearth::Config;
 use hearth_complement_tests::{
     Backend, Client, Cluster, TestServer,
     client::enc,
-    rooms::{ephemeral, next_batch},
+    rooms::{ephemeral, next_batch, timeline},
     scenario,
 };
 use serde_json::{Value, json};
@@ -36,8 +37,11 @@ async fn ephemeral_until(client: &Client, room_id: &str, found: impl Fn(&Value) 
 }
 
 /// Alice on the first of two servers creates a public room; Bob on the second joins it.
-async fn alice_and_bob_across_servers(backend: Backend) -> (Vec<TestServer>, Client, Client, String) {
-    let servers = Cluster::start(backend, 2).await;
+async fn alice_and_bob_across_servers(
+    backend: Backend,
+    tweak: impl Fn(usize, &mut Config),
+) -> (Vec<TestServer>, Client, Client, String) {
+    let servers = Cluster::start_with(backend, 2, tweak).await;
     let alice = servers[0].client().register("alice", "password1234").await;
     let bob = servers[1].client().register("bob", "password1234").await;
     let room_id = alice.create_room(json!({ "preset": "public_chat" })).await;
@@ -47,7 +51,7 @@ async fn alice_and_bob_across_servers(backend: Backend) -> (Vec<TestServer>, Cli
 }
 
 scenario!(typing_and_read_receipts_reach_the_other_server, |backend| {
-    let (_servers, alice, bob, room_id) = alice_and_bob_across_servers(backend).await;
+    let (_servers, alice, bob, room_id) = alice_and_bob_across_servers(backend, |_, _| {}).await;
 
     let typing = format!("{V3}/rooms/{}/typing/{}", enc(&room_id), enc(alice.me()));
     alice.put(&typing, json!({ "typing": true, "timeout": 30000 })).await.expect_status(200);
@@ -84,7 +88,7 @@ async fn presence_until(client: &Client, user: &str, found: impl Fn(&Value) -> b
 }
 
 scenario!(presence_reaches_the_other_server_both_ways, |backend| {
-    let (_servers, alice, bob, _room_id) = alice_and_bob_across_servers(backend).await;
+    let (_servers, alice, bob, _room_id) = alice_and_bob_across_servers(backend, |_, _| {}).await;
 
     for (from, to, status) in [(&alice, &bob, "in a meeting"), (&bob, &alice, "lunch")] {
         let path = format!("{V3}/presence/{}/status", enc(from.me()));
@@ -97,4 +101,30 @@ scenario!(presence_reaches_the_other_server_both_ways, |backend| {
         got.expect_status(200);
         assert_eq!(got.body["status_msg"], status, "{:?}", got.body);
     }
+});
+
+scenario!(delivery_reaches_the_sender_on_the_other_server, |backend| {
+    let (_servers, alice, bob, room_id) = alice_and_bob_across_servers(backend, |_, config| {
+        // Bob's `/sync` acknowledges what his previous response carried.
+        config.delivery.receipts = serde_json::from_value(json!("all")).expect("a delivery setting");
+    })
+    .await;
+    let message = alice.send_text(&room_id, "did it arrive?").await;
+    let since = sync_until(&bob, "the message on hs2", |sync| {
+        let seen = timeline(sync, &room_id).iter().any(|e| e["event_id"] == message.as_str());
+        seen.then(|| json!(next_batch(sync)))
+    })
+    .await;
+    let since = since.as_str().expect("a next_batch").to_owned();
+    bob.sync(Some(&since), None, 0).await;
+
+    let bob_id = bob.me().to_owned();
+    let receipt = ephemeral_until(&alice, &room_id, |e| {
+        e["type"] == "m.receipt" && e["content"][&message]["io.hearth.delivered"].get(&bob_id).is_some()
+    })
+    .await;
+    assert!(
+        receipt["content"][&message]["m.read"].get(&bob_id).is_none(),
+        "delivered is not read: {receipt}"
+    );
 });

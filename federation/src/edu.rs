@@ -51,20 +51,26 @@ struct ReceiptData {
     thread_id: Option<String>,
 }
 
-/// `{room_id: {"m.read": {user_id: {event_ids, data}}}}`.
+/// `{room_id: {"m.read": {user_id: {event_ids, data}}}}`, and Hearth's delivery receipts
+/// (`io.hearth.delivered`, sent only to the server of the events' sender) likewise.
 async fn receipt_edu(fed: &Federation, origin: &ServerName, content: &Value) -> anyhow::Result<()> {
     let rooms = content.as_object().ok_or_else(|| anyhow::anyhow!("receipts are not an object"))?;
     for (room_id, types) in rooms {
         let room_id = OwnedRoomId::try_from(room_id.as_str())?;
         server_acl::check(fed.hs(), &room_id, origin).await?;
-        let Some(users) = types["m.read"].as_object() else { continue };
-        for (user_id, receipt) in users {
-            let user_id = OwnedUserId::try_from(user_id.as_str())?;
-            anyhow::ensure!(user_id.server_name() == origin, "a receipt of a user of another server");
-            let receipt: UserReceipt = serde_json::from_value(receipt.clone())?;
-            if let Some(event_id) = receipt.event_ids.last() {
-                let thread = receipt.data.thread_id.as_deref();
-                receipts::receive_remote(fed.hs(), &user_id, &room_id, event_id, thread).await?;
+        for receipt_type in ["m.read", receipts::DELIVERED] {
+            let Some(users) = types[receipt_type].as_object() else { continue };
+            for (user_id, receipt) in users {
+                let user_id = OwnedUserId::try_from(user_id.as_str())?;
+                anyhow::ensure!(user_id.server_name() == origin, "a receipt of a user of another server");
+                let receipt: UserReceipt = serde_json::from_value(receipt.clone())?;
+                let Some(event_id) = receipt.event_ids.last() else { continue };
+                if receipt_type == receipts::DELIVERED {
+                    receipts::receive_remote_delivered(fed.hs(), &user_id, &room_id, event_id).await?;
+                } else {
+                    let thread = receipt.data.thread_id.as_deref();
+                    receipts::receive_remote(fed.hs(), &user_id, &room_id, event_id, thread).await?;
+                }
             }
         }
     }

@@ -8,7 +8,8 @@
 use std::{collections::HashMap, sync::Arc};
 
 use ruma::{
-    EventId, MilliSecondsSinceUnixEpoch, OwnedEventId, OwnedRoomId, OwnedUserId, RoomId, UInt, UserId,
+    EventId, MilliSecondsSinceUnixEpoch, OwnedEventId, OwnedRoomId, OwnedUserId, RoomId, ServerName, UInt,
+    UserId,
     api::client::receipt::create_receipt::v3::ReceiptType as RequestedType,
     events::receipt::{Receipt, ReceiptEventContent, ReceiptThread, ReceiptType},
 };
@@ -19,7 +20,7 @@ use crate::{
     delivery::Delivery,
     rooms::{Pdu, history, membership::membership_of},
     storage::{
-        Conn, events,
+        Conn, WriteTx, events, outbox,
         receipts::{self, NewReceipt, UNTHREADED},
         streams::{self, Stream},
     },
@@ -213,12 +214,58 @@ pub(crate) async fn write_delivered(hs: &Homeserver, batch: &[(OwnedUserId, Deli
             stream_id,
         };
         if receipts::put_if_later(&mut tx, &receipt).await? {
-            moved.push(&*delivery.sender);
+            moved.push((user, delivery));
         }
     }
+    queue_remote_deliveries(hs, &mut tx, &moved, ts).await?;
     tx.commit().await?;
-    hs.notifier().wake_users(moved);
+    hs.notifier().wake_users(moved.iter().map(|(_, delivery)| &*delivery.sender));
     Ok(())
+}
+
+/// Tells the servers of remote senders that their messages were delivered: per server, one
+/// `m.receipt` EDU with the [`DELIVERED`] receipts of its users' events (only the sender's
+/// server learns of a delivery, as only the sender sees it).
+async fn queue_remote_deliveries(
+    hs: &Homeserver,
+    tx: &mut WriteTx,
+    moved: &[(&OwnedUserId, &Delivery)],
+    ts: i64,
+) -> Result<()> {
+    let mut per_server: HashMap<&ServerName, Value> = HashMap::new();
+    for (user, delivery) in moved {
+        let server = delivery.sender.server_name();
+        if server == hs.server_name() {
+            continue;
+        }
+        let content = per_server.entry(server).or_insert_with(|| serde_json::json!({}));
+        content[delivery.room_id.as_str()][DELIVERED][user.as_str()] =
+            serde_json::json!({ "event_ids": [delivery.event_id], "data": { "ts": ts } });
+    }
+    for (server, content) in per_server {
+        let edu = serde_json::json!({ "edu_type": "m.receipt", "content": content });
+        outbox::push_edu(tx, &[server.as_str()], &edu.to_string(), now_ms()).await?;
+        tx.queued_for_federation();
+    }
+    Ok(())
+}
+
+/// A [`DELIVERED`] receipt from another Hearth server: a device of its `user` (joined to the
+/// room) received `room_id` up to `event_id`. Events not known here are ignored.
+pub async fn receive_remote_delivered(
+    hs: &Homeserver,
+    user: &UserId,
+    room_id: &RoomId,
+    event_id: &EventId,
+) -> Result<()> {
+    ensure_joined(hs, user, room_id).await?;
+    let Some(stored) = events::get(hs.db().pool(), event_id.as_str()).await? else { return Ok(()) };
+    let sender = serde_json::from_str::<Value>(&stored.json)
+        .ok()
+        .and_then(|json| OwnedUserId::try_from(json["sender"].as_str()?).ok());
+    let Some(sender) = sender.filter(|_| stored.room_id == room_id.as_str()) else { return Ok(()) };
+    let delivery = Delivery { room_id: room_id.to_owned(), event_id: event_id.to_owned(), sender };
+    crate::delivery::record(hs, user, &[delivery]).await
 }
 
 /// The receipts `viewer` may see in `rooms` that changed at a position in `(from, to]` (`from` 0
