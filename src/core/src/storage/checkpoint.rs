@@ -18,33 +18,41 @@ const INTERVAL: Duration = Duration::from_millis(500);
 /// WAL size past which writers are paused for a checkpoint that empties it.
 const WAL_TRUNCATE_BYTES: u64 = 64 * 1024 * 1024;
 
-/// Starts the checkpointer of the database whose WAL file is `wal`; it runs until the pool
-/// closes or the returned handle aborts it.
-pub(super) fn spawn(pool: AnyPool, writer: Arc<tokio::sync::Mutex<()>>, wal: PathBuf) -> AbortHandle {
-    spawn_truncating_above(pool, writer, wal, WAL_TRUNCATE_BYTES)
+/// The database's connections as the checkpointer uses them: passive checkpoints run on a
+/// reader's connection, so writers never wait for them; truncating ones on the writer's
+/// connection, under the writer lock.
+pub(super) struct Connections {
+    /// The read pool.
+    pub readers: AnyPool,
+    /// The writer's own connection.
+    pub writer: AnyPool,
+    /// The writer lock.
+    pub writer_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
-fn spawn_truncating_above(
-    pool: AnyPool,
-    writer: Arc<tokio::sync::Mutex<()>>,
-    wal: PathBuf,
-    truncate_above: u64,
-) -> AbortHandle {
+/// Starts the checkpointer of the database whose WAL file is `wal`; it runs until the read pool
+/// closes or the returned handle aborts it.
+pub(super) fn spawn(connections: Connections, wal: PathBuf) -> AbortHandle {
+    spawn_truncating_above(connections, wal, WAL_TRUNCATE_BYTES)
+}
+
+fn spawn_truncating_above(connections: Connections, wal: PathBuf, truncate_above: u64) -> AbortHandle {
+    let Connections { readers, writer, writer_lock } = connections;
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            if pool.is_closed() {
+            if readers.is_closed() {
                 return;
             }
             // The passive checkpoint copies most of the WAL without stopping anyone; a WAL
             // that is still too long is then emptied with writers paused, which only has the
             // frames written during the passive copy left to copy.
-            let mut result = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await;
+            let mut result = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&readers).await;
             if result.is_ok() && std::fs::metadata(&wal).is_ok_and(|m| m.len() > truncate_above) {
-                let _writers_wait = writer.lock().await;
-                result = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&pool).await;
+                let _writers_wait = writer_lock.lock().await;
+                result = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&writer).await;
             }
             if let Err(error) = result {
                 tracing::warn!(%error, "SQLite WAL checkpoint failed");
@@ -76,8 +84,12 @@ mod tests {
             "the write is in the WAL, not checkpointed"
         );
 
-        let checkpointer =
-            spawn_truncating_above(db.pool().clone(), db.sqlite_writer.clone(), wal.clone(), 0);
+        let connections = Connections {
+            readers: db.pool.clone(),
+            writer: db.write_pool.clone(),
+            writer_lock: db.sqlite_writer.clone(),
+        };
+        let checkpointer = spawn_truncating_above(connections, wal.clone(), 0);
         tokio::time::sleep(INTERVAL + Duration::from_millis(500)).await;
         checkpointer.abort();
         assert_eq!(std::fs::metadata(&wal).expect("wal").len(), 0);

@@ -240,7 +240,12 @@ impl Db {
                 let write_pool = connect(1).await?;
                 let mut wal = sqlite_file(&url).into_os_string();
                 wal.push("-wal");
-                let checkpointer = checkpoint::spawn(write_pool.clone(), sqlite_writer.clone(), wal.into());
+                let connections = checkpoint::Connections {
+                    readers: pool.clone(),
+                    writer: write_pool.clone(),
+                    writer_lock: sqlite_writer.clone(),
+                };
+                let checkpointer = checkpoint::spawn(connections, wal.into());
                 (write_pool, Some(checkpointer))
             }
             Backend::Postgres => (pool.clone(), None),
