@@ -259,12 +259,11 @@ pub async fn receive_remote_delivered(
     event_id: &EventId,
 ) -> Result<()> {
     ensure_joined(hs, user, room_id).await?;
-    let Some(stored) = events::get(hs.db().pool(), event_id.as_str()).await? else { return Ok(()) };
-    let sender = serde_json::from_str::<Value>(&stored.json)
-        .ok()
-        .and_then(|json| OwnedUserId::try_from(json["sender"].as_str()?).ok());
-    let Some(sender) = sender.filter(|_| stored.room_id == room_id.as_str()) else { return Ok(()) };
-    let delivery = Delivery { room_id: room_id.to_owned(), event_id: event_id.to_owned(), sender };
+    let Some(pdu) = crate::rooms::timeline::event_by_id(hs, room_id, event_id.as_str()).await? else {
+        return Ok(());
+    };
+    let delivery =
+        Delivery { room_id: room_id.to_owned(), event_id: event_id.to_owned(), sender: pdu.sender };
     crate::delivery::record(hs, user, &[delivery]).await
 }
 

@@ -5,15 +5,12 @@
 //!
 //! [`Homeserver::set_remote_rooms`]: crate::Homeserver::set_remote_rooms
 
-use std::{future::Future, pin::Pin};
-
 use ruma::{CanonicalJsonObject, OwnedEventId, OwnedServerName, RoomId, RoomVersionId, UserId};
 use serde_json::{Map, Value};
 
 use crate::{Result, rooms::Pdu};
 
-/// A boxed future borrowing its arguments.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub use futures::future::BoxFuture;
 
 /// What federation does for core.
 pub trait RemoteRooms: Send + Sync {

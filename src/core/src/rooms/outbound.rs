@@ -87,9 +87,15 @@ pub async fn queue_edu(hs: &Homeserver, room_id: &ruma::RoomId, edu: &serde_json
     queue_edu_in(hs, &[room_id.to_owned()], edu).await
 }
 
-/// Queues an EDU about `user` (presence) for every other server sharing a room with them.
+/// Queues an EDU about `user` (presence) for every other server sharing a room with them. Their
+/// rooms come from the memberships sync keeps per user, so a syncing user costs no query.
 pub async fn queue_user_edu(hs: &Homeserver, user: &UserId, edu: &serde_json::Value) -> Result<()> {
-    let rooms = crate::storage::rooms::rooms_with_membership(hs.db().pool(), user, "join").await?;
+    let memberships = hs.sync_memberships().at(hs, user, hs.db().events().upto()).await?;
+    let rooms: Vec<OwnedRoomId> = memberships
+        .iter()
+        .filter(|(membership, _)| membership == "join")
+        .map(|(_, row)| row.room_id.clone())
+        .collect();
     queue_edu_in(hs, &rooms, edu).await
 }
 
