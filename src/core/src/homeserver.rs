@@ -61,6 +61,7 @@ struct Inner {
     key_counts: crate::e2ee::keys::KeyCountCache,
     lazy_members: crate::sync::LazyMembers,
     read_positions: crate::user_cache::UserCache<Arc<HashMap<String, crate::receipts::ReadUpto>>>,
+    receipt_activity: crate::receipt_activity::ReceiptActivity,
     sync_deliveries: crate::delivery::SyncDeliveries,
     delivery_queue: crate::delivery::DeliveryQueue,
     /// Turns true when the server starts shutting down.
@@ -82,6 +83,8 @@ impl Homeserver {
         let rate_limiter = RateLimiter::new(&config.rate_limits);
         let notifier = Notifier::start(&db, config.server_name.clone());
         let typing = Typing::start(notifier.room_waker());
+        let receipts_at = db.streams().current(crate::storage::streams::Stream::Receipts);
+        let receipt_activity = crate::receipt_activity::ReceiptActivity::starting_at(receipts_at);
         let hs = Homeserver(Arc::new(Inner {
             config,
             db,
@@ -102,6 +105,7 @@ impl Homeserver {
             key_counts: Default::default(),
             lazy_members: Default::default(),
             read_positions: Default::default(),
+            receipt_activity,
             typing,
             media,
             sync_deliveries: Default::default(),
@@ -176,6 +180,11 @@ impl Homeserver {
     /// Each device's one-time key counts.
     pub fn key_counts(&self) -> &crate::e2ee::keys::KeyCountCache {
         &self.0.key_counts
+    }
+
+    /// Which receipts were written since the server started, and who may see them.
+    pub fn receipt_activity(&self) -> &crate::receipt_activity::ReceiptActivity {
+        &self.0.receipt_activity
     }
 
     /// How far each user has read their rooms.

@@ -17,6 +17,7 @@ pub mod notifier;
 pub mod presence;
 pub mod push;
 pub mod rate_limit;
+pub mod receipt_activity;
 pub mod receipts;
 pub mod remote_rooms;
 pub mod room_locks;

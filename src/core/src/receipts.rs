@@ -179,6 +179,11 @@ async fn write(
     if !receipts::put_if_later(&mut tx, &receipt).await? {
         return Ok(false);
     }
+    // Recorded before the commit publishes the position (see `receipt_activity`).
+    match receipt_type {
+        ReceiptType::Read => hs.receipt_activity().shared(room_id, stream_id),
+        _ => hs.receipt_activity().private(user, stream_id),
+    }
     tx.commit().await?;
     Ok(true)
 }
@@ -214,6 +219,8 @@ pub(crate) async fn write_delivered(hs: &Homeserver, batch: &[(OwnedUserId, Deli
             stream_id,
         };
         if receipts::put_if_later(&mut tx, &receipt).await? {
+            // Only the sender sees it; recorded before the commit publishes the position.
+            hs.receipt_activity().private(&delivery.sender, stream_id);
             moved.push((user, delivery));
         }
     }

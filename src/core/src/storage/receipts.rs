@@ -73,9 +73,9 @@ pub async fn put_if_later(conn: &mut Conn, receipt: &NewReceipt<'_>) -> sqlx::Re
 }
 
 /// Receipts in `room_ids` whose position is in `(from, to]`, oldest first: every `m.read`, the
-/// `io.hearth.delivered` ones of events `owner` sent (delivery matters to the sender; shown to
-/// every member, each message made every member's next sync carry every other member's
-/// delivery), and all of `owner`'s own.
+/// `io.hearth.delivered` ones of events `owner` sent (delivery matters to the sender only: shown
+/// to every member, or even to the recipient, each message made every member's next sync carry
+/// deliveries), and `owner`'s own other receipts (`m.read.private`).
 pub async fn changed(
     conn: &mut Conn,
     room_ids: &[&str],
@@ -88,7 +88,8 @@ pub async fn changed(
         let list: Vec<String> = (6..chunk.len() + 6).map(|n| format!("${n}")).collect();
         let sql = format!(
             "SELECT room_id, user_id, receipt_type, thread_id, event_id, ts FROM receipts \
-             WHERE stream_id > $1 AND stream_id <= $2 AND (receipt_type = $3 OR user_id = $5 \
+             WHERE stream_id > $1 AND stream_id <= $2 AND (receipt_type = $3 \
+             OR (user_id = $5 AND receipt_type <> $4) \
              OR (receipt_type = $4 AND EXISTS (SELECT 1 FROM events \
                  WHERE events.event_id = receipts.event_id AND events.sender = $5))) \
              AND room_id IN ({}) ORDER BY stream_id",
