@@ -80,10 +80,6 @@ pub(super) async fn persist(
     pdu: &Pdu,
 ) -> Result<i64> {
     let stream_ordering = tx.next_stream_ordering();
-    let member = (pdu.kind == TimelineEventType::RoomMember)
-        .then(|| pdu.state_key.as_deref().and_then(|key| OwnedUserId::try_from(key).ok()))
-        .flatten();
-    tx.record(Written { position: stream_ordering, room_id: pdu.room_id.clone(), member });
     let event_nid = store(hs, tx, head, pdu, Standing::Timeline(stream_ordering)).await?;
     let conn: &mut Conn = tx;
     if let Some(state_key) = &pdu.state_key {
@@ -208,6 +204,24 @@ pub(super) async fn store(
     }
     head.depth = head.depth.max(depth);
     head.room_id = pdu.room_id.clone();
+    if let Some(position) = stream_ordering {
+        let member = (pdu.kind == TimelineEventType::RoomMember)
+            .then(|| pdu.state_key.as_deref().and_then(|key| OwnedUserId::try_from(key).ok()))
+            .flatten();
+        // A redaction also changed its target's row: recent rows read before it are stale.
+        let event = (pdu.kind != TimelineEventType::RoomRedaction).then(|| {
+            Arc::new(events::StoredEvent {
+                event_nid,
+                event_id: pdu.event_id.to_string(),
+                room_id: pdu.room_id.to_string(),
+                json,
+                stream_ordering: Some(position),
+                state_group: Some(head.state_group.unwrap_or(0)),
+                redacted_by: None,
+            })
+        });
+        tx.record(Written { position, room_id: pdu.room_id.clone(), member, event });
+    }
     Ok(event_nid)
 }
 

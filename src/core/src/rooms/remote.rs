@@ -8,7 +8,7 @@
 
 use std::{collections::HashMap, sync::Arc};
 
-use ruma::{OwnedEventId, OwnedUserId, events::TimelineEventType, state_res};
+use ruma::{OwnedEventId, events::TimelineEventType, state_res};
 
 use super::{
     Pdu, RoomHead,
@@ -18,7 +18,7 @@ use super::{
 };
 use crate::{
     Error, Homeserver, Result,
-    storage::{Conn, WriteTx, events, positions::Written, rooms},
+    storage::{Conn, WriteTx, events, rooms},
 };
 
 /// What became of a received event.
@@ -155,10 +155,6 @@ async fn append_on_fork(
     pdu: &Pdu,
 ) -> Result<()> {
     let stream_ordering = tx.next_stream_ordering();
-    let member = (pdu.kind == TimelineEventType::RoomMember)
-        .then(|| pdu.state_key.as_deref().and_then(|key| OwnedUserId::try_from(key).ok()))
-        .flatten();
-    tx.record(Written { position: stream_ordering, room_id: pdu.room_id.clone(), member });
     let event_nid = store(hs, tx, &mut after, pdu, Standing::Timeline(stream_ordering)).await?;
 
     let mut extremities: Vec<(i64, String)> = head

@@ -20,7 +20,7 @@ use super::{
 };
 use crate::{
     Error, Homeserver, Result,
-    storage::{events, positions::Written, remote_invites, state},
+    storage::{events, remote_invites, state},
 };
 
 /// The state types an invite shows of its room (spec: Client-Server API › Stripped state).
@@ -107,7 +107,6 @@ pub async fn record(hs: &Homeserver, version: &RoomVersionId, pdu: &Pdu, strippe
         return Ok(());
     }
     let position = tx.next_stream_ordering();
-    tx.record(Written { position, room_id: pdu.room_id.clone(), member: Some(target.clone()) });
     let mut head = RoomHead::empty(pdu.room_id.clone(), version.clone())?;
     let nid = store(hs, &mut tx, &mut head, pdu, Standing::Timeline(position)).await?;
     set_current(&mut tx, pdu, target.as_str(), (nid, position)).await?;

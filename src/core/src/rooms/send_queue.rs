@@ -8,7 +8,7 @@
 
 use std::{
     collections::{BTreeMap, HashMap},
-    sync::Mutex,
+    sync::{Arc, Mutex},
 };
 
 use ruma::{OwnedDeviceId, OwnedEventId, OwnedRoomId, OwnedUserId};
@@ -256,11 +256,6 @@ async fn write(
     let positions = tx.next_stream_orderings(accepted.len());
     for (a, position) in accepted.iter_mut().zip(positions) {
         a.stream_ordering = position;
-        tx.record(crate::storage::positions::Written {
-            position,
-            room_id: a.pdu.room_id.clone(),
-            member: None,
-        });
     }
     let kinds: Vec<String> = accepted.iter().map(|a| a.pdu.kind.to_string()).collect();
     let rows: Vec<EventRow<'_>> = accepted
@@ -289,7 +284,21 @@ async fn write(
             .ok_or_else(|| Error::Internal(anyhow::anyhow!("inserted event without an ID back")))
     };
     for a in accepted.iter() {
-        relations::index(tx, &a.pdu, nid_of(a)?).await?;
+        let event_nid = nid_of(a)?;
+        relations::index(tx, &a.pdu, event_nid).await?;
+        let head = heads.get(&a.job.room_id).expect("every accepted send has a head");
+        let event = events::StoredEvent {
+            event_nid,
+            event_id: a.pdu.event_id.to_string(),
+            room_id: a.pdu.room_id.to_string(),
+            json: a.json.clone(),
+            stream_ordering: Some(a.stream_ordering),
+            state_group: Some(head.state_group.unwrap_or(0)),
+            redacted_by: None,
+        };
+        let (position, room_id) = (a.stream_ordering, a.pdu.room_id.clone());
+        let event = Some(Arc::new(event));
+        tx.record(crate::storage::positions::Written { position, room_id, member: None, event });
     }
     let searchable: Vec<(i64, &Pdu)> = accepted.iter().map(|a| (a.stream_ordering, &a.pdu)).collect();
     crate::search::index::record(hs, tx, &searchable).await?;

@@ -131,6 +131,7 @@ mod tests {
             position,
             room_id: room.try_into().expect("room id"),
             member: member.map(|m| m.try_into().expect("user id")),
+            event: None,
         }
     }
 

@@ -26,6 +26,7 @@ pub mod presence;
 pub mod push_actions;
 pub mod pushers;
 pub mod receipts;
+pub mod recent;
 pub mod redactions;
 pub mod relations;
 pub mod remote_invites;

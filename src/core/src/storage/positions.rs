@@ -17,7 +17,7 @@ use std::{
 
 use ruma::{OwnedRoomId, OwnedUserId};
 
-use super::activity::Activity;
+use super::{activity::Activity, events::StoredEvent, recent::RecentEvents};
 
 /// One event written in a transaction, reported to the commit hook once it committed.
 #[derive(Clone, Debug)]
@@ -28,6 +28,9 @@ pub struct Written {
     pub room_id: OwnedRoomId,
     /// The target of a membership event (whose room list changes).
     pub member: Option<OwnedUserId>,
+    /// Its row, for the room's [`RecentEvents`]; `None` when the write also changed another
+    /// event's row (a redaction), which sends windows reaching below it to the database.
+    pub event: Option<Arc<StoredEvent>>,
 }
 
 /// Called after a transaction ended: what it committed (empty after a rollback) and the new
@@ -43,6 +46,8 @@ pub struct EventPositions {
     hook: OnceLock<CommitHook>,
     /// What was committed since this process started.
     activity: Activity,
+    /// The newest events of each room.
+    recent: RecentEvents,
 }
 
 #[derive(Default)]
@@ -58,11 +63,17 @@ impl EventPositions {
         state.last = state.last.max(last);
         self.upto.fetch_max(last, Ordering::SeqCst);
         self.activity.start_at(state.last);
+        self.recent.start_at(state.last);
     }
 
     /// What was committed since this process started, in memory.
     pub fn activity(&self) -> &Activity {
         &self.activity
+    }
+
+    /// The newest events of each room, in memory.
+    pub fn recent(&self) -> &RecentEvents {
+        &self.recent
     }
 
     /// Sets the function told about every commit (the notifier's).
@@ -96,6 +107,7 @@ impl EventPositions {
                 let described: BTreeSet<i64> = written.iter().map(|w| w.position).collect();
                 let undescribed = positions.iter().filter(|p| !described.contains(p)).max().copied();
                 self.activity.record(&written, undescribed);
+                self.recent.record(&written, undescribed);
             }
             for p in positions {
                 state.in_flight.remove(p);
@@ -188,7 +200,7 @@ mod tests {
         for commit in [false, true] {
             let mut held = Held::new(tracker.clone());
             let position = held.take(1)[0];
-            held.record(Written { position, room_id: room.clone(), member: None });
+            held.record(Written { position, room_id: room.clone(), member: None, event: None });
             if commit {
                 held.mark_committed();
             }

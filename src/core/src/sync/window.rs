@@ -88,10 +88,19 @@ impl Window<'_> {
         // The timelines never reach below the previous sync (see `timeline`).
         let after = self.since.map_or(0, |s| s.events);
         let mut rows: HashMap<String, Vec<storage::events::StoredEvent>> = HashMap::new();
-        if !pending.is_empty() {
+        // The newest events in memory answer for most rooms of a woken sync.
+        let recent = self.hs.db().events().recent();
+        let mut rooms: Vec<(&RoomId, i64, i64)> = Vec::new();
+        for p in pending {
+            match recent.window(&p.room_id, after, p.upto, per_room) {
+                Some(events) => {
+                    rows.insert(p.room_id.to_string(), events);
+                }
+                None => rooms.push((&*p.room_id, after, p.upto)),
+            }
+        }
+        if !rooms.is_empty() {
             let mut conn = self.hs.db().pool().acquire().await?;
-            let rooms: Vec<(&RoomId, i64, i64)> =
-                pending.iter().map(|p| (&*p.room_id, after, p.upto)).collect();
             let per_room = i64::try_from(per_room).unwrap_or(i64::MAX);
             for row in queries::latest_events(&mut conn, &rooms, per_room).await? {
                 rows.entry(row.room_id.clone()).or_default().push(row);
