@@ -4,11 +4,14 @@
 //! `device_lists.changed` and `/keys/query`, and to-device messages reach devices on another
 //! server once.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::{
+    sync::atomic::{AtomicU64, Ordering},
+    time::Duration,
+};
 
 use hearth_complement_tests::{
     Client, Cluster, FakePeer, TestServer,
-    client::enc,
+    client::{enc, eventually},
     e2ee::login_with_keys,
     fake_peer::Signing,
     federation::{PASSWORD, alice_and_bob_across_servers},
@@ -211,4 +214,42 @@ scenario!(to_device_messages_from_another_server_arrive_once_and_only_from_its_u
     assert!(events.iter().all(|e| e["sender"] == room.user.as_str() && e["type"] == "m.test"), "{events:?}");
     let later = alice.sync(Some(&since), None, 0).await;
     assert!(to_device(&later).is_empty(), "nothing else arrived: {later}");
+});
+
+/// The content of the first `m.device_list_update` about `device_id` that `hs` sent `peer` and
+/// `found` accepts (waits at most 10 s).
+async fn device_list_update_sent(peer: &FakePeer, device_id: &str, found: impl Fn(&Value) -> bool) -> Value {
+    eventually(&format!("an m.device_list_update of {device_id}"), Duration::from_secs(10), || async {
+        peer.requests()
+            .into_iter()
+            .filter(|r| r.method == "PUT" && r.uri.starts_with("/_matrix/federation/v1/send/"))
+            .flat_map(|r| r.body["edus"].as_array().cloned().unwrap_or_default())
+            .filter(|edu| edu["edu_type"] == "m.device_list_update")
+            .map(|edu| edu["content"].clone())
+            .find(|content| content["device_id"] == device_id && found(content))
+    })
+    .await
+}
+
+scenario!(a_local_users_device_changes_go_in_sequence_to_the_servers_sharing_a_room, |backend| {
+    let (hs, peer, alice, room_id) = resident_with_peer(backend).await;
+    PeerRoom::join(&peer, &hs, &room_id).await;
+
+    let (phone, _key) = login_with_keys(&hs, "alice", PASSWORD, "PHONE").await;
+    let added = device_list_update_sent(&peer, "PHONE", |c| c.get("deleted").is_none()).await;
+    assert_eq!(added["user_id"], alice.me(), "{added}");
+    assert_eq!(added["device_display_name"], "alice's PHONE", "{added}");
+    assert_eq!(added["keys"]["device_id"], "PHONE", "the identity keys: {added}");
+    let added_id = added["stream_id"].as_u64().expect("a stream_id");
+
+    phone.post(&format!("{V3}/logout"), json!({})).await.expect_status(200);
+    let deleted = device_list_update_sent(&peer, "PHONE", |c| c["deleted"] == true).await;
+    assert_eq!(deleted["prev_id"], json!([added_id]), "{deleted}");
+    let deleted_id = deleted["stream_id"].as_u64().expect("a stream_id");
+    assert!(deleted_id > added_id, "{deleted}");
+
+    // A server that fetches the list afterwards is told where the sequence stands.
+    let path = format!("/_matrix/federation/v1/user/devices/{}", enc(alice.me()));
+    let devices = peer.request(&hs, Method::GET, &path, None, Signing::Valid).await;
+    assert_eq!(devices.expect_status(200)["stream_id"], deleted_id);
 });

@@ -90,7 +90,8 @@ pub async fn upload(hs: &Homeserver, user: &User, upload: Upload<'_>) -> Result<
         changed = store_device_keys(&mut tx, user, &keys, &json).await?;
     }
     if changed {
-        device_lists::record_change(hs, &mut tx, user_id, Change::Devices(std::slice::from_ref(device_id))).await?;
+        device_lists::record_change(hs, &mut tx, user_id, Change::Devices(std::slice::from_ref(device_id)))
+            .await?;
     }
     for key in &one_time_keys {
         store_one_time_key(&mut tx, user, key).await?;
