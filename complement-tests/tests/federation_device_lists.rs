@@ -242,11 +242,19 @@ scenario!(a_local_users_device_changes_go_in_sequence_to_the_servers_sharing_a_r
     assert_eq!(added["keys"]["device_id"], "PHONE", "the identity keys: {added}");
     let added_id = added["stream_id"].as_u64().expect("a stream_id");
 
+    phone
+        .put(&format!("{V3}/devices/PHONE"), json!({ "display_name": "old phone" }))
+        .await
+        .expect_status(200);
+    let renamed = device_list_update_sent(&peer, "PHONE", |c| c["device_display_name"] == "old phone").await;
+    assert_eq!(renamed["prev_id"], json!([added_id]), "{renamed}");
+    let renamed_id = renamed["stream_id"].as_u64().expect("a stream_id");
+    assert!(renamed_id > added_id, "{renamed}");
+
     phone.post(&format!("{V3}/logout"), json!({})).await.expect_status(200);
     let deleted = device_list_update_sent(&peer, "PHONE", |c| c["deleted"] == true).await;
-    assert_eq!(deleted["prev_id"], json!([added_id]), "{deleted}");
+    assert_eq!(deleted["prev_id"], json!([renamed_id]), "{deleted}");
     let deleted_id = deleted["stream_id"].as_u64().expect("a stream_id");
-    assert!(deleted_id > added_id, "{deleted}");
 
     // A server that fetches the list afterwards is told where the sequence stands.
     let path = format!("/_matrix/federation/v1/user/devices/{}", enc(alice.me()));
