@@ -1,6 +1,7 @@
 //! Federation in tests: a test CA made once per test process, Hearth servers whose federation TLS
 //! listeners (on loopback ports) carry certificates from it, and [`Cluster`] to start several
-//! such servers that know how to reach each other.
+//! such servers that know how to reach each other; [`alice_and_bob_across_servers`] for two
+//! servers' users in one room.
 //!
 //! Servers are started first, on port 0, and told about each other afterwards
 //! ([`TestServer::add_federation_peer`], which sets a destination override at runtime and keeps it
@@ -14,8 +15,9 @@ use std::{
 
 use hearth::Config;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, SanType};
+use serde_json::json;
 
-use crate::{Backend, TestServer};
+use crate::{Backend, Client, TestServer, client::enc};
 
 /// The test process's certificate authority.
 pub struct TestCa {
@@ -123,4 +125,23 @@ impl Cluster {
         }
         servers
     }
+}
+
+/// The password of the users [`alice_and_bob_across_servers`] registers.
+pub const PASSWORD: &str = "password1234";
+
+/// Alice on the first of two servers (each adjusted by `tweak(index, config)`) creates a public
+/// room; Bob on the second joins it: `(servers, alice, bob, room ID)`.
+pub async fn alice_and_bob_across_servers(
+    backend: Backend,
+    tweak: impl Fn(usize, &mut Config),
+) -> (Vec<TestServer>, Client, Client, String) {
+    let servers = Cluster::start_with(backend, 2, tweak).await;
+    let alice = servers[0].client().register("alice", PASSWORD).await;
+    let bob = servers[1].client().register("bob", PASSWORD).await;
+    let room_id = alice.create_room(json!({ "preset": "public_chat" })).await;
+    let path =
+        format!("/_matrix/client/v3/join/{}?server_name={}", enc(&room_id), enc(&servers[0].server_name));
+    bob.post(&path, json!({})).await.expect_status(200);
+    (servers, alice, bob, room_id)
 }

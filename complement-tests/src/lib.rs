@@ -7,6 +7,7 @@
 //! to `off` to skip the PostgreSQL variants on a machine without PostgreSQL.
 
 pub mod client;
+pub mod e2ee;
 pub mod fake_peer;
 pub mod federation;
 pub mod peer_room;

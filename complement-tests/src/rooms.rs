@@ -47,6 +47,29 @@ impl Client {
     }
 }
 
+impl Client {
+    /// Long-polls `/sync` from `since` (the start for `None`) until `pick` finds something in a
+    /// response; returns it and that response's `next_batch`. Panics after 20 s.
+    pub async fn sync_until<T>(
+        &self,
+        since: Option<&str>,
+        what: &str,
+        pick: impl Fn(&Value) -> Option<T>,
+    ) -> (T, String) {
+        let start = std::time::Instant::now();
+        let mut since = since.map(str::to_owned);
+        loop {
+            assert!(start.elapsed() < std::time::Duration::from_secs(20), "timed out waiting for {what}");
+            let sync = self.sync(since.as_deref(), None, 2_000).await;
+            let next = next_batch(&sync);
+            if let Some(found) = pick(&sync) {
+                return (found, next);
+            }
+            since = Some(next);
+        }
+    }
+}
+
 /// The event IDs of `events`.
 pub fn event_ids(events: &[Value]) -> Vec<&str> {
     events.iter().filter_map(|e| e["event_id"].as_str()).collect()

@@ -2,57 +2,23 @@
 //! federation `/user/keys/query` and `/user/keys/claim` (SCENARIOS.md › End-to-end encryption).
 
 use hearth_complement_tests::{
-    Client, Cluster, FakePeer, TestServer, client::enc, fake_peer::Signing, federation::enable_federation,
-    scenario,
+    Client, Cluster, FakePeer, TestServer, client::enc, e2ee::login_with_keys, fake_peer::Signing,
+    federation::enable_federation, scenario,
 };
 use reqwest::Method;
 use ruma::{
     CanonicalJsonObject,
     serde::Base64,
-    signatures::{Ed25519KeyPair, PublicKeyMap, PublicKeySet, sign_json, verify_json},
+    signatures::{Ed25519KeyPair, PublicKeyMap, PublicKeySet, verify_json},
 };
-use serde_json::{Value, json};
+use serde_json::json;
 
 const PASSWORD: &str = "sUp3rs3cret";
 
-/// Bob's device on `hs`: logged in as `BOBDEV`, with identity keys and one one-time key uploaded.
+/// Bob on `hs`, logged in as `BOBDEV` (display name "bob's BOBDEV") with identity keys and one one-time key.
 async fn bob_with_keys(hs: &TestServer) -> (Client, Ed25519KeyPair) {
     hs.client().register("bob", PASSWORD).await;
-    let login = json!({
-        "type": "m.login.password",
-        "identifier": { "type": "m.id.user", "user": "bob" },
-        "password": PASSWORD,
-        "device_id": "BOBDEV",
-        "initial_device_display_name": "Bob's phone",
-    });
-    let token = hs.client().post("/_matrix/client/v3/login", login).await.expect_status(200)["access_token"]
-        .as_str()
-        .expect("access_token")
-        .to_owned();
-    let bob = hs.client().with_token(&token);
-    let key = Ed25519KeyPair::from_der(&Ed25519KeyPair::generate(), "BOBDEV".to_owned()).expect("a key pair");
-    let user_id = hs.user_id("bob");
-    let signed = |value: Value| {
-        let mut object: CanonicalJsonObject = serde_json::from_value(value).expect("canonical JSON");
-        sign_json(&user_id, &key, &mut object).expect("signable");
-        serde_json::to_value(object).expect("JSON")
-    };
-    let device_keys = signed(json!({
-        "user_id": user_id,
-        "device_id": "BOBDEV",
-        "algorithms": ["m.olm.v1.curve25519-aes-sha2", "m.megolm.v1.aes-sha2"],
-        "keys": {
-            "curve25519:BOBDEV": "curve25519curve25519curve25519curve25519abc",
-            "ed25519:BOBDEV": Base64::<ruma::serde::base64::Standard, _>::new(key.public_key().to_vec()).encode(),
-        },
-    }));
-    let one_time = signed(json!({ "key": "onetimeonetimeonetimeonetimeonetimeonetime1" }));
-    let upload = json!({
-        "device_keys": device_keys,
-        "one_time_keys": { "signed_curve25519:AAAAAQ": one_time },
-    });
-    bob.post("/_matrix/client/v3/keys/upload", upload).await.expect_status(200);
-    (bob, key)
+    login_with_keys(hs, "bob", PASSWORD, "BOBDEV").await
 }
 
 scenario!(key_5_keys_of_a_user_on_another_server_are_queried_and_claimed_over_federation, |backend| {
@@ -104,7 +70,7 @@ scenario!(another_server_lists_a_users_devices_with_their_keys, |backend| {
     let listed = devices["devices"].as_array().expect("devices");
     assert_eq!(listed.len(), 1, "{devices}");
     assert_eq!(listed[0]["device_id"], "BOBDEV");
-    assert_eq!(listed[0]["device_display_name"], "Bob's phone");
+    assert_eq!(listed[0]["device_display_name"], "bob's BOBDEV");
     assert_eq!(listed[0]["keys"]["device_id"], "BOBDEV");
 
     let unsigned = peer.request(&hs, Method::GET, &path, None, Signing::Missing).await;

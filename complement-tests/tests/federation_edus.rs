@@ -1,12 +1,12 @@
 //! EDUs between two Hearth servers (issue 7): typing notifications, read receipts and presence
 //! of users of one server reach the members on the other through `/sync`.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use hearth::Config;
 use hearth_complement_tests::{
-    Backend, Client, Cluster, TestServer,
+    Client,
     client::enc,
+    federation::alice_and_bob_across_servers,
     rooms::{ephemeral, next_batch, timeline},
     scenario,
 };
@@ -14,18 +14,9 @@ use serde_json::{Value, json};
 
 const V3: &str = "/_matrix/client/v3";
 
-/// Long-polls `client`'s sync until `pick` finds something in a response; returns it.
+/// Long-polls `client`'s sync from the start until `pick` finds something in a response.
 async fn sync_until(client: &Client, what: &str, pick: impl Fn(&Value) -> Option<Value>) -> Value {
-    let start = Instant::now();
-    let mut since: Option<String> = None;
-    loop {
-        assert!(start.elapsed() < Duration::from_secs(20), "timed out waiting for {what}");
-        let sync = client.sync(since.as_deref(), None, 2_000).await;
-        if let Some(found) = pick(&sync) {
-            return found;
-        }
-        since = Some(next_batch(&sync));
-    }
+    client.sync_until(None, what, pick).await.0
 }
 
 /// An ephemeral event of the room that satisfies `found`.
@@ -34,20 +25,6 @@ async fn ephemeral_until(client: &Client, room_id: &str, found: impl Fn(&Value) 
         ephemeral(sync, room_id).iter().find(|e| found(e)).cloned()
     })
     .await
-}
-
-/// Alice on the first of two servers creates a public room; Bob on the second joins it.
-async fn alice_and_bob_across_servers(
-    backend: Backend,
-    tweak: impl Fn(usize, &mut Config),
-) -> (Vec<TestServer>, Client, Client, String) {
-    let servers = Cluster::start_with(backend, 2, tweak).await;
-    let alice = servers[0].client().register("alice", "password1234").await;
-    let bob = servers[1].client().register("bob", "password1234").await;
-    let room_id = alice.create_room(json!({ "preset": "public_chat" })).await;
-    let path = format!("{V3}/join/{}?server_name={}", enc(&room_id), enc(&servers[0].server_name));
-    bob.post(&path, json!({})).await.expect_status(200);
-    (servers, alice, bob, room_id)
 }
 
 scenario!(typing_and_read_receipts_reach_the_other_server, |backend| {

@@ -1,11 +1,19 @@
 //! EDUs of a transaction (spec: Server-Server API › EDUs): typing notifications, read receipts
-//! and presence of the sending server's users in rooms we share. Others are ignored for now; an
-//! EDU that does not fit is logged and dropped (EDUs get no per-item answer).
+//! and presence of the sending server's users in rooms we share; device list and cross-signing
+//! key changes of its users (Device Management, End-to-End Encryption); to-device messages from
+//! its users (Send-to-device messaging). Others are ignored; an EDU that does not fit, or that
+//! speaks for a user of another server, is logged and dropped (EDUs get no per-item answer).
 
 use std::time::Duration;
 
-use hearth_core::{presence, receipts, rooms::server_acl, typing};
-use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId, ServerName, presence::PresenceState};
+use hearth_core::{e2ee::device_lists, presence, receipts, rooms::server_acl, to_device, typing};
+use ruma::{
+    OwnedEventId, OwnedRoomId, OwnedUserId, ServerName, UserId,
+    api::federation::transactions::edu::{
+        DeviceListUpdateContent, DirectDeviceContent, SigningKeyUpdateContent,
+    },
+    presence::PresenceState,
+};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -17,6 +25,9 @@ pub async fn receive(fed: &Federation, origin: &ServerName, edu: &Value) {
         Some("m.typing") => typing_edu(fed, origin, &edu["content"]).await,
         Some("m.receipt") => receipt_edu(fed, origin, &edu["content"]).await,
         Some("m.presence") => presence_edu(fed, origin, &edu["content"]).await,
+        Some("m.device_list_update") => device_list_edu(fed, origin, &edu["content"]).await,
+        Some("m.signing_key_update") => signing_key_edu(fed, origin, &edu["content"]).await,
+        Some("m.direct_to_device") => to_device_edu(fed, origin, &edu["content"]).await,
         _ => Ok(()),
     };
     if let Err(e) = result {
@@ -102,5 +113,33 @@ async fn presence_edu(fed: &Federation, origin: &ServerName, content: &Value) ->
         )
         .await?;
     }
+    Ok(())
+}
+
+/// A device of the sending server's user was added, changed or deleted (`deleted`): the user's
+/// device list changed. The update's keys are not kept: `/keys/query` asks the user's server.
+async fn device_list_edu(fed: &Federation, origin: &ServerName, content: &Value) -> anyhow::Result<()> {
+    let edu: DeviceListUpdateContent = serde_json::from_value(content.clone())?;
+    device_list_changed(fed, origin, &edu.user_id).await
+}
+
+/// The sending server's user changed their master or self-signing key: their device list
+/// changed, as for a device.
+async fn signing_key_edu(fed: &Federation, origin: &ServerName, content: &Value) -> anyhow::Result<()> {
+    let edu: SigningKeyUpdateContent = serde_json::from_value(content.clone())?;
+    device_list_changed(fed, origin, &edu.user_id).await
+}
+
+async fn device_list_changed(fed: &Federation, origin: &ServerName, user_id: &UserId) -> anyhow::Result<()> {
+    anyhow::ensure!(user_id.server_name() == origin, "a device list of a user of another server");
+    device_lists::receive_remote(fed.hs(), user_id).await?;
+    Ok(())
+}
+
+/// To-device messages from the sending server's user to local users' devices.
+async fn to_device_edu(fed: &Federation, origin: &ServerName, content: &Value) -> anyhow::Result<()> {
+    let edu: DirectDeviceContent = serde_json::from_value(content.clone())?;
+    anyhow::ensure!(edu.sender.server_name() == origin, "to-device messages from a user of another server");
+    to_device::receive_remote(fed.hs(), &edu).await?;
     Ok(())
 }

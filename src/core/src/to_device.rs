@@ -1,18 +1,24 @@
 //! Send-to-device messaging (spec: Client-Server API › Send-to-Device messaging): messages from
 //! one client to specific devices, outside any room, kept until the device has received them
-//! once. Each `/sendToDevice` request takes one position in the to-device stream; a device's
-//! queue is read and acknowledged through `/sync` ([`take`]).
+//! once. Each `/sendToDevice` request (and each `m.direct_to_device` EDU from another server)
+//! takes one position in the to-device stream; a device's queue is read and acknowledged
+//! through `/sync` ([`take`]).
 
 use std::collections::BTreeMap;
 
 use ruma::{
-    DeviceId, OwnedDeviceId, ServerName, UserId, api::client::to_device::send_event_to_device::v3::Messages,
+    DeviceId, OwnedDeviceId, ServerName, UserId,
+    api::{
+        client::to_device::send_event_to_device::v3::Messages,
+        federation::transactions::edu::{DirectDeviceContent, DirectDeviceMessages, Edu},
+    },
     to_device::DeviceIdOrAllDevices,
 };
 use serde_json::{Map, Value};
 
 use crate::{
     Error, Homeserver, Result,
+    rooms::outbound,
     storage::{
         Db, devices,
         streams::{self, Stream},
@@ -28,8 +34,10 @@ pub const MAX_PER_SYNC: usize = 100;
 /// device (`*` meaning every device the user has now) and wakes the recipients. A transaction ID
 /// already used by this device for this event type is answered with success and changes
 /// nothing. Each content must be a JSON object (400 `M_BAD_JSON`). Messages to devices that do
-/// not exist are dropped, as are messages to users of other servers: relaying them is
-/// federation's work (issue 7).
+/// not exist are dropped. Messages to users of other servers go to their server as one
+/// `m.direct_to_device` EDU per server (spec: Server-Server API › Send-to-device messaging),
+/// queued in the federation outbox in the same transaction; with federation off they are
+/// dropped.
 pub async fn send(
     hs: &Homeserver,
     sender: &UserId,
@@ -38,24 +46,59 @@ pub async fn send(
     txn_id: &str,
     messages: &Messages,
 ) -> Result<()> {
-    if let Some(recipients) = queue(hs.db(), hs.server_name(), sender, device, kind, txn_id, messages).await?
-    {
+    let federate = hs.config().federation.enabled;
+    let request = Request { sender, device, kind, txn_id, messages };
+    if let Some(recipients) = queue(hs.db(), hs.server_name(), federate, request).await? {
         hs.notifier().wake_users(recipients);
     }
     Ok(())
 }
 
-/// [`send`]'s storage half: queues the messages for the devices of `server_name`'s users and
-/// returns those users, or `None` when the transaction ID was used before.
+/// An `m.direct_to_device` EDU `content` another server sent (its sender is one of its users,
+/// which the caller checked): each message for a local user is queued for its device (`*`:
+/// every device the user has) and the recipients woken; messages for other servers' users are
+/// ignored. A `message_id` this sender used before changes nothing.
+pub async fn receive_remote(hs: &Homeserver, content: &DirectDeviceContent) -> Result<()> {
+    let ours = hs.server_name();
+    if !content.messages.keys().any(|user| user.server_name() == ours) {
+        return Ok(());
+    }
+    let request = Request {
+        sender: &content.sender,
+        // A remote sender's message IDs share one scope (the device is not known here).
+        device: <&DeviceId>::from(""),
+        kind: &content.ev_type.to_string(),
+        txn_id: content.message_id.as_str(),
+        messages: &content.messages,
+    };
+    if let Some(recipients) = queue(hs.db(), ours, false, request).await? {
+        hs.notifier().wake_users(recipients);
+    }
+    Ok(())
+}
+
+/// One request to send to-device messages: a local client's `/sendToDevice`, or another
+/// server's `m.direct_to_device` EDU.
+#[derive(Clone, Copy, Debug)]
+struct Request<'a> {
+    sender: &'a UserId,
+    device: &'a DeviceId,
+    kind: &'a str,
+    /// The client's transaction ID, or the EDU's `message_id`: used once.
+    txn_id: &'a str,
+    messages: &'a Messages,
+}
+
+/// [`send`]'s and [`receive_remote`]'s storage half: queues the messages for the devices of
+/// `server_name`'s users, and with `federate` the others for their servers, and returns the
+/// local recipients, or `None` when the transaction ID was used before.
 async fn queue<'m>(
     db: &Db,
     server_name: &ServerName,
-    sender: &UserId,
-    device: &DeviceId,
-    kind: &str,
-    txn_id: &str,
-    messages: &'m Messages,
+    federate: bool,
+    request: Request<'m>,
 ) -> Result<Option<Vec<&'m UserId>>> {
+    let Request { sender, device, kind, txn_id, messages } = request;
     let mut contents = messages.values().flat_map(|per_device| per_device.values());
     if contents.any(|content| !content.json().get().trim_start().starts_with('{')) {
         return Err(Error::bad_json("Each to-device message must be a JSON object"));
@@ -73,9 +116,12 @@ async fn queue<'m>(
     }
     let mut recipients = Vec::new();
     let mut targets: Vec<(&UserId, OwnedDeviceId, &str)> = Vec::new();
+    let mut remote: BTreeMap<&ServerName, DirectDeviceMessages> = BTreeMap::new();
     for (user, per_device) in messages {
         if user.server_name() != server_name {
-            // Users of other servers get theirs through federation (issue 7).
+            if federate {
+                remote.entry(user.server_name()).or_default().insert(user.clone(), per_device.clone());
+            }
             continue;
         }
         recipients.push(user.as_ref());
@@ -99,6 +145,13 @@ async fn queue<'m>(
         .map(|(user_id, device_id, content)| Delivery { user_id, device_id, content })
         .collect();
     to_device::insert_many(&mut tx, stream_id, sender, kind, &deliveries).await?;
+    for (server, messages) in remote {
+        // The position is unique on this server, so it names the message for the receiver.
+        let mut content =
+            DirectDeviceContent::new(sender.to_owned(), kind.into(), stream_id.to_string().into());
+        content.messages = messages;
+        outbound::push_edu(&mut tx, &[server.to_owned()], &Edu::DirectToDevice(content)).await?;
+    }
     // The transaction produced no event: the row only marks the ID as used.
     txns::insert(&mut *tx, sender, device, &scope, txn_id, "").await?;
     tx.commit().await?;
@@ -150,7 +203,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::storage::{test_db, users};
+    use crate::storage::{outbox, test_db, users};
 
     async fn db(dir: &tempfile::TempDir) -> Db {
         test_db(dir).await
@@ -175,8 +228,18 @@ mod tests {
     }
 
     async fn send(db: &Db, txn_id: &str, messages: &Messages) -> Option<Vec<OwnedUserId>> {
+        send_federating(db, false, txn_id, messages).await
+    }
+
+    async fn send_federating(
+        db: &Db,
+        federate: bool,
+        txn_id: &str,
+        messages: &Messages,
+    ) -> Option<Vec<OwnedUserId>> {
         let (sender, device) = (owned_user_id!("@alice:x"), owned_device_id!("ALICE"));
-        let queued = queue(db, server_name!("x"), &sender, &device, "m.test", txn_id, messages).await;
+        let request = Request { sender: &sender, device: &device, kind: "m.test", txn_id, messages };
+        let queued = queue(db, server_name!("x"), federate, request).await;
         queued.expect("queue").map(|users| users.into_iter().map(ToOwned::to_owned).collect())
     }
 
@@ -218,6 +281,30 @@ mod tests {
         let taken = take(&db, &bob, &phone, 0, upto).await.expect("take");
         assert_eq!(taken.events[0]["sender"], "@alice:x");
         assert_eq!(taken.events[0]["type"], "m.test");
+    }
+
+    #[tokio::test]
+    async fn messages_for_other_servers_go_to_the_outbox_as_one_edu_per_server() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = db(&dir).await;
+        let (dave, erin) = (owned_user_id!("@dave:elsewhere"), owned_user_id!("@erin:elsewhere"));
+        let batch =
+            messages(&[(&dave, "*", json!({ "n": "dave" })), (&erin, "PHONE", json!({ "n": "erin" }))]);
+
+        assert_eq!(send_federating(&db, true, "t1", &batch).await, Some(vec![]), "no local recipient");
+        assert_eq!(send_federating(&db, true, "t1", &batch).await, None, "a repeated transaction");
+
+        let pending = outbox::pending(db.pool(), "elsewhere", 10).await.expect("pending");
+        assert_eq!(pending.len(), 1, "one EDU for the server, once");
+        let edu: Value = serde_json::from_str(pending[0].edu.as_deref().expect("an EDU")).expect("JSON");
+        assert_eq!(edu["edu_type"], "m.direct_to_device");
+        assert_eq!(edu["content"]["sender"], "@alice:x");
+        assert_eq!(edu["content"]["type"], "m.test");
+        assert!(edu["content"]["message_id"].is_string(), "{edu}");
+        assert_eq!(
+            edu["content"]["messages"],
+            json!({ "@dave:elsewhere": { "*": { "n": "dave" } }, "@erin:elsewhere": { "PHONE": { "n": "erin" } } })
+        );
     }
 
     #[tokio::test]

@@ -1,12 +1,13 @@
 //! A user's devices (spec: Client-Server API › Device management).
 
-use ruma::{DeviceId, UserId};
+use ruma::{DeviceId, OwnedDeviceId, UserId};
 
 use super::{User, password, registration};
 use crate::{
     Error, Homeserver, Result,
-    e2ee::device_lists,
+    e2ee::device_lists::{self, Change},
     storage::{
+        WriteTx,
         devices::{self, DeviceRow},
         users,
     },
@@ -23,7 +24,8 @@ pub async fn get(hs: &Homeserver, user_id: &UserId, device_id: &DeviceId) -> Res
 }
 
 /// Renames a device, or 404. Without a name the device keeps its own (spec: "If not given, the
-/// display name is unchanged").
+/// display name is unchanged"). Other servers see the name (spec: Server-Server API › Device
+/// Management), so a rename is a device-list change.
 pub async fn rename(
     hs: &Homeserver,
     user_id: &UserId,
@@ -33,26 +35,54 @@ pub async fn rename(
     let Some(name) = name else {
         return get(hs, user_id, device_id).await.map(drop);
     };
-    if devices::set_display_name(hs.db().pool(), user_id, device_id, Some(name)).await? {
-        Ok(())
-    } else {
-        Err(unknown_device())
+    let mut tx = hs.db().begin().await?;
+    if !devices::set_display_name(&mut *tx, user_id, device_id, Some(name)).await? {
+        return Err(unknown_device());
     }
+    device_lists::record_change(hs, &mut tx, user_id, Change::Devices(&[device_id.to_owned()])).await?;
+    tx.commit().await?;
+    device_lists::announce(hs, user_id);
+    Ok(())
 }
 
 /// Deletes devices (and their tokens). Unknown IDs are ignored, as the spec allows.
 pub async fn delete(hs: &Homeserver, user_id: &UserId, device_ids: &[&DeviceId]) -> Result<()> {
     let mut tx = hs.db().begin().await?;
-    let mut deleted = false;
+    let mut deleted = Vec::new();
     for device_id in device_ids {
-        deleted |= devices::delete(&mut tx, user_id, device_id).await?;
+        if devices::delete(&mut tx, user_id, device_id).await? {
+            deleted.push((*device_id).to_owned());
+        }
     }
-    if deleted {
-        device_lists::record_change(&mut tx, user_id).await?;
+    finish_deleting(hs, tx, user_id, &deleted).await
+}
+
+/// Deletes every device of the user but `keep` (with their tokens) in `tx`, records the
+/// device-list change, commits and announces it.
+pub(super) async fn delete_all_except(
+    hs: &Homeserver,
+    mut tx: WriteTx,
+    user_id: &UserId,
+    keep: Option<&DeviceId>,
+) -> Result<()> {
+    let deleted = devices::delete_all_except(&mut tx, user_id, keep).await?;
+    finish_deleting(hs, tx, user_id, &deleted).await
+}
+
+/// Records the deletion of `deleted` (if any) in `tx`, commits, forgets cached tokens and
+/// announces the change.
+async fn finish_deleting(
+    hs: &Homeserver,
+    mut tx: WriteTx,
+    user_id: &UserId,
+    deleted: &[OwnedDeviceId],
+) -> Result<()> {
+    if !deleted.is_empty() {
+        device_lists::record_change(hs, &mut tx, user_id, Change::Devices(deleted)).await?;
     }
     tx.commit().await?;
     hs.token_cache().clear();
-    if deleted {
+    if !deleted.is_empty() {
         device_lists::announce(hs, user_id);
     }
     Ok(())
@@ -69,17 +99,12 @@ pub async fn change_password(
     let hash = password::hash(hs, new_password).await?;
     let mut tx = hs.db().begin().await?;
     users::set_password_hash(&mut tx, &user.user_id, &hash).await?;
-    let deleted = logout_devices
-        && devices::delete_all_except(&mut tx, &user.user_id, Some(&user.device_id)).await? > 0;
-    if deleted {
-        device_lists::record_change(&mut tx, &user.user_id).await?;
+    if logout_devices {
+        delete_all_except(hs, tx, &user.user_id, Some(&user.device_id)).await
+    } else {
+        tx.commit().await?;
+        Ok(())
     }
-    tx.commit().await?;
-    hs.token_cache().clear();
-    if deleted {
-        device_lists::announce(hs, &user.user_id);
-    }
-    Ok(())
 }
 
 /// Operator password reset: sets the password and logs out every device.
@@ -92,31 +117,14 @@ pub async fn reset_password(hs: &Homeserver, user_id: &UserId, new_password: &st
     let hash = password::hash(hs, new_password).await?;
     let mut tx = hs.db().begin().await?;
     users::set_password_hash(&mut tx, user_id, &hash).await?;
-    let deleted = devices::delete_all_except(&mut tx, user_id, None).await? > 0;
-    if deleted {
-        device_lists::record_change(&mut tx, user_id).await?;
-    }
-    tx.commit().await?;
-    hs.token_cache().clear();
-    if deleted {
-        device_lists::announce(hs, user_id);
-    }
-    Ok(())
+    delete_all_except(hs, tx, user_id, None).await
 }
 
 /// Deactivates the account: no password, no devices, no tokens, no profile.
 pub async fn deactivate(hs: &Homeserver, user_id: &UserId) -> Result<()> {
     let mut tx = hs.db().begin().await?;
     users::deactivate(&mut tx, user_id).await?;
-    let deleted = devices::delete_all_except(&mut tx, user_id, None).await? > 0;
-    if deleted {
-        device_lists::record_change(&mut tx, user_id).await?;
-    }
-    tx.commit().await?;
-    hs.token_cache().clear();
-    if deleted {
-        device_lists::announce(hs, user_id);
-    }
+    delete_all_except(hs, tx, user_id, None).await?;
     tracing::info!(user_id = %user_id, "deactivated account");
     Ok(())
 }

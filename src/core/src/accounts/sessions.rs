@@ -10,7 +10,6 @@ use sha2::{Digest, Sha256};
 use super::{User, localpart, password};
 use crate::{
     Error, Homeserver, Result,
-    e2ee::device_lists,
     storage::{devices, tokens, users},
     time::now_ms,
 };
@@ -90,24 +89,13 @@ pub async fn authenticate(hs: &Homeserver, access_token: &str) -> Result<User> {
 
 /// `/logout`: the token's device (and so the token) is deleted.
 pub async fn logout(hs: &Homeserver, user: &User) -> Result<()> {
-    let mut tx = hs.db().begin().await?;
-    devices::delete(&mut tx, &user.user_id, &user.device_id).await?;
-    device_lists::record_change(&mut tx, &user.user_id).await?;
-    tx.commit().await?;
-    hs.token_cache().clear();
-    device_lists::announce(hs, &user.user_id);
-    Ok(())
+    super::devices::delete(hs, &user.user_id, &[&user.device_id]).await
 }
 
 /// `/logout/all`: every device of the user is deleted.
 pub async fn logout_all(hs: &Homeserver, user: &User) -> Result<()> {
-    let mut tx = hs.db().begin().await?;
-    devices::delete_all_except(&mut tx, &user.user_id, None).await?;
-    device_lists::record_change(&mut tx, &user.user_id).await?;
-    tx.commit().await?;
-    hs.token_cache().clear();
-    device_lists::announce(hs, &user.user_id);
-    Ok(())
+    let tx = hs.db().begin().await?;
+    super::devices::delete_all_except(hs, tx, &user.user_id, None).await
 }
 
 fn new_token() -> String {

@@ -14,7 +14,10 @@ use ruma::{
 };
 use serde_json::value::RawValue;
 
-use super::{device_lists, signed_json};
+use super::{
+    device_lists::{self, Change},
+    signed_json,
+};
 use crate::{
     Error, Homeserver, Result,
     accounts::{User, uia},
@@ -138,7 +141,13 @@ pub async fn upload(
         cross_signing::set_key(&mut tx, user_id, key.key_type.name(), &key.public_key, &key.json, now_ms())
             .await?;
     }
-    device_lists::record_change(&mut tx, user_id).await?;
+    // The user-signing key is the user's alone; the others are everyone's to check against.
+    let change = if uploaded.iter().all(|k| k.key_type == KeyType::UserSigning) {
+        Change::Private
+    } else {
+        Change::SigningKeys
+    };
+    device_lists::record_change(hs, &mut tx, user_id, change).await?;
     tx.commit().await?;
     device_lists::announce(hs, user_id);
     Ok(())

@@ -17,17 +17,24 @@
 //!
 //! "Now" is the current state when asked, not the state at the end of the range: a sync that
 //! lags behind may report a user a little early, which only makes the client ask for keys once
-//! more. All rooms count, not only encrypted ones (a superset the spec permits). Users on other
-//! servers appear through their membership events only: their device list updates arrive with
-//! federation, which is not built yet.
+//! more. All rooms count, not only encrypted ones (a superset the spec permits).
+//!
+//! Across servers (spec: Server-Server API › Device Management; End-to-End Encryption): a local
+//! change is also told to every other server sharing a room with the user, in the same
+//! transaction, through the federation outbox ([`super::device_updates`]); a change another
+//! server announces of one of its users is recorded like a local one ([`receive_remote`]), so
+//! local users sharing a room with them see them in `changed`. Other servers' users also appear
+//! through their membership events, as above.
 
 use std::collections::BTreeSet;
 
-use ruma::{OwnedRoomId, OwnedUserId, UserId};
+use ruma::{DeviceId, OwnedDeviceId, OwnedRoomId, OwnedUserId, UserId};
 use serde::Deserialize;
 
+use super::device_updates;
 use crate::{
     Homeserver, Result,
+    rooms::outbound,
     storage::{
         Conn, WriteTx, device_lists, rooms,
         streams::{self, Stream},
@@ -38,11 +45,90 @@ use crate::{
 /// Users to fetch keys for again, and users no longer to track.
 pub type Changes = (Vec<OwnedUserId>, Vec<OwnedUserId>);
 
-/// Records that `user_id`'s device list changed; call inside the write transaction that
-/// changes it, then [`announce`] after the commit.
-pub async fn record_change(tx: &mut WriteTx, user_id: &UserId) -> Result<()> {
+/// What changed in a local user's device list; it decides what other servers are told.
+#[derive(Clone, Copy, Debug)]
+pub enum Change<'a> {
+    /// These devices were added (identity keys uploaded), changed (keys, signatures, display
+    /// name) or deleted: an `m.device_list_update` each.
+    Devices(&'a [OwnedDeviceId]),
+    /// The user's master or self-signing key, or their signatures: an `m.signing_key_update`.
+    SigningKeys,
+    /// What only the user may see (their user-signing key, their signatures of other users'
+    /// keys): no other server is told.
+    Private,
+}
+
+/// Records that `user_id`'s device list changed, inside the write transaction that changes it
+/// (then [`announce`] after the commit), and queues in it the EDUs that tell the other servers
+/// sharing a room with the user. Each changed device takes a position of its own: it is the
+/// `stream_id` of its `m.device_list_update`, whose `prev_id` is the user's position before.
+pub async fn record_change(
+    hs: &Homeserver,
+    tx: &mut WriteTx,
+    user_id: &UserId,
+    change: Change<'_>,
+) -> Result<()> {
+    let servers = match change {
+        Change::Private => Vec::new(),
+        _ => outbound::servers_sharing_rooms_with(hs, tx, user_id).await?,
+    };
+    match change {
+        Change::Devices(devices) => {
+            let mut prev = device_lists::last_position(&mut **tx, user_id).await?;
+            let mut updates = Vec::with_capacity(devices.len());
+            for device_id in devices {
+                let position = record(tx, user_id).await?;
+                updates.push(DeviceUpdate { device_id, position, prev });
+                prev = Some(position);
+            }
+            device_updates::queue_devices(tx, &servers, user_id, &updates).await
+        }
+        Change::SigningKeys => {
+            record(tx, user_id).await?;
+            device_updates::queue_signing_keys(tx, &servers, user_id).await
+        }
+        Change::Private => record(tx, user_id).await.map(drop),
+    }
+}
+
+/// One device's change as another server is told of it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct DeviceUpdate<'a> {
+    /// The device.
+    pub(crate) device_id: &'a DeviceId,
+    /// Its change's position (`stream_id`).
+    pub(crate) position: i64,
+    /// The user's position before (`prev_id`).
+    pub(crate) prev: Option<i64>,
+}
+
+/// A row for `user_id` at the next device-list position; returns the position.
+async fn record(tx: &mut WriteTx, user_id: &UserId) -> Result<i64> {
     let position = streams::next_position(tx, Stream::DeviceLists).await?;
     device_lists::insert(tx, user_id, position).await?;
+    Ok(position)
+}
+
+/// The position of `user_id`'s latest device-list change (0 for none): the `stream_id` another
+/// server's `/user/devices` gets, which the next `m.device_list_update` names as its `prev_id`.
+pub async fn latest_position(hs: &Homeserver, user_id: &UserId) -> Result<i64> {
+    Ok(device_lists::last_position(hs.db().pool(), user_id).await?.unwrap_or(0))
+}
+
+/// Another server told us (`m.device_list_update`, `m.signing_key_update`) that the device list
+/// of `user_id`, one of its users, changed: recorded, and the local users sharing a room with
+/// them woken, so their clients fetch the keys again (`/keys/query` always asks the user's
+/// server: nothing is cached here). A user no local user shares a room with is ignored.
+pub async fn receive_remote(hs: &Homeserver, user_id: &UserId) -> Result<()> {
+    let ours = hs.server_name();
+    let sharing = rooms::users_sharing_rooms_with(hs.db().pool(), user_id).await?;
+    if !sharing.iter().any(|user| user.server_name() == ours) {
+        return Ok(());
+    }
+    let mut tx = hs.db().begin().await?;
+    record(&mut tx, user_id).await?;
+    tx.commit().await?;
+    announce(hs, user_id);
     Ok(())
 }
 

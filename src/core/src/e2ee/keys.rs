@@ -17,7 +17,7 @@ use serde_json::{Value as JsonValue, json, value::RawValue};
 
 use super::{
     cross_signing::{self, SignatureIndex},
-    device_lists,
+    device_lists::{self, Change},
 };
 use crate::{
     Error, Homeserver, Result,
@@ -90,7 +90,8 @@ pub async fn upload(hs: &Homeserver, user: &User, upload: Upload<'_>) -> Result<
         changed = store_device_keys(&mut tx, user, &keys, &json).await?;
     }
     if changed {
-        device_lists::record_change(&mut tx, user_id).await?;
+        device_lists::record_change(hs, &mut tx, user_id, Change::Devices(std::slice::from_ref(device_id)))
+            .await?;
     }
     for key in &one_time_keys {
         store_one_time_key(&mut tx, user, key).await?;
@@ -162,15 +163,33 @@ pub async fn query(
         }
     }
     let mut conn = hs.db().pool().acquire().await?;
-    let signatures = cross_signing::visible_signatures(&mut conn, &local, viewer).await?;
-    for row in e2ee_keys::device_keys_of_users(&mut conn, &local).await? {
-        let wanted = requested.get(&row.user_id).is_some_and(|d| d.is_empty() || d.contains(&row.device_id));
-        if wanted {
-            let keys = queried_device_keys(&row, &signatures)?;
-            answer.device_keys.entry(row.user_id).or_default().insert(row.device_id, keys);
-        }
+    let found = keys_of(&mut conn, &local, viewer).await?;
+    for (user_id, devices) in found.device_keys {
+        let wanted = requested.get(&user_id).map(Vec::as_slice).unwrap_or_default();
+        let devices =
+            devices.into_iter().filter(|(device_id, _)| wanted.is_empty() || wanted.contains(device_id));
+        answer.device_keys.entry(user_id).or_default().extend(devices);
     }
-    let signing = cross_signing::for_query(&mut conn, &local, viewer, &signatures).await?;
+    answer.master_keys = found.master_keys;
+    answer.self_signing_keys = found.self_signing_keys;
+    answer.user_signing_keys = found.user_signing_keys;
+    Ok(answer)
+}
+
+/// Every device's identity keys and the cross-signing keys of the local `users`, as `viewer`
+/// may see them (see [`query`]), read on `conn` (a writer's transaction sees its own changes).
+pub(crate) async fn keys_of(
+    conn: &mut Conn,
+    users: &[&UserId],
+    viewer: Option<&UserId>,
+) -> Result<QueriedKeys> {
+    let mut answer = QueriedKeys::default();
+    let signatures = cross_signing::visible_signatures(conn, users, viewer).await?;
+    for row in e2ee_keys::device_keys_of_users(conn, users).await? {
+        let keys = queried_device_keys(&row, &signatures)?;
+        answer.device_keys.entry(row.user_id).or_default().insert(row.device_id, keys);
+    }
+    let signing = cross_signing::for_query(conn, users, viewer, &signatures).await?;
     answer.master_keys = signing.master;
     answer.self_signing_keys = signing.self_signing;
     answer.user_signing_keys = signing.user_signing;

@@ -6,6 +6,7 @@
 pub mod backup;
 pub mod cross_signing;
 pub mod device_lists;
+mod device_updates;
 pub mod keys;
 pub mod signatures;
 mod signed_json;

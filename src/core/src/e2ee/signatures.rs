@@ -17,7 +17,10 @@ use ruma::{
 };
 use serde_json::value::RawValue;
 
-use super::{device_lists, signed_json};
+use super::{
+    device_lists::{self, Change},
+    signed_json,
+};
 use crate::{
     Error, Homeserver, Result,
     accounts::User,
@@ -50,9 +53,12 @@ pub async fn upload(
 ) -> Result<SignatureFailures> {
     let uploader = &user.user_id;
     let mut failures = SignatureFailures::new();
-    let mut stored_any = false;
+    // What got new signatures: the uploader's devices and master key (which other servers are
+    // told of), or only other users' master keys (which only the uploader sees).
+    let (mut own_devices, mut own_master, mut stored_any) = (Vec::new(), false, false);
     let mut tx = hs.db().begin().await?;
     let own = keys_by_type(&mut tx, uploader).await?;
+    let own_master_key = own.get("master").map(|m| m.public_key.as_str());
     for (target, keys) in signed {
         for (key_id, json) in keys.iter() {
             match sign_one(&mut tx, hs.server_name(), uploader, &own, target, key_id, json).await? {
@@ -61,6 +67,11 @@ pub async fn upload(
                         cross_signing::set_signature(&mut tx, row).await?;
                     }
                     stored_any = true;
+                    if target == uploader && own_master_key == Some(key_id) {
+                        own_master = true;
+                    } else if target == uploader {
+                        own_devices.push(OwnedDeviceId::from(key_id));
+                    }
                 }
                 Err((errcode, message)) => {
                     failures
@@ -71,8 +82,14 @@ pub async fn upload(
             }
         }
     }
-    if stored_any {
-        device_lists::record_change(&mut tx, uploader).await?;
+    if !own_devices.is_empty() {
+        device_lists::record_change(hs, &mut tx, uploader, Change::Devices(&own_devices)).await?;
+    }
+    if own_master {
+        device_lists::record_change(hs, &mut tx, uploader, Change::SigningKeys).await?;
+    }
+    if stored_any && own_devices.is_empty() && !own_master {
+        device_lists::record_change(hs, &mut tx, uploader, Change::Private).await?;
     }
     tx.commit().await?;
     if stored_any {

@@ -9,7 +9,7 @@ use ruma::{OwnedRoomId, OwnedServerName, UserId, events::TimelineEventType};
 use super::{Pdu, RoomHead};
 use crate::{
     Homeserver, Result,
-    storage::{WriteTx, device_lists, outbox},
+    storage::{Conn, WriteTx, device_lists, outbox, rooms},
     time::now_ms,
 };
 
@@ -123,9 +123,48 @@ async fn queue_edu_in(hs: &Homeserver, rooms: &[OwnedRoomId], edu: &serde_json::
     if servers.is_empty() {
         return Ok(());
     }
-    let destinations: Vec<&str> = servers.iter().map(|s| s.as_str()).collect();
-    outbox::push_edu(&mut tx, &destinations, &edu.to_string(), now_ms()).await?;
-    tx.queued_for_federation();
+    push_edu(&mut tx, &servers, edu).await?;
     tx.commit().await?;
+    Ok(())
+}
+
+/// The servers other than ours with a member joined to a room `user` is joined to, read on
+/// `conn` (the caller's transaction, so it sees what the transaction changed); none while
+/// federation is off.
+pub async fn servers_sharing_rooms_with(
+    hs: &Homeserver,
+    conn: &mut Conn,
+    user: &UserId,
+) -> Result<Vec<OwnedServerName>> {
+    if !hs.config().federation.enabled {
+        return Ok(Vec::new());
+    }
+    let ours = hs.server_name();
+    let mut servers: Vec<OwnedServerName> = rooms::users_sharing_rooms_with(&mut *conn, user)
+        .await?
+        .into_iter()
+        .map(|user| user.server_name().to_owned())
+        .filter(|server| server != ours)
+        .collect();
+    servers.sort_unstable();
+    servers.dedup();
+    Ok(servers)
+}
+
+/// Queues `edu` (`edu_type` and `content`, e.g. a ruma `Edu`) for each of `servers` in the
+/// caller's transaction; nothing for none.
+pub async fn push_edu(
+    tx: &mut WriteTx,
+    servers: &[OwnedServerName],
+    edu: &impl serde::Serialize,
+) -> Result<()> {
+    if servers.is_empty() {
+        return Ok(());
+    }
+    let json =
+        serde_json::to_string(edu).map_err(|e| crate::Error::Internal(anyhow::anyhow!("an EDU: {e}")))?;
+    let destinations: Vec<&str> = servers.iter().map(|s| s.as_str()).collect();
+    outbox::push_edu(tx, &destinations, &json, now_ms()).await?;
+    tx.queued_for_federation();
     Ok(())
 }

@@ -1,9 +1,10 @@
-//! The `device_list_changes` table (one row per change of a local user's device list, at its
-//! position in the device list stream) and the membership reads that `/sync`'s
-//! `device_lists` and `/keys/changes` combine it with.
+//! The `device_list_changes` table (one row per change of a user's device list, at its
+//! position in the device list stream: changes of local users, and those other servers announce
+//! of theirs) and the membership reads that `/sync`'s `device_lists` and `/keys/changes`
+//! combine it with.
 
 use ruma::{OwnedRoomId, OwnedUserId, RoomId, UserId};
-use sqlx::Row;
+use sqlx::{Executor, Row};
 
 use super::Conn;
 
@@ -27,6 +28,18 @@ pub async fn insert(conn: &mut Conn, user_id: &UserId, stream_id: i64) -> sqlx::
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// The position of `user_id`'s latest change, if any.
+pub async fn last_position<'c>(
+    executor: impl Executor<'c, Database = sqlx::Any>,
+    user_id: &UserId,
+) -> sqlx::Result<Option<i64>> {
+    let row = sqlx::query("SELECT MAX(stream_id) AS last FROM device_list_changes WHERE user_id = $1")
+        .bind(user_id.as_str())
+        .fetch_one(executor)
+        .await?;
+    row.try_get("last")
 }
 
 /// The users whose device lists changed at a position in `(from, to]`, each once.

@@ -124,16 +124,16 @@ pub async fn delete(conn: &mut Conn, user_id: &UserId, device_id: &DeviceId) -> 
 }
 
 /// Deletes every device of a user except `keep`, if given (tokens and keys cascade); returns
-/// how many were deleted.
+/// the IDs of those deleted.
 pub async fn delete_all_except(
     conn: &mut Conn,
     user_id: &UserId,
     keep: Option<&DeviceId>,
-) -> sqlx::Result<u64> {
-    let result = sqlx::query("DELETE FROM devices WHERE user_id = $1 AND device_id <> $2")
+) -> sqlx::Result<Vec<OwnedDeviceId>> {
+    let rows = sqlx::query("DELETE FROM devices WHERE user_id = $1 AND device_id <> $2 RETURNING device_id")
         .bind(user_id.as_str())
         .bind(keep.map_or("", |d| d.as_str()))
-        .execute(conn)
+        .fetch_all(conn)
         .await?;
-    Ok(result.rows_affected())
+    rows.iter().map(|r| Ok(r.try_get::<String, _>("device_id")?.into())).collect()
 }
