@@ -9,6 +9,7 @@
 pub mod client;
 pub mod fake_peer;
 pub mod federation;
+pub mod peer_host;
 pub mod peer_room;
 pub mod rooms;
 pub mod server;

@@ -6,7 +6,8 @@
 use std::{collections::HashMap, sync::Arc};
 
 use ruma::{
-    CanonicalJsonObject, EventId, OwnedEventId, OwnedRoomId, RoomVersionId, events::TimelineEventType,
+    CanonicalJsonObject, EventId, OwnedEventId, OwnedRoomId, RoomVersionId, ServerName,
+    events::TimelineEventType,
 };
 
 use super::{
@@ -17,7 +18,7 @@ use super::{
 };
 use crate::{
     Error, Homeserver, Result,
-    storage::{WriteTx, events, rooms},
+    storage::{WriteTx, backfill, events, rooms},
     time::now_ms,
 };
 
@@ -41,11 +42,13 @@ pub fn sign_template(
     Pdu::from_canonical(event_id, object, Some(&room_id)).map_err(Error::bad_json)
 }
 
-/// Stores `join` (our user's join, as the resident server returned it) with `state`, the
+/// Stores `join` (our user's join, as the resident server `via` returned it) with `state`, the
 /// room's state before it, and `auth_chain`. Signatures and hashes were checked by the caller;
-/// the join must be authorised by that state (403 otherwise).
+/// the join must be authorised by that state (403 otherwise). A room new here is recorded for
+/// backfill (`rooms::backfill`), with `via` as the first server to ask.
 pub async fn persist_join(
     hs: &Homeserver,
+    via: &ServerName,
     version: &RoomVersionId,
     join: &Pdu,
     state: &[Pdu],
@@ -92,6 +95,8 @@ pub async fn persist_join(
 
     if known.is_none() {
         rooms::insert(&mut tx, room_id, version, &create.sender, now_ms()).await?;
+        let visibility = head.state_event_id("m.room.history_visibility", "");
+        backfill::insert(&mut *tx, room_id, via.as_str(), visibility).await?;
     }
     head.state_group = Some(fork::snapshot(&mut tx, room_id, &head.state).await?);
     // Members of other servers joined before anything this server counts (push counts only

@@ -9,6 +9,9 @@
 //! ranges of stream positions the user may read; checking an event is then a binary search on
 //! its stream position. The changes are taken in stream order, which is the room's order for
 //! events this server appended; events that state resolution later overrode are not looked at.
+//! In a room joined through another server, the history before the join is backfilled later
+//! (`rooms::backfill`): until the history visibility event of the state it was joined with is
+//! among it, that event's value applies to everything before the first change in the timeline.
 
 use std::collections::{HashMap, HashSet};
 
@@ -17,7 +20,7 @@ use serde_json::Value;
 
 use crate::{
     Homeserver, Result,
-    storage::{history, rooms, state},
+    storage::{backfill, history, rooms, state},
 };
 
 /// The `history_visibility` of a room at some event.
@@ -89,10 +92,15 @@ pub struct Readable {
 
 impl Readable {
     /// Computes the readable ranges from the user's membership changes and the room's history
-    /// visibility changes, each `(stream position, new value)` in stream order. An event at a
-    /// position where one of them changes is that membership or visibility event itself, which
-    /// the user may see if the rule allows it with the value before *or* after it.
-    pub fn compute(memberships: &[(i64, Membership)], visibilities: &[(i64, HistoryVisibility)]) -> Readable {
+    /// visibility changes, each `(stream position, new value)` in stream order, `initial` being
+    /// the visibility before the first change. An event at a position where one of them changes
+    /// is that membership or visibility event itself, which the user may see if the rule allows
+    /// it with the value before *or* after it.
+    pub fn compute(
+        initial: HistoryVisibility,
+        memberships: &[(i64, Membership)],
+        visibilities: &[(i64, HistoryVisibility)],
+    ) -> Readable {
         // The user was joined at some point after position p iff p < joined_until.
         let mut joined_until = i64::MIN;
         let mut joined_since: Option<i64> = None;
@@ -114,7 +122,7 @@ impl Readable {
             memberships.iter().map(|c| c.0).chain(visibilities.iter().map(|c| c.0)).collect();
         points.sort_unstable();
         points.dedup();
-        let (mut membership, mut visibility) = (Membership::Other, HistoryVisibility::Shared);
+        let (mut membership, mut visibility) = (Membership::Other, initial);
         let (mut m, mut v) = (memberships.iter().peekable(), visibilities.iter().peekable());
         let mut readable = Readable::default();
         let mut segment_start = i64::MIN;
@@ -229,6 +237,11 @@ impl Readable {
             changes(pool, &ids, "m.room.member", user.as_str(), Membership::from_content).await?;
         let mut visibilities =
             changes(pool, &ids, "m.room.history_visibility", "", HistoryVisibility::from_content).await?;
+        let mut initial: HashMap<String, HistoryVisibility> = HashMap::new();
+        for (room_id, json) in backfill::pending_visibility(pool, &ids).await? {
+            let event: Value = serde_json::from_str(&json).unwrap_or(Value::Null);
+            initial.insert(room_id, HistoryVisibility::from_content(&event["content"]));
+        }
         Ok(room_ids
             .iter()
             .map(|room_id| {
@@ -237,7 +250,8 @@ impl Readable {
                     false => memberships.remove(room_id.as_str()).unwrap_or_default(),
                 };
                 let visibilities = visibilities.remove(room_id.as_str()).unwrap_or_default();
-                (room_id.clone(), Readable::compute(&memberships, &visibilities))
+                let initial = initial.remove(room_id.as_str()).unwrap_or(HistoryVisibility::Shared);
+                (room_id.clone(), Readable::compute(initial, &memberships, &visibilities))
             })
             .collect())
     }
@@ -268,7 +282,7 @@ mod tests {
     };
 
     fn readable(memberships: &[(i64, Membership)], visibilities: &[(i64, HistoryVisibility)]) -> Readable {
-        Readable::compute(memberships, visibilities)
+        Readable::compute(Shared, memberships, visibilities)
     }
 
     #[test]
@@ -363,6 +377,17 @@ mod tests {
         assert_eq!(r.above(25), Some((30, i64::MAX)));
         assert_eq!(r.above(12), Some((13, 20)));
         assert_eq!(r.above(20), Some((30, i64::MAX)));
+    }
+
+    #[test]
+    fn the_visibility_a_room_was_joined_with_applies_before_its_first_change_here() {
+        // Joined over federation at 10 under `joined`; history backfilled below it.
+        let r = Readable::compute(Joined, &[(10, Join)], &[]);
+        assert_eq!(r.ranges, vec![(10, i64::MAX)]);
+        assert_eq!(r.at_or_below(9), None, "nothing to page back into");
+        // Once the change to `joined` is backfilled (at -3), what came before it is shared.
+        let r = Readable::compute(Shared, &[(10, Join)], &[(-3, Joined)]);
+        assert_eq!(r.ranges, vec![(i64::MIN, -3), (10, i64::MAX)]);
     }
 
     #[test]

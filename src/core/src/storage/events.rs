@@ -25,8 +25,8 @@ pub struct NewEvent<'a> {
     /// Position in the global stream (`None` for events in no timeline: outliers, rejected
     /// and soft-failed events).
     pub stream_ordering: Option<i64>,
-    /// The state after the event.
-    pub state_group: i64,
+    /// The state after the event (`None`: not known here, as for backfilled events).
+    pub state_group: Option<i64>,
     /// Canonical JSON.
     pub json: &'a str,
 }
