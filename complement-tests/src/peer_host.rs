@@ -19,27 +19,24 @@ pub struct HostedRoom {
     pub host: String,
     /// Every event of the room, oldest first: `(event ID, JSON)`.
     pub events: Vec<(String, Value)>,
-    /// How many of the first events are the room's state (create, join, power levels, join
-    /// rules, history visibility).
-    state_len: usize,
 }
 
 const VERSION: RoomVersionId = RoomVersionId::V11;
 
 impl HostedRoom {
-    /// Creates the room with `history_visibility` as its visibility.
+    /// Creates the room (create, the host's join, power levels, public join rules) with
+    /// `history_visibility` as its visibility.
     pub fn create(peer: &FakePeer, history_visibility: &str) -> HostedRoom {
         let host = format!("@host:{}", peer.server_name);
         let room_id = format!("!hosted:{}", peer.server_name);
-        let mut room = HostedRoom { room_id, host: host.clone(), events: Vec::new(), state_len: 0 };
-        room.append(peer, ("m.room.create", Some("")), json!({ "room_version": "11" }), false);
-        room.append(peer, ("m.room.member", Some(&host)), json!({ "membership": "join" }), false);
+        let mut room = HostedRoom { room_id, host: host.clone(), events: Vec::new() };
+        room.event(peer, &host, ("m.room.create", Some("")), json!({ "room_version": "11" }), false);
+        room.event(peer, &host, ("m.room.member", Some(&host)), json!({ "membership": "join" }), false);
         let levels = json!({ "users": { host.clone(): 100 } });
-        room.append(peer, ("m.room.power_levels", Some("")), levels, false);
-        room.append(peer, ("m.room.join_rules", Some("")), json!({ "join_rule": "public" }), false);
+        room.event(peer, &host, ("m.room.power_levels", Some("")), levels, false);
+        room.event(peer, &host, ("m.room.join_rules", Some("")), json!({ "join_rule": "public" }), false);
         let visibility = json!({ "history_visibility": history_visibility });
-        room.append(peer, ("m.room.history_visibility", Some("")), visibility, false);
-        room.state_len = room.events.len();
+        room.event(peer, &host, ("m.room.history_visibility", Some("")), visibility, false);
         room
     }
 
@@ -47,22 +44,26 @@ impl HostedRoom {
     /// signature that does not verify.
     pub fn message(&mut self, peer: &FakePeer, body: &str, forged: bool) -> String {
         let content = json!({ "msgtype": "m.text", "body": body });
-        self.append(peer, ("m.room.message", None), content, forged)
+        let host = self.host.clone();
+        self.event(peer, &host, ("m.room.message", None), content, forged)
     }
 
-    fn append(
+    /// An event of `sender` after the room's last event, citing the create event, the power
+    /// levels and the host's join as its auth events; its ID. A `forged` one carries a
+    /// signature that does not verify.
+    pub fn event(
         &mut self,
         peer: &FakePeer,
+        sender: &str,
         (kind, state_key): (&str, Option<&str>),
         content: Value,
         forged: bool,
     ) -> String {
-        // Auth events (v11): the create event, the power levels and the host's join, once they exist.
         let auth: Vec<&str> = self.events.iter().take(3).map(|(id, _)| id.as_str()).collect();
         let prev: Vec<&str> = self.events.last().map(|(id, _)| id.as_str()).into_iter().collect();
         let mut event: CanonicalJsonObject = serde_json::from_value(json!({
             "room_id": self.room_id,
-            "sender": self.host,
+            "sender": sender,
             "type": kind,
             "content": content,
             "prev_events": prev,
@@ -86,12 +87,25 @@ impl HostedRoom {
         id
     }
 
-    /// Scripts the peer's answers: `make_join` (a template after the room's last event),
-    /// `send_join` (the room's state and auth chain) and `/backfill` (every event, newest first).
+    /// The room's state events.
+    pub fn state(&self) -> Vec<Value> {
+        self.events.iter().filter(|(_, e)| e.get("state_key").is_some()).map(|(_, e)| e.clone()).collect()
+    }
+
+    /// Scripts the peer's answers for `joiner`: [`serve_join`](Self::serve_join) with the
+    /// room's state and `/backfill` with every event, newest first.
     pub fn serve(&self, peer: &FakePeer, joiner: &str) {
-        let ids = |events: &[(String, Value)]| events.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>();
-        let state: Vec<Value> = self.events[..self.state_len].iter().map(|(_, e)| e.clone()).collect();
-        let auth = ids(&self.events[..4]);
+        self.serve_join(peer, joiner, "11", &self.state());
+        let newest_first: Vec<&Value> = self.events.iter().rev().map(|(_, e)| e).collect();
+        let backfill = json!({ "origin": peer.server_name, "origin_server_ts": 1_700_000_200_000_u64, "pdus": newest_first });
+        peer.respond(Method::GET, "/_matrix/federation/v1/backfill/*", 200, backfill);
+    }
+
+    /// Scripts `make_join` (a template in room version `version` after the room's last event)
+    /// and `send_join` (`state`, and as the auth chain those of its events that are the room's
+    /// first four).
+    pub fn serve_join(&self, peer: &FakePeer, joiner: &str, version: &str, state: &[Value]) {
+        let id = |n: usize| self.events[n].0.clone();
         let template = json!({
             "room_id": self.room_id,
             "sender": joiner,
@@ -99,24 +113,15 @@ impl HostedRoom {
             "type": "m.room.member",
             "content": { "membership": "join" },
             "prev_events": [self.events.last().map(|(id, _)| id)],
-            "auth_events": [auth[0], auth[2], auth[3]],
+            "auth_events": [id(0), id(2), id(3)],
             "depth": self.events.len() + 1,
             "origin_server_ts": 1_700_000_100_000_u64,
         });
-        peer.respond(
-            Method::GET,
-            "/_matrix/federation/v1/make_join/*",
-            200,
-            json!({ "room_version": "11", "event": template }),
-        );
-        peer.respond(
-            Method::PUT,
-            "/_matrix/federation/v2/send_join/*",
-            200,
-            json!({ "state": state, "auth_chain": state[..4] }),
-        );
-        let newest_first: Vec<&Value> = self.events.iter().rev().map(|(_, e)| e).collect();
-        let backfill = json!({ "origin": peer.server_name, "origin_server_ts": 1_700_000_200_000_u64, "pdus": newest_first });
-        peer.respond(Method::GET, "/_matrix/federation/v1/backfill/*", 200, backfill);
+        let make_join = json!({ "room_version": version, "event": template });
+        peer.respond(Method::GET, "/_matrix/federation/v1/make_join/*", 200, make_join);
+        let first: Vec<&Value> = self.events[..4].iter().map(|(_, e)| e).collect();
+        let auth_chain: Vec<&Value> = state.iter().filter(|e| first.contains(e)).collect();
+        let answer = json!({ "state": state, "auth_chain": auth_chain });
+        peer.respond(Method::PUT, "/_matrix/federation/v2/send_join/*", 200, answer);
     }
 }
