@@ -3,7 +3,11 @@
 //! checked like any received event, shown as history visibility allows, fetched once.
 
 use hearth_complement_tests::{
-    Client, Cluster, FakePeer, TestServer, client::enc, federation::enable_federation, peer_host::HostedRoom,
+    Client, Cluster, FakePeer, TestServer,
+    client::enc,
+    federation::enable_federation,
+    peer_host::HostedRoom,
+    rooms::{next_batch, timeline},
     scenario,
 };
 use serde_json::{Value, json};
@@ -16,11 +20,17 @@ async fn join_via(client: &Client, room_id: &str, via: &str) {
     client.post(&path, json!({})).await.expect_status(200);
 }
 
-/// The `prev_batch` of the room's timeline in an initial sync.
-async fn prev_batch(client: &Client, room_id: &str) -> String {
+/// The `prev_batch` of the room's timeline in an initial sync, and its `next_batch`.
+async fn initial_sync(client: &Client, room_id: &str) -> (String, String) {
     let sync = client.sync(None, None, 0).await;
     let timeline = &sync["rooms"]["join"][room_id]["timeline"];
-    timeline["prev_batch"].as_str().unwrap_or_else(|| panic!("no prev_batch: {timeline}")).to_owned()
+    let prev_batch = timeline["prev_batch"].as_str().unwrap_or_else(|| panic!("no prev_batch: {timeline}"));
+    (prev_batch.to_owned(), next_batch(&sync))
+}
+
+/// The `prev_batch` of the room's timeline in an initial sync.
+async fn prev_batch(client: &Client, room_id: &str) -> String {
+    initial_sync(client, room_id).await.0
 }
 
 /// Every event `/messages` returns paging backwards from `from`, 10 at a time, newest first,
@@ -73,7 +83,7 @@ scenario!(fed_12_a_late_joiner_pages_back_into_history_backfilled_from_the_room_
         alice.send_text(&room_id, body).await;
     }
     join_via(&bob, &room_id, &hs1.server_name).await;
-    let from = prev_batch(&bob, &room_id).await;
+    let (from, since) = initial_sync(&bob, &room_id).await;
 
     let events = page_back(&bob, &room_id, &from).await;
     assert_eq!(messages_oldest_first(&events), sent, "Alice's messages, in order, once each");
@@ -90,11 +100,12 @@ scenario!(fed_12_a_late_joiner_pages_back_into_history_backfilled_from_the_room_
     let again = page_back(&bob, &room_id, &from).await;
     assert_eq!(again, events);
     assert_eq!(backfills_served(hs1).await, served, "no second /backfill");
-    // Nothing backfilled shows in /sync as new.
-    let sync = bob.sync(None, None, 0).await;
-    let timeline =
-        sync["rooms"]["join"][&room_id]["timeline"]["events"].as_array().cloned().unwrap_or_default();
-    assert!(timeline.iter().all(|e| e["type"] != "m.room.message"), "{timeline:?}");
+    // Nothing backfilled shows in /sync as new, incremental or initial.
+    let incremental = bob.sync(Some(&since), None, 0).await;
+    assert_eq!(timeline(&incremental, &room_id), &[] as &[Value], "{incremental}");
+    let initial = bob.sync(None, None, 0).await;
+    let events = timeline(&initial, &room_id);
+    assert!(events.iter().all(|e| e["type"] != "m.room.message"), "{events:?}");
 });
 
 scenario!(fed_12_under_joined_visibility_a_late_joiner_sees_nothing_before_joining, |backend| {

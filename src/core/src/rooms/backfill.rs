@@ -63,11 +63,17 @@ pub async fn fill(hs: &Homeserver, room_id: &RoomId, readable: &Readable, limit:
             return Ok(false);
         }
     };
-    let taken = take_in(hs, room_id, &pdus).await?;
-    if taken == 0 {
-        backfill::set_exhausted(hs.db().pool(), room_id, &gap.earliest).await?;
+    if take_in(hs, room_id, &pdus).await? > 0 {
+        return Ok(true);
     }
-    Ok(taken > 0)
+    // Nothing new from us; a backfill for another reader may have taken the same events in.
+    let pool = hs.db().pool();
+    let earliest = backfill::earliest(pool, room_id, 1).await?;
+    if earliest.first().is_some_and(|row| row.event_id != gap.earliest) {
+        return Ok(true);
+    }
+    backfill::set_exhausted(pool, room_id, &gap.earliest).await?;
+    Ok(false)
 }
 
 /// The gap below `room_id`'s timeline, if there is one to fill that the reader may read.
