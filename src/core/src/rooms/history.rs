@@ -103,7 +103,8 @@ pub async fn messages(
     let mut page = page(hs, &readable, room_id, query.clone()).await?;
     let wanted = query.limit.clamp(1, MAX_LIMIT);
     let mut rounds = 0;
-    while query.backwards && page.end.is_none() {
+    // A page that stopped at its `to` token needs nothing older.
+    while query.backwards && query.to.is_none() && page.end.is_none() {
         let batch = (wanted - page.events.len()).max(MIN_BACKFILL);
         if !backfill::fill(hs, room_id, &readable, batch).await? {
             return Ok(page);
