@@ -127,7 +127,8 @@ impl FakePeer {
         hs.add_federation_peer(&self.server_name, &self.url);
     }
 
-    /// Answers `method path` (path without query) with `status` and `body` from now on.
+    /// Answers `method path` (path without query) with `status` and `body` from now on; a path
+    /// ending in `*` answers every path starting with what comes before it.
     pub fn respond(&self, method: Method, path: &str, status: u16, body: Value) {
         let mut scripted = self.peer.scripted.lock().expect("the script");
         scripted.insert((method.to_string(), path.to_owned()), (status, body));
@@ -229,8 +230,19 @@ async fn answer(State(peer): State<Arc<Peer>>, request: axum::extract::Request) 
         body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
     };
     peer.recorded.lock().expect("the recorded requests").push(recorded);
-    let scripted =
-        peer.scripted.lock().expect("the script").get(&(parts.method.to_string(), path.clone())).cloned();
+    let scripted = {
+        let script = peer.scripted.lock().expect("the script");
+        let method = parts.method.to_string();
+        script.get(&(method.clone(), path.clone())).cloned().or_else(|| {
+            script
+                .iter()
+                .filter(|((m, p), _)| {
+                    *m == method && p.strip_suffix('*').is_some_and(|p| path.starts_with(p))
+                })
+                .max_by_key(|((_, p), _)| p.len())
+                .map(|(_, answer)| answer.clone())
+        })
+    };
     if let Some((status, body)) = scripted {
         let status = StatusCode::from_u16(status).expect("a valid status");
         return (status, Json(body)).into_response();

@@ -10,6 +10,7 @@ pub mod client;
 pub mod e2ee;
 pub mod fake_peer;
 pub mod federation;
+pub mod peer_host;
 pub mod peer_room;
 pub mod rooms;
 pub mod server;

@@ -61,3 +61,30 @@ scenario!(fed_11_history_endpoints_obey_membership_of_the_asking_server, |backen
         .await
         .expect_error(403, "M_FORBIDDEN");
 });
+
+scenario!(fed_11_a_server_sees_only_what_its_users_could_under_history_visibility, |backend| {
+    let mut hs = TestServer::start_with(backend, enable_federation).await;
+    let peer = FakePeer::start().await;
+    peer.introduce_to(&mut hs);
+    let alice = hs.client().register("alice", "password1234").await;
+    let visibility = json!({ "type": "m.room.history_visibility", "state_key": "", "content": { "history_visibility": "joined" } });
+    let room_id = alice.create_room(json!({ "preset": "public_chat", "initial_state": [visibility] })).await;
+    let before = alice.send_text(&room_id, "before the peer joined").await;
+    PeerRoom::join(&peer, &hs, &room_id).await;
+    let after = alice.send_text(&room_id, "after the peer joined").await;
+
+    get(&peer, &hs, &format!("{FED}/event/{}", enc(&after))).await.expect_status(200);
+    get(&peer, &hs, &format!("{FED}/event/{}", enc(&before))).await.expect_error(403, "M_FORBIDDEN");
+    let state_ids = format!("{FED}/state_ids/{}?event_id={}", enc(&room_id), enc(&before));
+    get(&peer, &hs, &state_ids).await.expect_error(403, "M_FORBIDDEN");
+
+    // Walks through the graph carry what it may not see redacted.
+    let backfill =
+        get(&peer, &hs, &format!("{FED}/backfill/{}?v={}&limit=10", enc(&room_id), enc(&after))).await;
+    let pdus = backfill.expect_status(200)["pdus"].as_array().cloned().unwrap_or_default();
+    let messages: Vec<&Value> = pdus.iter().filter(|p| p["type"] == "m.room.message").collect();
+    assert_eq!(messages.len(), 2, "{pdus:?}");
+    assert_eq!(messages[0]["content"]["body"], "after the peer joined", "newest first, whole");
+    assert_eq!(messages[1]["content"], json!({}), "the one before, redacted");
+    assert!(messages[1]["signatures"].is_object(), "still a signed event of the graph");
+});

@@ -1,11 +1,19 @@
 //! Serving a room's history to other servers (spec: Server-Server API › Retrieving events,
 //! Backfilling and retrieving missing events). Each endpoint answers only servers with a
-//! member joined to the room (or any server for a world-readable room), and only about events
-//! of the room named.
+//! member joined to the room (or any server for a world-readable room), only about events of
+//! the room named, and only as the asking server's users could see them by history visibility
+//! (`ServerView`): single events and the state at them are 403, walks through the graph carry
+//! the events it may not see redacted.
 
-use hearth_core::rooms::{Pdu, remote_history, remote_membership};
+use std::sync::Arc;
+
+use hearth_core::rooms::{
+    Pdu,
+    remote_history::{self, ServerView},
+    remote_membership,
+};
 use ruma::{
-    MilliSecondsSinceUnixEpoch,
+    CanonicalJsonObject, EventId, MilliSecondsSinceUnixEpoch, RoomId, ServerName,
     api::federation::{
         authorization::get_event_authorization,
         backfill::get_backfill,
@@ -23,7 +31,7 @@ pub async fn event(
     req: FedRuma<get_event::v1::Request>,
 ) -> FedResult<get_event::v1::Response> {
     let pdu = remote_history::event(fed.hs(), &req.body.event_id).await?;
-    remote_history::check_server_may_read(fed.hs(), &pdu.room_id, &req.origin).await?;
+    ServerView::load(fed.hs(), &pdu.room_id, &req.origin).await?.check(fed.hs(), &pdu).await?;
     Ok(get_event::v1::Response::new(
         fed.hs().server_name().to_owned(),
         MilliSecondsSinceUnixEpoch::now(),
@@ -38,7 +46,7 @@ pub async fn state(
     req: FedRuma<get_room_state::v1::Request>,
 ) -> FedResult<get_room_state::v1::Response> {
     let body = req.body;
-    remote_history::check_server_may_read(fed.hs(), &body.room_id, &req.origin).await?;
+    visible_event(&fed, &req.origin, &body.room_id, &body.event_id).await?;
     let (state, chain) = remote_membership::state_before(fed.hs(), &body.room_id, &body.event_id).await?;
     Ok(get_room_state::v1::Response::new(raws(&chain)?, raws(&state)?))
 }
@@ -50,9 +58,9 @@ pub async fn state_ids(
     req: FedRuma<get_room_state_ids::v1::Request>,
 ) -> FedResult<get_room_state_ids::v1::Response> {
     let body = req.body;
-    remote_history::check_server_may_read(fed.hs(), &body.room_id, &req.origin).await?;
+    visible_event(&fed, &req.origin, &body.room_id, &body.event_id).await?;
     let (state, chain) = remote_membership::state_before(fed.hs(), &body.room_id, &body.event_id).await?;
-    let ids = |pdus: &[std::sync::Arc<Pdu>]| pdus.iter().map(|pdu| pdu.event_id.clone()).collect();
+    let ids = |pdus: &[Arc<Pdu>]| pdus.iter().map(|pdu| pdu.event_id.clone()).collect();
     Ok(get_room_state_ids::v1::Response::new(ids(&chain), ids(&state)))
 }
 
@@ -63,8 +71,7 @@ pub async fn event_auth(
     req: FedRuma<get_event_authorization::v1::Request>,
 ) -> FedResult<get_event_authorization::v1::Response> {
     let body = req.body;
-    remote_history::check_server_may_read(fed.hs(), &body.room_id, &req.origin).await?;
-    let event = remote_history::event_in_room(fed.hs(), &body.room_id, &body.event_id).await?;
+    let event = visible_event(&fed, &req.origin, &body.room_id, &body.event_id).await?;
     let chain = remote_membership::auth_chain_of(fed.hs(), &body.room_id, &event.auth_events).await?;
     Ok(get_event_authorization::v1::Response::new(raws(&chain)?))
 }
@@ -76,7 +83,7 @@ pub async fn missing_events(
     req: FedRuma<get_missing_events::v1::Request>,
 ) -> FedResult<get_missing_events::v1::Response> {
     let body = req.body;
-    remote_history::check_server_may_read(fed.hs(), &body.room_id, &req.origin).await?;
+    let view = ServerView::load(fed.hs(), &body.room_id, &req.origin).await?;
     let limit = usize::try_from(body.limit).unwrap_or(remote_history::MAX_EVENTS);
     let bounds = (limit, u64::from(body.min_depth));
     let mut events = remote_history::walk_back(
@@ -90,7 +97,8 @@ pub async fn missing_events(
     .await?;
     // Oldest first, as the asking server will take them in.
     events.sort_by_key(|pdu| pdu.depth);
-    Ok(get_missing_events::v1::Response::new(raws(&events)?))
+    let events = view.redact_hidden(fed.hs(), &body.room_id, events).await?;
+    Ok(get_missing_events::v1::Response::new(objects_to_raws(&events)?))
 }
 
 /// `GET /_matrix/federation/v1/backfill/{roomId}?v=&limit=`
@@ -100,16 +108,35 @@ pub async fn backfill(
     req: FedRuma<get_backfill::v1::Request>,
 ) -> FedResult<get_backfill::v1::Response> {
     let body = req.body;
-    remote_history::check_server_may_read(fed.hs(), &body.room_id, &req.origin).await?;
+    let view = ServerView::load(fed.hs(), &body.room_id, &req.origin).await?;
     let limit = usize::try_from(body.limit).unwrap_or(remote_history::MAX_EVENTS);
     let events = remote_history::walk_back(fed.hs(), &body.room_id, &body.v, &[], (limit, 0), true).await?;
+    let events = view.redact_hidden(fed.hs(), &body.room_id, events).await?;
     Ok(get_backfill::v1::Response::new(
         fed.hs().server_name().to_owned(),
         MilliSecondsSinceUnixEpoch::now(),
-        raws(&events)?,
+        objects_to_raws(&events)?,
     ))
 }
 
-fn raws(pdus: &[std::sync::Arc<Pdu>]) -> Result<Vec<Box<RawValue>>, hearth_core::Error> {
+/// The event `event_id` of `room_id`, if `origin` may see it (403 otherwise; 404 when not an
+/// event of that room).
+async fn visible_event(
+    fed: &Federation,
+    origin: &ServerName,
+    room_id: &RoomId,
+    event_id: &EventId,
+) -> Result<Arc<Pdu>, hearth_core::Error> {
+    let view = ServerView::load(fed.hs(), room_id, origin).await?;
+    let event = remote_history::event_in_room(fed.hs(), room_id, event_id).await?;
+    view.check(fed.hs(), &event).await?;
+    Ok(event)
+}
+
+fn raws(pdus: &[Arc<Pdu>]) -> Result<Vec<Box<RawValue>>, hearth_core::Error> {
     pdus.iter().map(|pdu| to_raw(&pdu.json)).collect()
+}
+
+fn objects_to_raws(objects: &[CanonicalJsonObject]) -> Result<Vec<Box<RawValue>>, hearth_core::Error> {
+    objects.iter().map(to_raw).collect()
 }

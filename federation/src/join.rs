@@ -63,6 +63,18 @@ impl RemoteRooms for Joiner {
     ) -> BoxFuture<'a, Result<(RoomVersionId, Pdu)>> {
         Box::pin(async move { leave(&self.federation()?, user, room_id, via).await })
     }
+
+    fn backfill<'a>(
+        &'a self,
+        room_id: &'a RoomId,
+        servers: &'a [OwnedServerName],
+        from: &'a [OwnedEventId],
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<Pdu>>> {
+        Box::pin(
+            async move { crate::backfill::fetch(&self.federation()?, room_id, servers, from, limit).await },
+        )
+    }
 }
 
 impl Joiner {
@@ -130,7 +142,7 @@ pub async fn join(
 }
 
 /// Tries `attempt` with each server of `via` in turn; the first success, else the last error.
-async fn through<'a, T, F, Fut>(
+pub(crate) async fn through<'a, T, F, Fut>(
     via: &'a [OwnedServerName],
     room_id: &RoomId,
     what: &str,
@@ -206,6 +218,6 @@ async fn join_through(
         },
         None => join,
     };
-    remote_join::persist_join(fed.hs(), &version, &join, &state, &auth_chain).await?;
+    remote_join::persist_join(fed.hs(), server, &version, &join, &state, &auth_chain).await?;
     Ok(join.event_id)
 }

@@ -1,6 +1,7 @@
 //! Hearth's Server-Server API: `/_matrix/key/**` and `/_matrix/federation/**`, X-Matrix request
 //! authentication, server discovery, the outbound client and the TLS listener.
 
+pub mod backfill;
 pub mod client;
 pub mod device;
 pub mod directory;

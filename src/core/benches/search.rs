@@ -214,7 +214,7 @@ async fn build(hs: &Homeserver, users: &Users, vocabulary: &Vocabulary, messages
                     depth: d.position,
                     origin_server_ts: d.position,
                     stream_ordering: Some(d.position),
-                    state_group: rooms[d.room].state_group,
+                    state_group: Some(rooms[d.room].state_group),
                     json: &d.json,
                 })
                 .collect();

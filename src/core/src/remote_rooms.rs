@@ -1,5 +1,5 @@
 //! The port through which core asks federation to act on rooms this server is not in (joining
-//! through a resident server). Core never depends on federation (DESIGN §1): the composition
+//! through a resident server) or lacks the history of (backfill). Core never depends on federation (DESIGN §1): the composition
 //! root installs federation's implementation with [`Homeserver::set_remote_rooms`]; without
 //! one (federation disabled), such requests fail as if the room were unknown.
 //!
@@ -52,4 +52,15 @@ pub trait RemoteRooms: Send + Sync {
         room_id: &'a RoomId,
         via: &'a [OwnedServerName],
     ) -> BoxFuture<'a, Result<(RoomVersionId, Pdu)>>;
+
+    /// Asks the first of `servers` that answers for up to `limit` events of `room_id` before
+    /// and including `from` (`/backfill`); returns those whose signatures verify (a wrong
+    /// content hash redacts one). Authorising and storing them is core's.
+    fn backfill<'a>(
+        &'a self,
+        room_id: &'a RoomId,
+        servers: &'a [OwnedServerName],
+        from: &'a [OwnedEventId],
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<Pdu>>>;
 }

@@ -124,6 +124,9 @@ pub(super) enum Standing {
     Rejected,
     /// Known without the state before it (part of a joined room's state or auth chain).
     Outlier,
+    /// History fetched from another server, at this (negative) stream position: in the
+    /// timeline, with no state known after it and no effect on the room's state.
+    Backfilled(i64),
 }
 
 /// Writes the event row (with the state after it) on top of `head`, the state before it, and
@@ -143,12 +146,16 @@ pub(super) async fn store(
     // A state event starts a new state group: a delta on the head's group, or a full snapshot
     // when the chain has grown long (or there is no group yet).
     let state_key_nid = match (&pdu.state_key, standing) {
-        (_, Standing::Rejected | Standing::Outlier) | (None, _) => None,
+        (_, Standing::Rejected | Standing::Outlier | Standing::Backfilled(_)) | (None, _) => None,
         (Some(key), _) => Some(state::intern_key(conn, &pdu.kind.to_string(), key).await?),
     };
     let stream_ordering = match standing {
-        Standing::Timeline(position) => Some(position),
+        Standing::Timeline(position) | Standing::Backfilled(position) => Some(position),
         Standing::SoftFailed | Standing::Rejected | Standing::Outlier => None,
+    };
+    let state_group = match standing {
+        Standing::Backfilled(_) => None,
+        _ => Some(head.state_group.unwrap_or(0)),
     };
     // The event row needs its state group and the group entry needs the event's nid: insert the
     // event first with the head's group, then point it at the new group.
@@ -161,7 +168,7 @@ pub(super) async fn store(
         depth,
         origin_server_ts: i64::from(pdu.origin_server_ts.get()),
         stream_ordering,
-        state_group: head.state_group.unwrap_or(0),
+        state_group,
         json: &json,
     };
     let event_nid = events::insert(conn, &row).await?;
@@ -175,7 +182,9 @@ pub(super) async fn store(
         let flag = match standing {
             Standing::Outlier => events::Flag::Outlier,
             Standing::Rejected => events::Flag::Rejected,
-            Standing::SoftFailed | Standing::Timeline(_) => events::Flag::SoftFailed,
+            Standing::SoftFailed | Standing::Timeline(_) | Standing::Backfilled(_) => {
+                events::Flag::SoftFailed
+            }
         };
         events::set_flag(conn, event_nid, flag).await?;
     }

@@ -2,7 +2,7 @@
 //! on), recently used events (auth events above all), state groups, and what users may read of
 //! rooms (valid while the room's state map is the one it was computed on: membership and history
 //! visibility only change through state events, which give the head a new map; and while no
-//! room was forgotten, since forgetting is not a state event). Events are immutable, so the event
+//! room was forgotten or backfilled, since neither is a state change of the head). Events are immutable, so the event
 //! cache is always correct; a head is only replaced after its transaction committed, and only
 //! the process holding the room's write lock writes the room.
 
@@ -31,7 +31,7 @@ const GROUPS: NonZeroUsize = NonZeroUsize::new(1_024).expect("non-zero");
 /// How many (user, room) readable ranges are kept.
 const READABLE: NonZeroUsize = NonZeroUsize::new(16_384).expect("non-zero");
 
-/// What a cached [`Readable`] was computed on: the room's state map and the forget count.
+/// What a cached [`Readable`] was computed on: the room's state map and the invalidation count.
 #[derive(Clone)]
 pub struct Stamp {
     state: Arc<StateMap>,
@@ -55,7 +55,7 @@ pub struct RoomCache {
     readable: Mutex<LruCache<(OwnedUserId, OwnedRoomId), CachedReadable>>,
     /// Per room, the other servers with joined members, with the state map they were read on.
     servers: Mutex<HashMap<OwnedRoomId, RemoteServers>>,
-    /// Rooms forgotten so far (by anyone).
+    /// Times every cached [`Readable`] was made stale (rooms forgotten, history backfilled).
     forgets: AtomicU64,
 }
 
@@ -99,8 +99,9 @@ impl RoomCache {
         locked(&self.readable).put((user.to_owned(), room_id.to_owned()), CachedReadable { stamp, readable });
     }
 
-    /// Makes every cached [`Readable`] stale, after a user forgot a room.
-    pub fn forgot_a_room(&self) {
+    /// Makes every cached [`Readable`] stale: after a user forgot a room, or history joined a
+    /// room's timeline from below (backfill), neither of which changes the room's head.
+    pub fn invalidate_readable(&self) {
         self.forgets.fetch_add(1, Ordering::SeqCst);
     }
 

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use ruma::{RoomId, UserId, api::client::filter::RoomEventFilter};
 
 use super::{
-    Pdu,
+    Pdu, backfill,
     event_filter::{drops_events, matches},
     state_view::state_in_group,
     timeline::{StreamToken, parse},
@@ -15,10 +15,16 @@ use super::{
 };
 use crate::{Error, Homeserver, Result, storage::events};
 
+pub use super::prefetched::Prefetched;
+
 /// Most rows looked at for one page; a page cut short by it still carries an `end` token.
 const MAX_SCANNED: usize = 5_000;
 /// Largest page of `/messages` and `/context`.
 const MAX_LIMIT: usize = 1_000;
+/// Fewest events one backfill asks for.
+const MIN_BACKFILL: usize = 20;
+/// Most backfills one `/messages` page waits for.
+const MAX_BACKFILLS: usize = 3;
 
 /// What `user` may read of `room_id`: 403 for unknown rooms and rooms they may read nothing of.
 /// Cached per (user, room) until the room's state changes (see [`super::cache`]).
@@ -84,15 +90,35 @@ pub struct Page {
     pub redactions: HashMap<String, String>,
 }
 
-/// Pages through the part of a room's timeline `user` may read (403 if none).
+/// Pages through the part of a room's timeline `user` may read (403 if none). Paging backwards
+/// past the earliest event this server has, when the user may read what came before it, fetches
+/// that history from the room's servers first (spec: Server-Server API › Backfilling).
 pub async fn messages(
     hs: &Homeserver,
     user: &UserId,
     room_id: &RoomId,
     query: MessagesQuery<'_>,
 ) -> Result<Page> {
-    let readable = readable(hs, user, room_id).await?;
-    page(hs, &readable, room_id, query).await
+    let mut readable = readable(hs, user, room_id).await?;
+    let mut page = page(hs, &readable, room_id, query.clone()).await?;
+    let wanted = query.limit.clamp(1, MAX_LIMIT);
+    let mut rounds = 0;
+    // A page that stopped at its `to` token needs nothing older.
+    while query.backwards && query.to.is_none() && page.end.is_none() {
+        let batch = (wanted - page.events.len()).max(MIN_BACKFILL);
+        if !backfill::fill(hs, room_id, &readable, batch).await? {
+            return Ok(page);
+        }
+        readable = self::readable(hs, user, room_id).await?;
+        page = self::page(hs, &readable, room_id, query.clone()).await?;
+        rounds += 1;
+        if rounds == MAX_BACKFILLS && page.end.is_none() {
+            // More history may be there: the client pages on from the oldest event returned.
+            let oldest = page.positions.last().map_or(page.start.0, |p| p - 1);
+            page.end = Some(StreamToken(oldest));
+        }
+    }
+    Ok(page)
 }
 
 /// Pages through the `readable` part of a room's timeline (for callers that already know what
@@ -115,7 +141,7 @@ pub async fn page_from(
     prefetched: Option<&Prefetched<'_>>,
 ) -> Result<Page> {
     let now = hs.db().events().upto();
-    let start = query.from.unwrap_or(StreamToken(if query.backwards { now } else { 0 }));
+    let start = query.from.unwrap_or(StreamToken(if query.backwards { now } else { i64::MIN }));
     let to = query.to.map(|t| t.0);
     let scan = Scan { hs, room_id, readable, filter: query.filter, to, now, prefetched };
     let limit = query.limit.clamp(1, MAX_LIMIT);
@@ -278,7 +304,7 @@ async fn members_of_senders(
     found: &[Found],
 ) -> Result<Vec<Pdu>> {
     let Some(group) = state_group else {
-        return Ok(Vec::new());
+        return members_among_auth_events(hs, room_id, found).await;
     };
     state_in_group(hs, room_id, group, |kind, key| {
         kind == "m.room.member" && found.iter().any(|f| f.pdu.sender.as_str() == key)
@@ -286,59 +312,25 @@ async fn members_of_senders(
     .await
 }
 
-/// The newest rows of one room's timeline, read ahead for many rooms at once (by `/sync`, see
-/// [`crate::storage::sync::latest_events`]): pages and state groups within them are answered
-/// without a query.
-#[derive(Clone, Copy, Debug)]
-pub struct Prefetched<'a> {
-    /// The accepted events at or below `upto`, newest first, without gaps.
-    pub rows: &'a [events::StoredEvent],
-    /// The position they were read at or below.
-    pub upto: i64,
-    /// The position they were read above (0: from the room's start).
-    pub above: i64,
-    /// Whether they are all the room has above `above` and at or below `upto`.
-    pub complete: bool,
-}
-
-impl Prefetched<'_> {
-    /// [`events::timeline_page`] backwards, if the rows answer it: up to `limit` rows strictly
-    /// between `after` and `before`, newest first.
-    fn page_backwards(&self, after: i64, before: i64, limit: usize) -> Option<&[events::StoredEvent]> {
-        if before > self.upto.saturating_add(1) {
-            return None;
+/// For events with no state known after them (backfilled history): each sender's member event
+/// among the auth events of their newest event there, which is their membership at it.
+async fn members_among_auth_events(hs: &Homeserver, room_id: &RoomId, found: &[Found]) -> Result<Vec<Pdu>> {
+    let mut members: Vec<Pdu> = Vec::new();
+    for f in found {
+        if members.iter().any(|m| m.state_key.as_deref() == Some(f.pdu.sender.as_str())) {
+            continue;
         }
-        let position = |row: &events::StoredEvent| row.stream_ordering.unwrap_or(i64::MIN);
-        let first = self.rows.partition_point(|row| position(row) >= before);
-        let end = self.rows.partition_point(|row| position(row) > after);
-        let found = &self.rows[first..end.max(first)];
-        // Rows below the oldest one read may be missing, unless a row at or below `after` shows
-        // the range was covered.
-        (found.len() >= limit || (self.complete && after >= self.above) || end < self.rows.len())
-            .then(|| &found[..limit.min(found.len())])
-    }
-
-    /// The state group after the event at `position`, if it is among the rows.
-    pub fn state_group_of(&self, position: i64) -> Option<i64> {
-        self.rows.iter().find(|row| row.stream_ordering == Some(position)).and_then(|row| row.state_group)
-    }
-
-    /// [`storage::history::state_group_at`](crate::storage::history::state_group_at), if the rows
-    /// answer it.
-    pub fn state_group_at(&self, position: i64) -> Option<Option<i64>> {
-        if position > self.upto {
-            return None;
-        }
-        let found = self
-            .rows
-            .iter()
-            .find(|row| row.stream_ordering.is_some_and(|p| p <= position) && row.state_group.is_some());
-        match found {
-            Some(row) => Some(row.state_group),
-            // No event at all at or below `position`: no state group yet.
-            None => (self.complete && self.above == 0).then_some(None),
+        for id in &f.pdu.auth_events {
+            let Some(auth) = super::timeline::event_by_id(hs, room_id, id.as_str()).await? else { continue };
+            if auth.kind == ruma::events::TimelineEventType::RoomMember
+                && auth.state_key.as_deref() == Some(f.pdu.sender.as_str())
+            {
+                members.push(auth);
+                break;
+            }
         }
     }
+    Ok(members)
 }
 
 /// Paging through the readable, matching events of one room.
@@ -368,8 +360,8 @@ impl Scan<'_> {
     /// Up to `limit` events from token `from` (backwards: at or below it; forwards: above it).
     /// Only readable ranges are queried, so gaps the user may not see cost nothing.
     async fn run(&self, from: i64, backwards: bool, limit: usize) -> Result<Scanned> {
-        // Stream positions start at 1.
-        let floor = self.to.map_or(1, |t| t.saturating_add(1)).max(1);
+        // Backfilled events sit below 0 (`rooms::backfill`); the floor keeps `low - 1` in range.
+        let floor = self.to.map_or(i64::MIN, |t| t).saturating_add(1).max(i64::MIN + 1);
         let ceiling = self.to.map_or(self.now, |t| t.min(self.now));
         let (mut cursor, mut events, mut scanned) = (from, Vec::new(), 0);
         loop {

@@ -178,7 +178,7 @@ pub async fn forget(hs: &Homeserver, user: &UserId, room_id: &RoomId) -> Result<
         Some("join" | "invite" | "knock") => Err(Error::bad_request("Leave the room before forgetting it")),
         _ => {
             rooms::forget(hs.db().pool(), user, room_id).await?;
-            hs.room_cache().forgot_a_room();
+            hs.room_cache().invalidate_readable();
             Ok(())
         }
     }

@@ -6,6 +6,7 @@
 pub mod aliases;
 pub mod append;
 pub mod auth;
+pub mod backfill;
 pub mod build;
 pub mod cache;
 pub mod create;
@@ -18,6 +19,7 @@ pub mod membership;
 pub mod outbound;
 pub mod pdu;
 pub mod power;
+pub mod prefetched;
 pub mod profile;
 pub mod redaction;
 pub mod relations;

@@ -1,15 +1,16 @@
 //! Serving a room's graph to other servers (spec: Server-Server API › Retrieving events,
-//! Backfilling and retrieving missing events): who may read it, single events, and walks back
-//! through `prev_events` for `/get_missing_events` and `/backfill`.
+//! Backfilling and retrieving missing events): who may read it (a server with a member joined,
+//! or any for a world-readable room; then per event, what its users could see), single events,
+//! and walks back through `prev_events` for `/get_missing_events` and `/backfill`.
 
 use std::{
     collections::{HashSet, VecDeque},
     sync::Arc,
 };
 
-use ruma::{EventId, OwnedEventId, RoomId, ServerName};
+use ruma::{CanonicalJsonObject, EventId, OwnedEventId, RoomId, ServerName, canonical_json::redact};
 
-use super::{Pdu, RoomHead, auth};
+use super::{Pdu, RoomHead, auth, visibility::Readable};
 use crate::{
     Error, Homeserver, Result,
     storage::{device_lists, events},
@@ -38,6 +39,60 @@ pub async fn check_server_may_read(hs: &Homeserver, room_id: &RoomId, server: &S
         }
     }
     Err(Error::forbidden("Your server is not in this room"))
+}
+
+/// Which events of a room one server may see (spec: a server may see an event if any of its
+/// users could, by history visibility), on top of [`check_server_may_read`]'s gate.
+pub struct ServerView {
+    readable: Readable,
+}
+
+impl ServerView {
+    /// What the users of `server` may read of `room_id`, after [`check_server_may_read`] (403).
+    pub async fn load(hs: &Homeserver, room_id: &RoomId, server: &ServerName) -> Result<ServerView> {
+        check_server_may_read(hs, room_id, server).await?;
+        Ok(ServerView { readable: Readable::load_for_server(hs, room_id, server).await? })
+    }
+
+    /// Of `pdus`, which the server may see, in order. Events in no timeline here (the state
+    /// and auth chain of the room, known as outliers) are state any server in the room gets.
+    pub async fn visible(&self, hs: &Homeserver, pdus: &[Arc<Pdu>]) -> Result<Vec<bool>> {
+        let ids: Vec<&str> = pdus.iter().map(|pdu| pdu.event_id.as_str()).collect();
+        let mut conn = hs.db().pool().acquire().await?;
+        let positions = events::positions_of(&mut conn, &ids).await?;
+        Ok(ids
+            .iter()
+            .map(|id| positions.get(*id).copied().flatten().is_none_or(|p| self.readable.contains(p)))
+            .collect())
+    }
+
+    /// 403 unless the server may see `pdu`.
+    pub async fn check(&self, hs: &Homeserver, pdu: &Arc<Pdu>) -> Result<()> {
+        match self.visible(hs, std::slice::from_ref(pdu)).await?.first() {
+            Some(true) => Ok(()),
+            _ => Err(Error::forbidden("Your server may not see this event")),
+        }
+    }
+
+    /// `pdus` as the server may see them: those it may not, redacted (as Synapse answers
+    /// `/backfill` and `/get_missing_events`), so the graph stays whole.
+    pub async fn redact_hidden(
+        &self,
+        hs: &Homeserver,
+        room_id: &RoomId,
+        pdus: Vec<Arc<Pdu>>,
+    ) -> Result<Vec<CanonicalJsonObject>> {
+        let rules = super::remote::rules(hs, room_id).await?;
+        let visible = self.visible(hs, &pdus).await?;
+        pdus.iter()
+            .zip(visible)
+            .map(|(pdu, visible)| match visible {
+                true => Ok(pdu.json.clone()),
+                false => redact(pdu.json.clone(), &rules.redaction, None)
+                    .map_err(|e| Error::Internal(anyhow::anyhow!("redacting {}: {e}", pdu.event_id))),
+            })
+            .collect()
+    }
 }
 
 /// The event `event_id` of `room_id`; 404 when unknown, rejected or of another room.

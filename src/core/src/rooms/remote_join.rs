@@ -1,12 +1,17 @@
 //! Storing a room joined through another server (spec: Server-Server API › Joining Rooms): the
 //! resident server's `send_join` answer gives the room's state before the join and its auth
-//! chain. They are stored as outliers (events in no timeline), the state as a full snapshot,
-//! and the join event on top of it as the first event of the room's timeline here.
+//! chain. Those their own auth events authorise are stored as outliers (events in no timeline),
+//! the state as a full snapshot, and the join event on top of it as the first event of the
+//! room's timeline here.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
 
 use ruma::{
-    CanonicalJsonObject, EventId, OwnedEventId, OwnedRoomId, RoomVersionId, events::TimelineEventType,
+    CanonicalJsonObject, EventId, OwnedEventId, OwnedRoomId, RoomVersionId, ServerName,
+    events::TimelineEventType, room_version_rules::AuthorizationRules,
 };
 
 use super::{
@@ -17,7 +22,7 @@ use super::{
 };
 use crate::{
     Error, Homeserver, Result,
-    storage::{WriteTx, events, rooms},
+    storage::{WriteTx, backfill, events, rooms},
     time::now_ms,
 };
 
@@ -41,11 +46,13 @@ pub fn sign_template(
     Pdu::from_canonical(event_id, object, Some(&room_id)).map_err(Error::bad_json)
 }
 
-/// Stores `join` (our user's join, as the resident server returned it) with `state`, the
+/// Stores `join` (our user's join, as the resident server `via` returned it) with `state`, the
 /// room's state before it, and `auth_chain`. Signatures and hashes were checked by the caller;
-/// the join must be authorised by that state (403 otherwise).
+/// the join must be authorised by that state (403 otherwise). A room new here is recorded for
+/// backfill (`rooms::backfill`), with `via` as the first server to ask.
 pub async fn persist_join(
     hs: &Homeserver,
+    via: &ServerName,
     version: &RoomVersionId,
     join: &Pdu,
     state: &[Pdu],
@@ -63,13 +70,23 @@ pub async fn persist_join(
         None => RoomHead::empty(room_id.clone(), version.clone())?,
     };
 
-    let (map, all) = store_outliers(hs, &mut tx, &old, state, auth_chain, &join.event_id).await?;
+    let authorised = authorised(&old.rules.authorization, state, auth_chain);
+    let keep = |pdus: &[Pdu]| -> Vec<Pdu> {
+        pdus.iter().filter(|pdu| authorised.contains(&pdu.event_id)).cloned().collect()
+    };
+    let (state, auth_chain) = (keep(state), keep(auth_chain));
+    let (map, all) = store_outliers(hs, &mut tx, &old, &state, &auth_chain, &join.event_id).await?;
     let create = map
         .get(&("m.room.create".to_owned(), String::new()))
         .and_then(|(_, id)| all.get(id.as_str()))
         .filter(|create| create.kind == TimelineEventType::RoomCreate)
-        .ok_or_else(|| Error::bad_request("The room's state has no create event"))?
+        .ok_or_else(|| Error::bad_request("The room's state has no valid create event"))?
         .clone();
+    let created_as =
+        create.content_value().get("room_version").and_then(|v| v.as_str()).unwrap_or("1").to_owned();
+    if created_as != version.as_str() {
+        return Err(Error::bad_request("The room's create event names another room version"));
+    }
 
     // The join must be authorised by the state it claims to follow.
     let mut head = RoomHead {
@@ -92,6 +109,8 @@ pub async fn persist_join(
 
     if known.is_none() {
         rooms::insert(&mut tx, room_id, version, &create.sender, now_ms()).await?;
+        let visibility = head.state_event_id("m.room.history_visibility", "");
+        backfill::insert(&mut *tx, room_id, via.as_str(), visibility).await?;
     }
     head.state_group = Some(fork::snapshot(&mut tx, room_id, &head.state).await?);
     // Members of other servers joined before anything this server counts (push counts only
@@ -101,6 +120,49 @@ pub async fn persist_join(
     tx.commit().await?;
     hs.room_cache().set_head(head);
     Ok(())
+}
+
+/// The events of a `send_join` answer that their own auth events authorise (spec: Checks
+/// performed on receipt of a PDU, applied to the room's state and auth chain): taken oldest
+/// first, an event is dropped when an auth event of it is not among those kept, or the auth rules
+/// refuse it on them. A room whose create event fails keeps nothing.
+fn authorised(rules: &AuthorizationRules, state: &[Pdu], auth_chain: &[Pdu]) -> HashSet<OwnedEventId> {
+    let mut events: Vec<&Pdu> = auth_chain.iter().chain(state).collect();
+    events.sort_by_key(|pdu| pdu.depth);
+    let mut kept: HashMap<OwnedEventId, Arc<Pdu>> = HashMap::new();
+    let mut create: Option<Arc<Pdu>> = None;
+    for pdu in events {
+        if kept.contains_key(&pdu.event_id) {
+            continue;
+        }
+        let mut auth: HashMap<OwnedEventId, Arc<Pdu>> = HashMap::new();
+        for id in &pdu.auth_events {
+            if let Some(event) = kept.get(id) {
+                auth.insert(id.clone(), event.clone());
+            }
+        }
+        if auth.len() < pdu.auth_events.len() {
+            tracing::info!(event_id = %pdu.event_id, "dropping a joined room's event: its auth events were");
+            continue;
+        }
+        // The create event is every event's auth event, cited or not (v12).
+        if let Some(create) = &create {
+            auth.insert(create.event_id.clone(), create.clone());
+        }
+        match auth::check(rules, pdu, &auth, &auth::by_key(&auth)) {
+            Ok(()) => {
+                let pdu = Arc::new(pdu.clone());
+                if pdu.kind == TimelineEventType::RoomCreate && create.is_none() {
+                    create = Some(pdu.clone());
+                }
+                kept.insert(pdu.event_id.clone(), pdu);
+            }
+            Err(reason) => {
+                tracing::info!(event_id = %pdu.event_id, %reason, "dropping a joined room's unauthorised event");
+            }
+        }
+    }
+    kept.into_keys().collect()
 }
 
 /// Stores the events of `state` and `auth_chain` this server lacks (`skip` aside) as outliers;

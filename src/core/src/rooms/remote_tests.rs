@@ -108,7 +108,9 @@ async fn joined() -> (Server, Server, OwnedUserId, OwnedUserId, OwnedRoomId) {
         remote_membership::state_before(&a.hs, &room_id, &join.event_id).await.expect("state");
     let state: Vec<Pdu> = state.iter().map(|p| (**p).clone()).collect();
     let chain: Vec<Pdu> = chain.iter().map(|p| (**p).clone()).collect();
-    remote_join::persist_join(&b.hs, &version, &join, &state, &chain).await.expect("persist join");
+    remote_join::persist_join(&b.hs, a.hs.server_name(), &version, &join, &state, &chain)
+        .await
+        .expect("persist join");
     (a, b, alice, bob, room_id)
 }
 

@@ -272,7 +272,7 @@ async fn write(
                 depth: a.depth,
                 origin_server_ts: i64::from(a.pdu.origin_server_ts.get()),
                 stream_ordering: Some(a.stream_ordering),
-                state_group: head.state_group.unwrap_or(0),
+                state_group: Some(head.state_group.unwrap_or(0)),
                 json: &a.json,
             }
         })

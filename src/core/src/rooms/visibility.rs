@@ -9,15 +9,18 @@
 //! ranges of stream positions the user may read; checking an event is then a binary search on
 //! its stream position. The changes are taken in stream order, which is the room's order for
 //! events this server appended; events that state resolution later overrode are not looked at.
+//! In a room joined through another server, the history before the join is backfilled later
+//! (`rooms::backfill`): until the history visibility event of the state it was joined with is
+//! among it, that event's value applies to everything before the first change in the timeline.
 
 use std::collections::{HashMap, HashSet};
 
-use ruma::{OwnedRoomId, RoomId, UserId};
+use ruma::{OwnedRoomId, RoomId, ServerName, UserId};
 use serde_json::Value;
 
 use crate::{
     Homeserver, Result,
-    storage::{history, rooms, state},
+    storage::{backfill, history, rooms, state},
 };
 
 /// The `history_visibility` of a room at some event.
@@ -89,10 +92,15 @@ pub struct Readable {
 
 impl Readable {
     /// Computes the readable ranges from the user's membership changes and the room's history
-    /// visibility changes, each `(stream position, new value)` in stream order. An event at a
-    /// position where one of them changes is that membership or visibility event itself, which
-    /// the user may see if the rule allows it with the value before *or* after it.
-    pub fn compute(memberships: &[(i64, Membership)], visibilities: &[(i64, HistoryVisibility)]) -> Readable {
+    /// visibility changes, each `(stream position, new value)` in stream order, `initial` being
+    /// the visibility before the first change. An event at a position where one of them changes
+    /// is that membership or visibility event itself, which the user may see if the rule allows
+    /// it with the value before *or* after it.
+    pub fn compute(
+        initial: HistoryVisibility,
+        memberships: &[(i64, Membership)],
+        visibilities: &[(i64, HistoryVisibility)],
+    ) -> Readable {
         // The user was joined at some point after position p iff p < joined_until.
         let mut joined_until = i64::MIN;
         let mut joined_since: Option<i64> = None;
@@ -114,7 +122,7 @@ impl Readable {
             memberships.iter().map(|c| c.0).chain(visibilities.iter().map(|c| c.0)).collect();
         points.sort_unstable();
         points.dedup();
-        let (mut membership, mut visibility) = (Membership::Other, HistoryVisibility::Shared);
+        let (mut membership, mut visibility) = (Membership::Other, initial);
         let (mut m, mut v) = (memberships.iter().peekable(), visibilities.iter().peekable());
         let mut readable = Readable::default();
         let mut segment_start = i64::MIN;
@@ -194,6 +202,43 @@ impl Readable {
         self.ranges.get(index).map(|r| (r.0.max(after.saturating_add(1)), r.1))
     }
 
+    /// Adds what `other` may read.
+    pub fn union(&mut self, other: &Readable) {
+        let mut ranges: Vec<(i64, i64)> = self.ranges.iter().chain(&other.ranges).copied().collect();
+        ranges.sort_unstable();
+        *self = Readable::default();
+        for (low, high) in ranges {
+            self.push(low, high);
+        }
+    }
+
+    /// What the users of `server` may read of `room_id`, together: a server may see an event
+    /// if any of its users could (spec: Server-Server API › Retrieving events; the rule is the
+    /// client one). Anyone reads world-readable stretches.
+    pub async fn load_for_server(hs: &Homeserver, room_id: &RoomId, server: &ServerName) -> Result<Readable> {
+        let pool = hs.db().pool();
+        let ids = [room_id.as_str()];
+        let (mut visibilities, mut initial) = visibility_changes(pool, &ids).await?;
+        let visibilities = visibilities.remove(room_id.as_str()).unwrap_or_default();
+        let initial = initial.remove(room_id.as_str()).unwrap_or(HistoryVisibility::Shared);
+        let mut by_user: HashMap<String, Vec<(i64, Membership)>> = HashMap::new();
+        for (user, change) in history::member_changes_of_server(pool, room_id, server.as_str()).await? {
+            if UserId::parse(user.as_str()).map_or(true, |user| user.server_name() != server) {
+                continue;
+            }
+            let event: Value = serde_json::from_str(&change.json).unwrap_or(Value::Null);
+            by_user
+                .entry(user)
+                .or_default()
+                .push((change.stream_ordering, Membership::from_content(&event["content"])));
+        }
+        let mut readable = Readable::compute(initial, &[], &visibilities);
+        for memberships in by_user.values() {
+            readable.union(&Readable::compute(initial, memberships, &visibilities));
+        }
+        Ok(readable)
+    }
+
     /// What `user` may read of `room_id`; `None` for rooms this server does not know. After
     /// `/forget`, a user who is not back in the room reads it as if never a member.
     pub async fn load(hs: &Homeserver, user: &UserId, room_id: &RoomId) -> Result<Option<Readable>> {
@@ -227,8 +272,7 @@ impl Readable {
         let ids: Vec<&str> = room_ids.iter().map(|r| r.as_str()).collect();
         let mut memberships =
             changes(pool, &ids, "m.room.member", user.as_str(), Membership::from_content).await?;
-        let mut visibilities =
-            changes(pool, &ids, "m.room.history_visibility", "", HistoryVisibility::from_content).await?;
+        let (mut visibilities, mut initial) = visibility_changes(pool, &ids).await?;
         Ok(room_ids
             .iter()
             .map(|room_id| {
@@ -237,10 +281,29 @@ impl Readable {
                     false => memberships.remove(room_id.as_str()).unwrap_or_default(),
                 };
                 let visibilities = visibilities.remove(room_id.as_str()).unwrap_or_default();
-                (room_id.clone(), Readable::compute(&memberships, &visibilities))
+                let initial = initial.remove(room_id.as_str()).unwrap_or(HistoryVisibility::Shared);
+                (room_id.clone(), Readable::compute(initial, &memberships, &visibilities))
             })
             .collect())
     }
+}
+
+/// Per room of `room_ids`, the history visibility changes in the timeline, oldest first, and the
+/// visibility before the first of them when it is not the default (a room joined through another
+/// server whose join-time visibility event is not backfilled yet).
+#[allow(clippy::type_complexity)]
+async fn visibility_changes(
+    pool: &sqlx::AnyPool,
+    room_ids: &[&str],
+) -> Result<(HashMap<String, Vec<(i64, HistoryVisibility)>>, HashMap<String, HistoryVisibility>)> {
+    let changes =
+        changes(pool, room_ids, "m.room.history_visibility", "", HistoryVisibility::from_content).await?;
+    let mut initial = HashMap::new();
+    for (room_id, json) in backfill::pending_visibility(pool, room_ids).await? {
+        let event: Value = serde_json::from_str(&json).unwrap_or(Value::Null);
+        initial.insert(room_id, HistoryVisibility::from_content(&event["content"]));
+    }
+    Ok((changes, initial))
 }
 
 /// The changes at `(kind, state_key)` in each of `room_ids`, oldest first, as values.
@@ -260,114 +323,5 @@ async fn changes<T>(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::{
-        HistoryVisibility::{self, *},
-        Membership::{self, *},
-        Readable, may_see,
-    };
-
-    fn readable(memberships: &[(i64, Membership)], visibilities: &[(i64, HistoryVisibility)]) -> Readable {
-        Readable::compute(memberships, visibilities)
-    }
-
-    #[test]
-    fn the_rule_follows_the_spec_table() {
-        for membership in [Join, Invite, Other] {
-            assert!(may_see(WorldReadable, membership, false));
-        }
-        for visibility in [Shared, Invited, Joined] {
-            assert!(may_see(visibility, Join, false), "{visibility:?}");
-        }
-        assert!(may_see(Shared, Other, true));
-        assert!(!may_see(Shared, Other, false));
-        assert!(!may_see(Shared, Invite, false));
-        assert!(may_see(Invited, Invite, false));
-        assert!(!may_see(Invited, Other, true));
-        assert!(!may_see(Joined, Invite, true));
-        assert!(!may_see(Joined, Other, true));
-    }
-
-    #[test]
-    fn unknown_visibility_is_shared() {
-        let content = serde_json::json!({ "history_visibility": "something_new" });
-        assert_eq!(HistoryVisibility::from_content(&content), Shared);
-        assert_eq!(HistoryVisibility::from_content(&serde_json::Value::Null), Shared);
-    }
-
-    #[test]
-    fn a_non_member_reads_nothing_unless_world_readable() {
-        assert!(readable(&[], &[(3, Shared)]).is_empty());
-        assert!(readable(&[], &[(3, Joined)]).is_empty());
-        let peek = readable(&[], &[(3, Shared), (10, WorldReadable), (20, Joined)]);
-        // Both visibility changes around the world-readable stretch are visible.
-        assert_eq!(peek.ranges, vec![(10, 20)]);
-    }
-
-    #[test]
-    fn shared_history_is_readable_from_the_start_by_a_member() {
-        let r = readable(&[(50, Join)], &[(3, Shared)]);
-        assert!(r.contains(1) && r.contains(3) && r.contains(49) && r.contains(50) && r.contains(1000));
-        assert_eq!(r.last(), Some(i64::MAX));
-    }
-
-    #[test]
-    fn a_user_who_left_reads_up_to_their_leave_and_nothing_after() {
-        let r = readable(&[(5, Join), (20, Other)], &[(3, Shared)]);
-        assert!(r.contains(1) && r.contains(19));
-        assert!(r.contains(20), "their own leave event");
-        assert!(!r.contains(21));
-        assert_eq!(r.last(), Some(20));
-    }
-
-    #[test]
-    fn joined_visibility_hides_what_came_before_the_join() {
-        let r = readable(&[(10, Join)], &[(3, Joined)]);
-        assert!(!r.contains(9));
-        assert!(r.contains(10), "their own join event");
-        assert!(r.contains(11));
-    }
-
-    #[test]
-    fn invited_visibility_starts_at_the_invite() {
-        let r = readable(&[(10, Invite), (15, Join)], &[(3, Invited)]);
-        assert!(!r.contains(9));
-        assert!(r.contains(10) && r.contains(12) && r.contains(15));
-        let shared = readable(&[(10, Invite)], &[(3, Shared)]);
-        assert!(shared.is_empty(), "an invitee does not read shared history before joining");
-    }
-
-    #[test]
-    fn visibility_applies_as_it_was_when_each_event_was_sent() {
-        // Joined-only until 30, shared after; the user joins at 40 and later leaves at 60.
-        let r = readable(&[(40, Join), (60, Other)], &[(3, Joined), (30, Shared)]);
-        assert!(!r.contains(29));
-        assert!(r.contains(30), "the change to shared is visible with the value after it");
-        assert!(r.contains(35) && r.contains(60));
-        assert!(!r.contains(61));
-        // Before the first visibility event the default, shared, applied.
-        assert_eq!(r.ranges, vec![(i64::MIN, 3), (30, 60)]);
-    }
-
-    #[test]
-    fn rejoining_under_joined_visibility_leaves_a_gap() {
-        let r = readable(&[(10, Join), (20, Other), (30, Join)], &[(3, Joined)]);
-        // Up to and including the change to `joined`, the default (shared) applied.
-        assert_eq!(r.ranges, vec![(i64::MIN, 3), (10, 20), (30, i64::MAX)]);
-        assert_eq!(r.at_or_below(25), Some((10, 20)));
-        assert_eq!(r.at_or_below(15), Some((10, 15)));
-        assert_eq!(r.at_or_below(9), Some((i64::MIN, 3)));
-        assert_eq!(r.at_or_below(i64::MIN), Some((i64::MIN, i64::MIN)));
-        assert_eq!(Readable::default().at_or_below(5), None);
-        assert_eq!(r.above(2), Some((3, 3)));
-        assert_eq!(r.above(25), Some((30, i64::MAX)));
-        assert_eq!(r.above(12), Some((13, 20)));
-        assert_eq!(r.above(20), Some((30, i64::MAX)));
-    }
-
-    #[test]
-    fn shared_history_from_a_gap_is_readable_after_rejoining() {
-        let r = readable(&[(10, Join), (20, Other), (30, Join)], &[(3, Shared)]);
-        assert_eq!(r.ranges, vec![(i64::MIN, i64::MAX)]);
-    }
-}
+#[path = "visibility_tests.rs"]
+mod tests;

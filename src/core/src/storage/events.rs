@@ -25,8 +25,8 @@ pub struct NewEvent<'a> {
     /// Position in the global stream (`None` for events in no timeline: outliers, rejected
     /// and soft-failed events).
     pub stream_ordering: Option<i64>,
-    /// The state after the event.
-    pub state_group: i64,
+    /// The state after the event (`None`: not known here, as for backfilled events).
+    pub state_group: Option<i64>,
     /// Canonical JSON.
     pub json: &'a str,
 }
@@ -186,6 +186,28 @@ pub async fn max_stream_ordering<'c>(executor: impl Executor<'c, Database = sqlx
         .fetch_one(executor)
         .await?
         .try_get("max")
+}
+
+/// The stream positions of those of `event_ids` stored (`None`: in no timeline).
+pub async fn positions_of(
+    conn: &mut Conn,
+    event_ids: &[&str],
+) -> sqlx::Result<std::collections::HashMap<String, Option<i64>>> {
+    let mut positions = std::collections::HashMap::with_capacity(event_ids.len());
+    for chunk in event_ids.chunks(super::IDS_PER_STATEMENT) {
+        let sql = format!(
+            "SELECT event_id, stream_ordering FROM events WHERE event_id IN ({})",
+            super::placeholders(1, chunk.len())
+        );
+        let mut query = sqlx::query(&sql);
+        for id in chunk {
+            query = query.bind(*id);
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            positions.insert(row.try_get("event_id")?, row.try_get("stream_ordering")?);
+        }
+    }
+    Ok(positions)
 }
 
 /// Those of `event_ids` stored as rejected.

@@ -44,6 +44,32 @@ pub async fn state_changes(
     Ok(changes)
 }
 
+/// The accepted timeline `m.room.member` events of `room_id` whose user is of `server`, in
+/// stream order: `(user, change)` pairs.
+pub async fn member_changes_of_server(
+    pool: &sqlx::AnyPool,
+    room_id: &RoomId,
+    server: &str,
+) -> sqlx::Result<Vec<(String, StateChange)>> {
+    let rows = sqlx::query(
+        "SELECT state_key, stream_ordering, json FROM events \
+         WHERE room_id = $1 AND type = 'm.room.member' AND state_key LIKE $2 AND stream_ordering IS NOT NULL \
+         AND outlier = 0 AND rejected = 0 AND soft_failed = 0 ORDER BY stream_ordering",
+    )
+    .bind(room_id.as_str())
+    // Server names hold no `%` or `_` (spec: Server names), so the pattern matches the suffix only.
+    .bind(format!("%:{server}"))
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter()
+        .map(|row| {
+            let change =
+                StateChange { stream_ordering: row.try_get("stream_ordering")?, json: row.try_get("json")? };
+            Ok((row.try_get("state_key")?, change))
+        })
+        .collect()
+}
+
 /// The state group after the last accepted event of a room at or before stream position
 /// `position`, if the room had any event by then.
 pub async fn state_group_at<'c>(

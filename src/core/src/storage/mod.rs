@@ -7,6 +7,7 @@
 pub mod account_data;
 pub mod activity;
 pub mod aliases;
+pub mod backfill;
 pub mod backup;
 mod checkpoint;
 pub mod cross_signing;
@@ -156,6 +157,13 @@ impl WriteTx {
         self.held.take(n)
     }
 
+    /// `n` positions for backfilled events, descending, each below every position handed out
+    /// before (spec: Backfilling): older history sorts before the room's events without ever
+    /// appearing to `/sync` as new.
+    pub fn backfill_stream_orderings(&mut self, n: usize) -> Vec<i64> {
+        self.held.take_backfill(n)
+    }
+
     /// Records an event written at one of this transaction's positions, for the commit hook.
     pub fn record(&mut self, written: Written) {
         self.held.record(written);
@@ -266,6 +274,9 @@ impl Db {
         let last =
             events::max_stream_ordering(&self.pool).await.context("reading the last event position")?;
         self.events.start_after(last);
+        let lowest =
+            backfill::lowest_position(&self.pool).await.context("reading the lowest event position")?;
+        self.events.start_backfill_below(lowest);
         let mut conn = self.pool.acquire().await.context("reading the stream positions")?;
         self.streams.load(streams::current_all(&mut conn).await.context("reading the stream positions")?);
         Ok(())

@@ -48,6 +48,8 @@ pub struct EventPositions {
     activity: Activity,
     /// The newest events of each room.
     recent: RecentEvents,
+    /// The lowest backfill position handed out (0 before any).
+    lowest: AtomicI64,
 }
 
 #[derive(Default)]
@@ -64,6 +66,20 @@ impl EventPositions {
         self.upto.fetch_max(last, Ordering::SeqCst);
         self.activity.start_at(state.last);
         self.recent.start_at(state.last);
+    }
+
+    /// Hands out backfill positions below `lowest`, the lowest stored position (or 0).
+    pub(super) fn start_backfill_below(&self, lowest: i64) {
+        self.lowest.fetch_min(lowest, Ordering::SeqCst);
+    }
+
+    /// The next `n` backfill positions, descending: each below every position handed out before.
+    /// They need no tracking in flight: readers only look past `upto` going forwards, and no
+    /// sync reads below 1, so a backfill becomes visible whole when it commits.
+    pub(super) fn take_backfill(&self, n: usize) -> Vec<i64> {
+        let n = i64::try_from(n).unwrap_or(i64::MAX);
+        let last = self.lowest.fetch_sub(n, Ordering::SeqCst);
+        (1..=n).map(|i| last - i).collect()
     }
 
     /// What was committed since this process started, in memory.
@@ -140,6 +156,11 @@ impl Held {
         Held { tracker, positions: Vec::new(), written: Vec::new(), committed: false }
     }
 
+    /// Takes `n` backfill positions (see [`EventPositions::take_backfill`]).
+    pub(super) fn take_backfill(&self, n: usize) -> Vec<i64> {
+        self.tracker.take_backfill(n)
+    }
+
     /// Takes `n` positions.
     pub(super) fn take(&mut self, n: usize) -> Vec<i64> {
         let positions = self.tracker.take(n);
@@ -186,6 +207,16 @@ mod tests {
 
         drop(first); // rolled back
         assert_eq!(tracker.upto(), 13);
+    }
+
+    #[test]
+    fn backfill_positions_descend_below_every_stored_one() {
+        let tracker = Arc::new(EventPositions::default());
+        tracker.start_after(10);
+        tracker.start_backfill_below(-3);
+        assert_eq!(tracker.take_backfill(2), [-4, -5]);
+        assert_eq!(tracker.take_backfill(1), [-6]);
+        assert_eq!(tracker.upto(), 10, "backfill positions are never in flight");
     }
 
     #[test]
