@@ -4,6 +4,8 @@
 //! this server lacks are fetched from the sending server with `/get_missing_events` first, and
 //! when that leaves a gap, the state at them with `/event` and `/state`.
 
+use std::collections::HashMap;
+
 use hearth_core::{
     rooms::{
         Pdu,
@@ -13,7 +15,7 @@ use hearth_core::{
     storage::rooms,
 };
 use ruma::{
-    CanonicalJsonObject, EventId, OwnedEventId, RoomId, ServerName, UInt,
+    CanonicalJsonObject, EventId, OwnedEventId, OwnedRoomId, RoomId, ServerName, UInt,
     api::federation::event::{get_event, get_missing_events, get_room_state},
     canonical_json::redact,
     room_version_rules::RoomVersionRules,
@@ -28,28 +30,119 @@ const MISSING_LIMIT: u32 = 20;
 /// At most this many prev events of one PDU get their state fetched (a PDU may name many).
 const MAX_STATE_FETCHES: usize = 5;
 
-/// Checks and stores one PDU of a transaction from `origin`: its event ID and the result the
-/// transaction's answer reports, or `None` for a PDU dropped unanswered (not JSON, or of a room
-/// this server does not know, whose version and so event ID it cannot tell).
-pub async fn transaction_pdu(
+/// One PDU's result in a transaction's answer: `Err` with the reason it was not accepted.
+pub type PduResult = (OwnedEventId, Result<(), String>);
+
+/// Per room of a transaction: its rules and whether the room's ACL lets the origin in (`None`
+/// for a room this server does not know).
+type RoomsSeen = HashMap<OwnedRoomId, Option<(RoomVersionRules, Result<(), String>)>>;
+
+/// Checks and stores the PDUs of a transaction from `origin`, in order: each one's event ID and
+/// the result the transaction's answer reports. A PDU that is not JSON, or of a room this server
+/// does not know (whose version and so event ID it cannot tell), is dropped unanswered.
+/// Consecutive PDUs of one room are stored in one write transaction
+/// ([`remote::receive_batch`]).
+pub async fn transaction_pdus(
+    fed: &Federation,
+    origin: &ServerName,
+    raws: &[Box<RawValue>],
+) -> Vec<PduResult> {
+    let mut rooms_seen = RoomsSeen::new();
+    let mut results = Vec::with_capacity(raws.len());
+    // Verified PDUs of the room being gathered, not stored yet.
+    let mut run: Vec<Pdu> = Vec::new();
+    for raw in raws {
+        let Some((event_id, checked)) = check(fed, origin, raw, &mut rooms_seen).await else { continue };
+        match checked {
+            Ok(pdu) => {
+                if run.first().is_some_and(|first| first.room_id != pdu.room_id) {
+                    results.extend(receive_run(fed, origin, std::mem::take(&mut run)).await);
+                }
+                run.push(pdu);
+            }
+            Err(e) => {
+                results.extend(receive_run(fed, origin, std::mem::take(&mut run)).await);
+                results.push((event_id, Err(e)));
+            }
+        }
+    }
+    results.extend(receive_run(fed, origin, run).await);
+    results
+}
+
+/// Format, room, ACL and signature checks of one PDU: its event ID and the verified event, or
+/// why it is refused; `None` to drop it unanswered. `rooms_seen` keeps each room's rules and
+/// ACL verdict for the rest of the transaction.
+async fn check(
     fed: &Federation,
     origin: &ServerName,
     raw: &RawValue,
-) -> Option<(OwnedEventId, Result<(), String>)> {
+    rooms_seen: &mut RoomsSeen,
+) -> Option<(OwnedEventId, Result<Pdu, String>)> {
     let object: CanonicalJsonObject = serde_json::from_str(raw.get()).ok()?;
     let room_id = RoomId::parse(object.get("room_id")?.as_str()?).ok()?;
-    let version = rooms::version(fed.hs().db().pool(), &room_id).await.ok()??;
-    let rules = version.rules()?;
+    let seen = match rooms_seen.get(&room_id) {
+        Some(seen) => seen.clone(),
+        None => {
+            let version = rooms::version(fed.hs().db().pool(), &room_id).await.ok()?;
+            let seen = match version.and_then(|version| version.rules()) {
+                // A server the room's ACL denies is ignored (spec: Server Access Control Lists).
+                Some(rules) => Some((
+                    rules,
+                    server_acl::check(fed.hs(), &room_id, origin).await.map_err(|e| e.to_string()),
+                )),
+                None => None,
+            };
+            rooms_seen.insert(room_id, seen.clone());
+            seen
+        }
+    };
+    let (rules, allowed) = seen?;
     let event_id = event_id(&object, &rules).ok()?;
-    // A server the room's ACL denies is ignored (spec: Server Access Control Lists).
-    if let Err(e) = server_acl::check(fed.hs(), &room_id, origin).await {
-        return Some((event_id, Err(e.to_string())));
-    }
-    let result = match verify(fed, object, &rules).await {
-        Ok(pdu) => receive(fed, origin, &pdu, true).await,
+    let checked = match allowed {
+        Ok(()) => verify(fed, object, &rules).await,
         Err(e) => Err(e),
     };
-    Some((event_id, result))
+    Some((event_id, checked))
+}
+
+/// Stores `run`, verified PDUs of one room, in order: in batches, each stopping at a PDU that
+/// names events this server lacks, which then takes the one-event path that fetches them. A
+/// batch that fails as a whole is retried one event at a time.
+async fn receive_run(fed: &Federation, origin: &ServerName, run: Vec<Pdu>) -> Vec<PduResult> {
+    let mut results = Vec::with_capacity(run.len());
+    let mut rest: &[Pdu] = &run;
+    while !rest.is_empty() {
+        let batch: Vec<&Pdu> = rest.iter().collect();
+        let received = match remote::receive_batch(fed.hs(), &batch).await {
+            Ok(received) => received,
+            Err(e) => {
+                tracing::warn!(%origin, error = %e, "a batch of received events failed; retrying one by one");
+                for pdu in rest {
+                    results.push((pdu.event_id.clone(), receive(fed, origin, pdu, true).await));
+                }
+                break;
+            }
+        };
+        for (pdu, outcome) in rest.iter().zip(&received) {
+            let result = match outcome {
+                Received::Missing(_) => receive(fed, origin, pdu, true).await,
+                other => outcome_result(other.clone()),
+            };
+            results.push((pdu.event_id.clone(), result));
+        }
+        rest = &rest[received.len().max(1).min(rest.len())..];
+    }
+    results
+}
+
+/// What the transaction's answer says of an event core took in (or not).
+fn outcome_result(received: Received) -> Result<(), String> {
+    match received {
+        Received::Accepted | Received::Known | Received::SoftFailed(_) => Ok(()),
+        Received::Rejected(reason) => Err(reason),
+        Received::Missing(ids) => Err(format!("missing events: {ids:?}")),
+    }
 }
 
 /// The event ID of a PDU of a room with `rules`: its reference hash.
@@ -77,10 +170,7 @@ pub async fn verify(
 /// `origin` for them first and tries again.
 async fn receive(fed: &Federation, origin: &ServerName, pdu: &Pdu, fetch: bool) -> Result<(), String> {
     match remote::receive(fed.hs(), pdu).await.map_err(|e| e.to_string())? {
-        Received::Accepted | Received::Known | Received::SoftFailed(_) => Ok(()),
-        Received::Rejected(reason) => Err(reason),
-        Received::Missing(ids) if !fetch => Err(format!("missing events: {ids:?}")),
-        Received::Missing(_) => {
+        Received::Missing(_) if fetch => {
             fetch_missing(fed, origin, pdu).await?;
             match remote::receive(fed.hs(), pdu).await.map_err(|e| e.to_string())? {
                 Received::Missing(_) => {
@@ -91,10 +181,10 @@ async fn receive(fed: &Federation, origin: &ServerName, pdu: &Pdu, fetch: bool) 
                     }
                     Box::pin(receive(fed, origin, pdu, false)).await
                 }
-                Received::Rejected(reason) => Err(reason),
-                _ => Ok(()),
+                other => outcome_result(other),
             }
         }
+        other => outcome_result(other),
     }
 }
 

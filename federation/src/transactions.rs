@@ -34,13 +34,11 @@ pub async fn process(fed: &Federation, origin: &ServerName, request: v1::Request
         return Ok(v1::Response::new(pdus.into_results()));
     }
     let mut results = std::collections::BTreeMap::new();
-    for raw in &request.pdus {
-        if let Some((event_id, result)) = ingest::transaction_pdu(fed, origin, raw).await {
-            if let Err(error) = &result {
-                tracing::info!(%origin, %event_id, %error, "received PDU not accepted");
-            }
-            results.insert(event_id, result);
+    for (event_id, result) in ingest::transaction_pdus(fed, origin, &request.pdus).await {
+        if let Err(error) = &result {
+            tracing::info!(%origin, %event_id, %error, "received PDU not accepted");
         }
+        results.insert(event_id, result);
     }
     for edu in &request.edus {
         if let Ok(edu) = edu.deserialize_as::<serde_json::Value>() {

@@ -40,7 +40,33 @@ pub enum Received {
 /// Receives `pdu`, an event of a room this server is in (404 otherwise), whose signatures and
 /// content hash the caller verified.
 pub async fn receive(hs: &Homeserver, pdu: &Pdu) -> Result<Received> {
-    receive_as(hs, pdu, None).await
+    let mut results = receive_batch(hs, &[pdu]).await?;
+    Ok(results.pop().expect("one result for the one event"))
+}
+
+/// Receives events of one room (404 for a room this server is not in), in the order given,
+/// each as [`receive`] would, in one write transaction: a transaction from another server
+/// brings up to 50, and a commit per event cost more than checking it. The results stop at the
+/// first event that names missing events (the ones after it are not looked at: fetch what it
+/// lacks, then hand them in again). An error rolls back the whole batch.
+pub async fn receive_batch(hs: &Homeserver, pdus: &[&Pdu]) -> Result<Vec<Received>> {
+    let Some(first) = pdus.first() else { return Ok(Vec::new()) };
+    if pdus.iter().any(|pdu| pdu.room_id != first.room_id) {
+        return Err(Error::Internal(anyhow::anyhow!("a batch of received events spans rooms")));
+    }
+    let mut writer = RoomWriter::open(hs, &first.room_id).await?;
+    let (tx, head) = writer.parts();
+    let mut results = Vec::with_capacity(pdus.len());
+    for pdu in pdus {
+        let received = receive_one(hs, tx, head, pdu).await?;
+        let missing = matches!(received, Received::Missing(_));
+        results.push(received);
+        if missing {
+            break;
+        }
+    }
+    writer.commit().await?;
+    Ok(results)
 }
 
 /// Appends `pdu` like a received event, then queues it for the other servers in the room: an
@@ -48,29 +74,25 @@ pub async fn receive(hs: &Homeserver, pdu: &Pdu) -> Result<Received> {
 /// the invitee's server), or one another server handed us to pass on (`send_join`).
 /// `from`, the server that handed it over, is not sent it back.
 pub async fn append_own(hs: &Homeserver, pdu: &Pdu, from: Option<&ruma::ServerName>) -> Result<Received> {
-    receive_as(hs, pdu, Some(from)).await
-}
-
-/// `pass_on`: queue the accepted event for the room's servers, except this one.
-async fn receive_as(
-    hs: &Homeserver,
-    pdu: &Pdu,
-    pass_on: Option<Option<&ruma::ServerName>>,
-) -> Result<Received> {
-    if pdu.kind == TimelineEventType::RoomCreate {
-        return Ok(Received::Rejected("a room has one create event".to_owned()));
-    }
     let mut writer = RoomWriter::open(hs, &pdu.room_id).await?;
     let (tx, head) = writer.parts();
-    if events::get(&mut **tx, pdu.event_id.as_str()).await?.is_some() {
-        return Ok(Received::Known);
-    }
-    let received = receive_in(hs, tx, head, pdu).await?;
-    if let (Some(except), Received::Accepted) = (pass_on, &received) {
-        super::outbound::queue_except(hs, tx, head, pdu, except).await?;
+    let received = receive_one(hs, tx, head, pdu).await?;
+    if received == Received::Accepted {
+        super::outbound::queue_except(hs, tx, head, pdu, from).await?;
     }
     writer.commit().await?;
     Ok(received)
+}
+
+/// One received event, in the room writer's transaction.
+async fn receive_one(hs: &Homeserver, tx: &mut WriteTx, head: &mut RoomHead, pdu: &Pdu) -> Result<Received> {
+    if pdu.kind == TimelineEventType::RoomCreate {
+        return Ok(Received::Rejected("a room has one create event".to_owned()));
+    }
+    if events::get(&mut **tx, pdu.event_id.as_str()).await?.is_some() {
+        return Ok(Received::Known);
+    }
+    receive_in(hs, tx, head, pdu).await
 }
 
 async fn receive_in(hs: &Homeserver, tx: &mut WriteTx, head: &mut RoomHead, pdu: &Pdu) -> Result<Received> {

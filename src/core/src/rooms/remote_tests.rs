@@ -232,3 +232,28 @@ async fn a_forked_room_loads_the_resolved_state_of_its_extremities() {
     );
     assert_eq!(Some(loaded.state_group), b.hs.room_cache().head(&room_id).map(|head| head.state_group));
 }
+
+#[tokio::test]
+async fn a_batch_is_taken_in_order_in_one_transaction_up_to_the_first_gap() {
+    let (a, b, _alice, bob, room_id) = joined().await;
+    for (txn, body) in [("1", "one"), ("2", "two"), ("3", "three"), ("4", "four")] {
+        b.say(&bob, &room_id, txn, body).await;
+    }
+    let mut pdus = Vec::new();
+    for json in b.drain(&a).await {
+        pdus.push(a.parse(json).await);
+    }
+    // "three" is held back: "four" then names a prev event a.test lacks.
+    let three = pdus.remove(2);
+    let batch: Vec<&Pdu> = pdus.iter().collect();
+    let results = remote::receive_batch(&a.hs, &batch).await.expect("batch");
+    assert_eq!(results.len(), 3, "the batch stops at the first gap: {results:?}");
+    assert_eq!(results[..2], [Received::Accepted, Received::Accepted]);
+    assert!(matches!(&results[2], Received::Missing(ids) if ids == &[three.event_id.clone()]), "{results:?}");
+    assert_eq!(a.timeline(&room_id).await, ["one", "two"], "the events before the gap were committed");
+
+    let rest: Vec<&Pdu> = vec![&three, &pdus[2], &pdus[0]];
+    let results = remote::receive_batch(&a.hs, &rest).await.expect("batch");
+    assert_eq!(results, [Received::Accepted, Received::Accepted, Received::Known]);
+    assert_eq!(a.timeline(&room_id).await, ["one", "two", "three", "four"]);
+}
