@@ -249,7 +249,10 @@ async fn a_batch_is_taken_in_order_in_one_transaction_up_to_the_first_gap() {
     let results = remote::receive_batch(&a.hs, &batch).await.expect("batch");
     assert_eq!(results.len(), 3, "the batch stops at the first gap: {results:?}");
     assert_eq!(results[..2], [Received::Accepted, Received::Accepted]);
-    assert!(matches!(&results[2], Received::Missing(ids) if ids == &[three.event_id.clone()]), "{results:?}");
+    assert!(
+        matches!(&results[2], Received::Missing(ids) if ids == std::slice::from_ref(&three.event_id)),
+        "{results:?}"
+    );
     assert_eq!(a.timeline(&room_id).await, ["one", "two"], "the events before the gap were committed");
 
     let rest: Vec<&Pdu> = vec![&three, &pdus[2], &pdus[0]];
