@@ -203,7 +203,7 @@ pub async fn search(
                     search::newest_positions(pool, backend, &query, before, page_size).await?
                 }
             };
-            let page = search::words_at(pool, &positions).await?;
+            let page = search::words_at(pool, backend, &positions).await?;
             (rank::score(&page, &words), Counted::of(window.into_iter()))
         }
     };
