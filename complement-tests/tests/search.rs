@@ -75,6 +75,8 @@ scenario!(srch_1_a_word_is_found_only_in_rooms_the_user_joined, |backend| {
     bob.send_text(&theirs, "martians everywhere").await;
     alice.send_text(&mine, "nothing to see").await;
     alice.send_text(&mine, "martial arts").await;
+    alice.send_text(&mine, "kiwis and kiwano").await;
+    alice.send_text(&mine, "kiwifruit or kiwi").await;
 
     let events = room_events(&alice, json!({ "search_term": "martians" })).await;
     assert_eq!(events["count"], 1, "{events}");
@@ -91,6 +93,8 @@ scenario!(srch_1_a_word_is_found_only_in_rooms_the_user_joined, |backend| {
     assert!(results(&room_events(&alice, json!({ "search_term": "martians nothing" })).await).is_empty());
     // A word that begins several words finds them all; one no message holds finds nothing.
     assert_eq!(results(&room_events(&alice, json!({ "search_term": "mart" })).await).len(), 2);
+    // Beginning more words than PostgreSQL names (storage::search::WordMatch::Prefix there).
+    assert_eq!(results(&room_events(&alice, json!({ "search_term": "kiw" })).await).len(), 2);
     let unknown = room_events(&alice, json!({ "search_term": "zebra" })).await;
     assert!(results(&unknown).is_empty() && unknown["count"] == 0, "{unknown}");
     // Room names are searched too.

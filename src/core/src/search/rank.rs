@@ -8,8 +8,8 @@
 //! the word's whole posting list (FTS5's `bm25` makes one per query; for a word in most messages
 //! that pass alone was ~30 ms at a million messages). The average length is that of the events
 //! scored together, so a page's scores depend only on the set of events ranked. The words come
-//! from `event_search_text`, not the events: two thousand event JSONs spread over a long history
-//! cost more to read than the search itself.
+//! from where the index keeps them (`storage::search`), not the events: two thousand event JSONs
+//! spread over a long history cost more to read than the search itself.
 
 use super::{index, token::Cursor};
 use crate::storage::search::Words;

@@ -9,8 +9,10 @@
 //! in part (history visibility, a leave) get one more query branch each, with their readable
 //! ranges of stream positions.
 //!
-//! Each indexed event's words are kept again, uncompressed, in `event_search_text`: what `rank`
-//! order scores ([`newest_words`]), a compact row per event instead of the event's JSON.
+//! Each indexed event's words are kept again, uncompressed: what `rank` order scores
+//! ([`newest_words`]), a compact row per event instead of the event's JSON. SQLite keeps them in
+//! `event_search_text` (FTS5's contentless table keeps no text), PostgreSQL in the index row
+//! (`event_search.words_text`), which the GIN bitmap scan reads anyway.
 //!
 //! A query word matches the indexed words it begins. `search_terms` lists every indexed word, so
 //! that a query names them ([`WordMatch::Terms`]): both engines walk the posting lists of named
@@ -18,13 +20,15 @@
 //! first merges every matching word's postings in memory, one full pass for a common word.
 
 mod matching;
+mod statement;
 
 use std::collections::BTreeSet;
 
-use sqlx::{Executor, Row};
+use sqlx::{AnyPool, Executor, Row, any::AnyRow};
 
 use super::{Backend, Conn};
 use matching::{Match, filter_tokens, room_token, sender_token, type_token};
+use statement::{Arg, Sql, fetch_planned};
 
 /// How many event types the index holds (`search::index::KEYS`).
 pub const INDEXED_TYPES: usize = 3;
@@ -105,41 +109,45 @@ pub struct Words {
     pub words: String,
 }
 
-/// Adds events to the index and their words to `event_search_text` and `search_terms`.
+/// Adds events to the index, their words where they are kept ([`kept_words`]) and to
+/// `search_terms`.
 pub async fn insert_many(conn: &mut Conn, backend: Backend, entries: &[Entry<'_>]) -> sqlx::Result<()> {
     if entries.is_empty() {
         return Ok(());
     }
     let mut index = Sql::default();
-    let mut kept = Sql::default();
     let mut index_rows = Vec::with_capacity(entries.len());
-    let mut kept_rows = Vec::with_capacity(entries.len());
     for entry in entries {
-        let tokens = filter_tokens(backend, entry.room_id, entry.sender, entry.kind);
+        let tokens = index.bind(Arg::Text(filter_tokens(backend, entry.room_id, entry.sender, entry.kind)));
         let position = index.bind(Arg::Int(entry.stream_ordering));
+        let words = index.bind(Arg::Text(entry.words.to_owned()));
         index_rows.push(match backend {
-            Backend::Sqlite => {
-                let words = index.bind(Arg::Text(entry.words.to_owned()));
-                format!("({position}, {words}, {})", index.bind(Arg::Text(tokens)))
-            }
+            Backend::Sqlite => format!("({position}, {words}, {tokens})"),
             // The words are lexemes as they are: split and lower-cased already, like the query.
-            Backend::Postgres => {
-                let lexemes = index.bind(Arg::Text(format!("{} {tokens}", entry.words)));
-                format!("({position}, array_to_tsvector(string_to_array({lexemes}, ' ')))")
-            }
+            Backend::Postgres => format!(
+                "({position}, array_to_tsvector(string_to_array({words} || ' ' || {tokens}, ' ')), {words})"
+            ),
         });
-        let position = kept.bind(Arg::Int(entry.stream_ordering));
-        kept_rows.push(format!("({position}, {})", kept.bind(Arg::Text(entry.words.to_owned()))));
     }
     let columns = match backend {
         Backend::Sqlite => "rowid, words, meta",
-        Backend::Postgres => "stream_ordering, words",
+        Backend::Postgres => "stream_ordering, words, words_text",
     };
     let text = format!("INSERT INTO event_search ({columns}) VALUES {}", index_rows.join(", "));
     index.query(&text).execute(&mut *conn).await?;
-    let text =
-        format!("INSERT INTO event_search_text (stream_ordering, words) VALUES {}", kept_rows.join(", "));
-    kept.query(&text).execute(&mut *conn).await?;
+    if backend == Backend::Sqlite {
+        let mut kept = Sql::default();
+        let kept_rows: Vec<String> = entries
+            .iter()
+            .map(|e| {
+                let position = kept.bind(Arg::Int(e.stream_ordering));
+                format!("({position}, {})", kept.bind(Arg::Text(e.words.to_owned())))
+            })
+            .collect();
+        let text =
+            format!("INSERT INTO event_search_text (stream_ordering, words) VALUES {}", kept_rows.join(", "));
+        kept.query(&text).execute(&mut *conn).await?;
+    }
 
     // Sorted, so that concurrent writers take the terms' index entries in one order.
     let terms: BTreeSet<&str> = entries.iter().flat_map(|e| e.words.split(' ')).collect();
@@ -166,10 +174,12 @@ pub async fn remove(conn: &mut Conn, backend: Backend, position: i64) -> sqlx::R
         Backend::Postgres => "DELETE FROM event_search WHERE stream_ordering = $1",
     };
     sqlx::query(sql).bind(position).execute(&mut *conn).await?;
-    sqlx::query("DELETE FROM event_search_text WHERE stream_ordering = $1")
-        .bind(position)
-        .execute(conn)
-        .await?;
+    if backend == Backend::Sqlite {
+        sqlx::query("DELETE FROM event_search_text WHERE stream_ordering = $1")
+            .bind(position)
+            .execute(conn)
+            .await?;
+    }
     Ok(())
 }
 
@@ -209,16 +219,16 @@ pub async fn word_matches<'c>(
 
 /// The stream positions of the newest `n` matching events below `before` (if given), newest
 /// first.
-pub async fn newest_positions<'c>(
-    executor: impl Executor<'c, Database = sqlx::Any>,
+pub async fn newest_positions(
+    pool: &AnyPool,
     backend: Backend,
     query: &Query<'_>,
     before: Option<i64>,
     n: i64,
 ) -> sqlx::Result<Vec<i64>> {
     let mut sql = Sql::default();
-    let hits = newest(&mut sql, backend, query, before, n);
-    let rows = sql.query(&hits).persistent(false).fetch_all(executor).await?;
+    let hits = newest(&mut sql, backend, query, before, n, "");
+    let rows = fetch_planned(pool, backend, &sql, &hits).await?;
     rows.iter().map(|row| row.try_get("pos")).collect()
 }
 
@@ -226,13 +236,15 @@ pub async fn newest_positions<'c>(
 /// first.
 pub async fn words_at<'c>(
     executor: impl Executor<'c, Database = sqlx::Any>,
+    backend: Backend,
     positions: &[i64],
 ) -> sqlx::Result<Vec<Words>> {
     if positions.is_empty() {
         return Ok(Vec::new());
     }
+    let (table, words) = kept_words(backend);
     let text = format!(
-        "SELECT stream_ordering AS pos, words FROM event_search_text WHERE stream_ordering IN ({}) \
+        "SELECT stream_ordering AS pos, {words} AS words FROM {table} WHERE stream_ordering IN ({}) \
          ORDER BY stream_ordering DESC",
         super::placeholders(1, positions.len())
     );
@@ -245,32 +257,46 @@ pub async fn words_at<'c>(
 
 /// The newest `n` matching events below stream position `before` (if given), newest first, with
 /// their words.
-pub async fn newest_words<'c>(
-    executor: impl Executor<'c, Database = sqlx::Any>,
+pub async fn newest_words(
+    pool: &AnyPool,
     backend: Backend,
     query: &Query<'_>,
     before: Option<i64>,
     n: i64,
 ) -> sqlx::Result<Vec<Words>> {
     let mut sql = Sql::default();
-    let hits = newest(&mut sql, backend, query, before, n);
-    let text = format!(
-        // CROSS JOIN keeps the hits as SQLite's outer loop.
-        "SELECT h.pos, w.words FROM ({hits}) h CROSS JOIN event_search_text w \
-         WHERE w.stream_ordering = h.pos ORDER BY h.pos DESC"
-    );
-    let rows = sql.query(&text).persistent(false).fetch_all(executor).await?;
+    let text = match backend {
+        Backend::Sqlite => {
+            let hits = newest(&mut sql, backend, query, before, n, "");
+            // CROSS JOIN keeps the hits as SQLite's outer loop.
+            format!(
+                "SELECT h.pos, w.words FROM ({hits}) h CROSS JOIN event_search_text w \
+                 WHERE w.stream_ordering = h.pos ORDER BY h.pos DESC"
+            )
+        }
+        // In the rows that the index scan reads anyway.
+        Backend::Postgres => newest(&mut sql, backend, query, before, n, ", words_text AS words"),
+    };
+    let rows = fetch_planned(pool, backend, &sql, &text).await?;
     rows.iter().map(words_from_row).collect()
 }
 
-fn words_from_row(row: &sqlx::any::AnyRow) -> sqlx::Result<Words> {
+fn words_from_row(row: &AnyRow) -> sqlx::Result<Words> {
     Ok(Words { stream_ordering: row.try_get("pos")?, words: row.try_get("words")? })
 }
 
 /// The newest `n` matching events below stream position `before` (if given), newest first, as
-/// rows `(pos)`. Each query branch is cut to `n` on its own, walking its index newest first and
-/// stopping there, then the branches are merged.
-fn newest(sql: &mut Sql, backend: Backend, query: &Query<'_>, before: Option<i64>, n: i64) -> String {
+/// rows `(pos)` and the columns `also` selects (`", column AS name"`). Each query branch is cut to
+/// `n` on its own, walking its index newest first and stopping there, then the branches are
+/// merged.
+fn newest(
+    sql: &mut Sql,
+    backend: Backend,
+    query: &Query<'_>,
+    before: Option<i64>,
+    n: i64,
+    also: &str,
+) -> String {
     let position = match backend {
         Backend::Sqlite => "rowid",
         Backend::Postgres => "stream_ordering",
@@ -282,13 +308,13 @@ fn newest(sql: &mut Sql, backend: Backend, query: &Query<'_>, before: Option<i64
         .iter()
         .map(|condition| {
             format!(
-                "SELECT {position} AS pos FROM event_search WHERE {condition}{before} \
+                "SELECT {position} AS pos{also} FROM event_search WHERE {condition}{before} \
                  ORDER BY {position} DESC LIMIT {n}"
             )
         })
         .collect();
     match branches.as_slice() {
-        [] => "SELECT 0 AS pos WHERE 1 = 0".to_owned(),
+        [] => format!("SELECT {position} AS pos{also} FROM event_search WHERE 1 = 0"),
         [one] => one.clone(),
         many => {
             let arms: Vec<String> =
@@ -351,34 +377,12 @@ fn branches(sql: &mut Sql, backend: Backend, query: &Query<'_>, position: &str) 
     branches
 }
 
-/// A bound argument.
-enum Arg {
-    Text(String),
-    Int(i64),
-}
-
-/// A statement's arguments, numbered as they are added.
-#[derive(Default)]
-struct Sql {
-    args: Vec<Arg>,
-}
-
-impl Sql {
-    /// Adds an argument; its placeholder.
-    fn bind(&mut self, arg: Arg) -> String {
-        self.args.push(arg);
-        format!("${}", self.args.len())
-    }
-
-    /// The statement with every argument bound.
-    fn query<'q>(&'q self, text: &'q str) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
-        let mut query = sqlx::query(text);
-        for arg in &self.args {
-            query = match arg {
-                Arg::Text(text) => query.bind(text.as_str()),
-                Arg::Int(n) => query.bind(*n),
-            };
-        }
-        query
+/// Where each engine keeps an indexed event's words, as `(table, column)`: SQLite in
+/// `event_search_text` beside its FTS5 table (contentless: it keeps no text), PostgreSQL in the
+/// index row itself, which the GIN bitmap scan reads anyway (migration 0026).
+fn kept_words(backend: Backend) -> (&'static str, &'static str) {
+    match backend {
+        Backend::Sqlite => ("event_search_text", "words"),
+        Backend::Postgres => ("event_search", "words_text"),
     }
 }
