@@ -64,6 +64,7 @@ struct Inner {
     receipt_activity: crate::receipt_activity::ReceiptActivity,
     sync_deliveries: crate::delivery::SyncDeliveries,
     delivery_queue: crate::delivery::DeliveryQueue,
+    unread_batch: crate::push::unread_batch::UnreadBatch,
     /// Turns true when the server starts shutting down.
     closing: tokio::sync::watch::Sender<bool>,
     /// Federation's side of joining remote rooms, once installed.
@@ -110,6 +111,7 @@ impl Homeserver {
             media,
             sync_deliveries: Default::default(),
             delivery_queue: Default::default(),
+            unread_batch: Default::default(),
             closing: tokio::sync::watch::Sender::new(false),
             remote_rooms: std::sync::OnceLock::new(),
         }));
@@ -237,6 +239,11 @@ impl Homeserver {
     /// What each device's last `/sync` response carried, until acknowledged.
     pub fn sync_deliveries(&self) -> &crate::delivery::SyncDeliveries {
         &self.0.sync_deliveries
+    }
+
+    /// Syncs waiting for their unread counts, counted in batches.
+    pub fn unread_batch(&self) -> &crate::push::unread_batch::UnreadBatch {
+        &self.0.unread_batch
     }
 
     /// Deliveries waiting to be written in the next batch.

@@ -12,6 +12,7 @@ pub mod room;
 pub mod rules;
 pub mod source;
 pub mod template;
+pub mod unread_batch;
 
 pub use notifications::{UnreadCounts, unread_counts};
 

@@ -72,14 +72,50 @@ pub async fn unread_counts_in(
     rooms: &[&RoomId],
     read: &HashMap<String, ReadUpto>,
 ) -> Result<HashMap<String, UnreadCounts>> {
+    let rows: Vec<(&str, &str, i64)> =
+        rooms.iter().map(|room| (user.as_str(), room.as_str(), main_read(read, room))).collect();
+    let counted = push_actions::count_by_thread(&mut *conn, &rows).await?;
+    let mut all = main_counts(counted, read);
+    add_thread_counts(conn, user, rooms, read, &mut all).await?;
+    Ok(all)
+}
+
+/// [`unread_counts_in`] for a `/sync`: the main timelines are counted in one statement with the
+/// other syncs asking at the same moment ([`UnreadBatch`](super::unread_batch::UnreadBatch)):
+/// a message to a room wakes every member's sync at once.
+pub async fn unread_counts_batched(
+    hs: &Homeserver,
+    user: &UserId,
+    rooms: &[&RoomId],
+    read: &HashMap<String, ReadUpto>,
+) -> Result<HashMap<String, UnreadCounts>> {
+    let rows: Vec<(String, i64)> =
+        rooms.iter().map(|room| (room.to_string(), main_read(read, room))).collect();
+    let counted = hs.unread_batch().count(hs, user, rows).await?;
+    let mut all = main_counts(counted, read);
+    if rooms.iter().any(|room| read.get(room.as_str()).is_some_and(|(_, threads)| !threads.is_empty())) {
+        let mut conn = hs.db().pool().acquire().await?;
+        add_thread_counts(&mut conn, user, rooms, read, &mut all).await?;
+    }
+    Ok(all)
+}
+
+/// The main timeline's read position in `room` (0: nothing read).
+fn main_read(read: &HashMap<String, ReadUpto>, room: &RoomId) -> i64 {
+    read.get(room.as_str()).map_or(0, |(main, _)| *main)
+}
+
+/// Counts of the main timelines and of the threads without a read position of their own.
+fn main_counts(
+    counted: Vec<push_actions::Counted>,
+    read: &HashMap<String, ReadUpto>,
+) -> HashMap<String, UnreadCounts> {
     let no_threads = HashMap::new();
-    let read_of = |room: &str| read.get(room).map_or((0, &no_threads), |(main, threads)| (*main, threads));
-    let after: Vec<(&str, i64)> =
-        rooms.iter().map(|room| (room.as_str(), read_of(room.as_str()).0)).collect();
+    let read_of = |room: &str| read.get(room).map_or(&no_threads, |(_, threads)| threads);
     let mut all: HashMap<String, UnreadCounts> = HashMap::new();
-    for counted in push_actions::count_by_thread(&mut *conn, user.as_str(), &after).await? {
+    for counted in counted {
         let (n, h) = (non_negative(counted.notifications), non_negative(counted.highlights));
-        let threads = read_of(&counted.room_id).1;
+        let threads = read_of(&counted.room_id);
         let counts = all.entry(counted.room_id).or_default();
         match counted.thread_id.and_then(|id| OwnedEventId::try_from(id).ok()) {
             None => (counts.notification_count, counts.highlight_count) = (n, h),
@@ -89,9 +125,21 @@ pub async fn unread_counts_in(
             }
         }
     }
-    // Threads with their own read position are counted from it.
+    all
+}
+
+/// Threads with their own read position are counted from it.
+async fn add_thread_counts(
+    conn: &mut Conn,
+    user: &UserId,
+    rooms: &[&RoomId],
+    read: &HashMap<String, ReadUpto>,
+    all: &mut HashMap<String, UnreadCounts>,
+) -> Result<()> {
+    let no_threads = HashMap::new();
+    let read_of = |room: &str| read.get(room).map_or(&no_threads, |(_, threads)| threads);
     for room_id in rooms {
-        for (thread, upto) in read_of(room_id.as_str()).1 {
+        for (thread, upto) in read_of(room_id.as_str()) {
             let counted = push_actions::count_in_thread(
                 &mut *conn,
                 user.as_str(),
@@ -108,7 +156,7 @@ pub async fn unread_counts_in(
             }
         }
     }
-    Ok(all)
+    Ok(())
 }
 
 fn non_negative(count: i64) -> u64 {

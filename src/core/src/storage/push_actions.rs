@@ -116,6 +116,8 @@ pub async fn insert_many(conn: &mut Conn, rows: &[NewPushAction<'_>]) -> sqlx::R
 /// Notifying rows and highlights of one thread (or the main timeline) of one room.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Counted {
+    /// Whose notifications.
+    pub user_id: String,
     /// The room.
     pub room_id: String,
     /// The thread root; `None` for the main timeline.
@@ -126,17 +128,13 @@ pub struct Counted {
     pub highlights: i64,
 }
 
-/// `user_id`'s notifications per room and thread, in each room of `rooms` after its stream
-/// position (`(room ID, after)`), in one query (per [`IDS_PER_STATEMENT`] rooms). Rooms and
-/// threads without notifications are absent.
-pub async fn count_by_thread(
-    conn: &mut Conn,
-    user_id: &str,
-    rooms: &[(&str, i64)],
-) -> sqlx::Result<Vec<Counted>> {
+/// Notifications per user, room and thread: for each `(user ID, room ID, after)` those of the
+/// user in the room after the stream position, in one query (per [`IDS_PER_STATEMENT`] rows;
+/// the rows may be of many users). Rooms and threads without notifications are absent.
+pub async fn count_by_thread(conn: &mut Conn, rows: &[(&str, &str, i64)]) -> sqlx::Result<Vec<Counted>> {
     let mut counted = Vec::new();
-    for chunk in rooms.chunks(IDS_PER_STATEMENT) {
-        counted.extend(count_unread(conn, user_id, chunk, None).await?);
+    for chunk in rows.chunks(IDS_PER_STATEMENT) {
+        counted.extend(count_unread(conn, chunk, None).await?);
     }
     Ok(counted)
 }
@@ -149,64 +147,60 @@ pub async fn count_in_thread(
     thread_id: &str,
     after: i64,
 ) -> sqlx::Result<Counted> {
-    let counted = count_unread(conn, user_id, &[(room_id, after)], Some(thread_id)).await?;
+    let counted = count_unread(conn, &[(user_id, room_id, after)], Some(thread_id)).await?;
     Ok(counted.into_iter().next().unwrap_or_else(|| Counted {
+        user_id: user_id.to_owned(),
         room_id: room_id.to_owned(),
         thread_id: Some(thread_id.to_owned()),
         ..Counted::default()
     }))
 }
 
-/// The notifications of `user_id` in each of `rooms` after its position (only in `thread`, if
-/// given), per room and thread: the room's default notifications since the user's current join,
-/// not sent by them, and not replaced by an exception; then the user's notifying exceptions.
+/// The notifications of each `(user ID, room ID, after)`: the user's in the room after the
+/// position (only in `thread`, if given), per user, room and thread: the room's default
+/// notifications since the user's current join, not sent by them, and not replaced by an
+/// exception; then the user's notifying exceptions.
 async fn count_unread(
     conn: &mut Conn,
-    user_id: &str,
-    rooms: &[(&str, i64)],
+    rows: &[(&str, &str, i64)],
     thread: Option<&str>,
 ) -> sqlx::Result<Vec<Counted>> {
-    if rooms.is_empty() {
+    if rows.is_empty() {
         return Ok(Vec::new());
     }
     let mut p = Params::new(conn);
-    let values =
-        (0..rooms.len()).map(|_| format!("({}, {})", p.one(), p.one())).collect::<Vec<_>>().join(", ");
+    let values = (0..rows.len())
+        .map(|_| format!("({}, {}, {})", p.one(), p.one(), p.one()))
+        .collect::<Vec<_>>()
+        .join(", ");
     let in_thread =
         |p: &mut Params| thread.map(|_| format!("AND d.thread_id = {}", p.one())).unwrap_or_default();
-    // Placeholders in text order: the rooms, then `user, [thread], user, user`, then `user, [thread]`.
-    let user_1 = p.one();
+    // Placeholders in text order: the rows, then `[thread]`, then `[thread]`.
     let thread_1 = in_thread(&mut p);
-    let (user_2, user_3, user_4) = (p.one(), p.one(), p.one());
     let thread_2 = in_thread(&mut p);
     let sql = format!(
-        "WITH r (room_id, read_to) AS (VALUES {values}) \
-         SELECT room_id, thread_id, COUNT(*) AS notifications, \
+        "WITH r (user_id, room_id, read_to) AS (VALUES {values}) \
+         SELECT user_id, room_id, thread_id, COUNT(*) AS notifications, \
          COUNT(CASE WHEN highlight = 1 THEN 1 END) AS highlights FROM ( \
-             SELECT d.room_id, d.thread_id, d.highlight FROM r JOIN event_notifications d \
+             SELECT r.user_id, d.room_id, d.thread_id, d.highlight FROM r JOIN event_notifications d \
              ON d.room_id = r.room_id AND d.stream_ordering > r.read_to \
-             WHERE d.sender <> {user_1} {thread_1} \
+             WHERE d.sender <> r.user_id {thread_1} \
              AND d.stream_ordering > (SELECT c.joined_at FROM current_state c \
-                 WHERE c.room_id = r.room_id AND c.type = 'm.room.member' AND c.state_key = {user_2}) \
+                 WHERE c.room_id = r.room_id AND c.type = 'm.room.member' AND c.state_key = r.user_id) \
              AND NOT EXISTS (SELECT 1 FROM event_push_actions x \
-                 WHERE x.user_id = {user_3} AND x.room_id = r.room_id AND x.stream_ordering = d.stream_ordering) \
+                 WHERE x.user_id = r.user_id AND x.room_id = r.room_id AND x.stream_ordering = d.stream_ordering) \
              UNION ALL \
-             SELECT d.room_id, d.thread_id, d.highlight FROM r JOIN event_push_actions d \
+             SELECT r.user_id, d.room_id, d.thread_id, d.highlight FROM r JOIN event_push_actions d \
              ON d.room_id = r.room_id AND d.stream_ordering > r.read_to \
-             WHERE d.user_id = {user_4} AND d.notify = 1 {thread_2} \
-         ) unread GROUP BY room_id, thread_id"
+             WHERE d.user_id = r.user_id AND d.notify = 1 {thread_2} \
+         ) unread GROUP BY user_id, room_id, thread_id"
     );
     let mut query = sqlx::query(&sql);
-    for (room_id, after) in rooms {
-        query = query.bind(*room_id).bind(*after);
+    for (user_id, room_id, after) in rows {
+        query = query.bind(*user_id).bind(*room_id).bind(*after);
     }
-    query = query.bind(user_id);
     if let Some(thread) = thread {
-        query = query.bind(thread);
-    }
-    query = query.bind(user_id).bind(user_id).bind(user_id);
-    if let Some(thread) = thread {
-        query = query.bind(thread);
+        query = query.bind(thread).bind(thread);
     }
     query
         .fetch_all(&mut *conn)
@@ -214,6 +208,7 @@ async fn count_unread(
         .into_iter()
         .map(|r| {
             Ok(Counted {
+                user_id: r.try_get("user_id")?,
                 room_id: r.try_get("room_id")?,
                 thread_id: r.try_get("thread_id")?,
                 notifications: r.try_get("notifications")?,

@@ -328,8 +328,7 @@ async fn unread_counts(
         return Ok(HashMap::new());
     }
     let read = receipts::read_upto_everywhere(hs, request.user).await?;
-    let mut conn = hs.db().pool().acquire().await?;
-    notifications::unread_counts_in(&mut conn, request.user, rooms, &read).await
+    notifications::unread_counts_batched(hs, request.user, rooms, &read).await
 }
 
 /// Sets a joined room's `unread_notifications` (and, when the filter asks for them,
