@@ -1,9 +1,9 @@
-//! Unread counts of many `/sync`s in one statement. A message to a room wakes every member's
+//! Unread counts of many `/sync`s in a few statements. A message to a room wakes every member's
 //! sync at once, and each then asks for its unread counts: one statement each, every one a
 //! round trip to the database connection's thread, was most of a woken sync's cost. Each asker
-//! queues its rows; whoever holds the reader's lock takes everything queued and counts it in one
-//! statement ([`push_actions::count_by_thread`] takes rows of many users), so while one batch
-//! runs the next one gathers.
+//! queues its rows; whoever holds the reader's lock takes everything queued and counts it in a
+//! few statements side by side ([`push_actions::count_by_thread`] takes rows of many users), so
+//! while one batch runs the next one gathers.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -14,6 +14,9 @@ use ruma::{OwnedUserId, UserId};
 use tokio::sync::oneshot;
 
 use crate::{Error, Homeserver, Result, storage::push_actions::Counted};
+
+/// Statements one batch runs side by side (SQLite's read pool holds 4 connections).
+const STATEMENTS_AT_ONCE: usize = 4;
 
 /// Askers waiting for their counts, and the lock of the batch reader.
 #[derive(Default)]
@@ -69,7 +72,15 @@ async fn run(hs: Homeserver, mut batch: Vec<Waiting>) {
         let mut users = HashSet::new();
         let (round, later): (Vec<Waiting>, Vec<Waiting>) =
             batch.into_iter().partition(|w| users.insert(w.user.clone()));
-        run_round(&hs, round).await;
+        // A few statements side by side on the pool's connections: one statement for everyone
+        // would keep all waiting on one connection while the others idle.
+        let per_statement = round.len().div_ceil(STATEMENTS_AT_ONCE);
+        let mut statements = Vec::new();
+        let mut round = round.into_iter().peekable();
+        while round.peek().is_some() {
+            statements.push(run_round(&hs, round.by_ref().take(per_statement).collect()));
+        }
+        futures::future::join_all(statements).await;
         batch = later;
     }
 }
