@@ -102,6 +102,38 @@ pub async fn delete_upto<'c>(
 pub async fn destinations<'c>(
     executor: impl Executor<'c, Database = sqlx::Any>,
 ) -> sqlx::Result<Vec<String>> {
-    let rows = sqlx::query("SELECT DISTINCT destination FROM federation_outbox").fetch_all(executor).await?;
+    // A loose index scan: one index probe per destination. The sender asks after every commit
+    // that queued rows, and `SELECT DISTINCT` walked every queued row of the backlog.
+    let rows = sqlx::query(
+        "WITH RECURSIVE d (destination) AS ( \
+             SELECT MIN(destination) FROM federation_outbox \
+             UNION ALL \
+             SELECT (SELECT MIN(o.destination) FROM federation_outbox o WHERE o.destination > d.destination) \
+             FROM d WHERE d.destination IS NOT NULL) \
+         SELECT destination FROM d WHERE destination IS NOT NULL",
+    )
+    .fetch_all(executor)
+    .await?;
     rows.iter().map(|r| r.try_get("destination")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn each_destination_with_pending_rows_is_listed_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = crate::storage::test_db(&dir).await;
+        assert!(destinations(db.pool()).await.expect("destinations").is_empty());
+        let mut tx = db.begin().await.expect("begin");
+        for edu in ["{}", "{}", "{}"] {
+            push_edu(&mut tx, &["c.test", "a.test", "b.test"], edu, 0).await.expect("push");
+        }
+        push_edu(&mut tx, &["a.test"], "{}", 0).await.expect("push");
+        tx.commit().await.expect("commit");
+        let mut listed = destinations(db.pool()).await.expect("destinations");
+        listed.sort();
+        assert_eq!(listed, ["a.test", "b.test", "c.test"]);
+    }
 }
