@@ -336,15 +336,11 @@ async fn send(client: &Client, room_id: &str, body: &str, extra: Value) -> Resul
     if let (Some(content), Value::Object(extra)) = (content.as_object_mut(), extra) {
         content.extend(extra);
     }
-    let txn = format!("{body}-{}", rand_suffix());
+    let txn = format!("{body}-{}", rand::random::<u64>());
     let path = format!("/_matrix/client/v3/rooms/{}/send/m.room.message/{txn}", enc(room_id));
     let response = client.put(&path, content).await;
     ensure!(response.status == 200, "send failed: {}", response.text);
     response.body["event_id"].as_str().map(str::to_owned).context("event_id")
-}
-
-fn rand_suffix() -> u64 {
-    rand::random()
 }
 
 fn sync_path(since: &str, filter: &Value, timeout_ms: u64) -> String {

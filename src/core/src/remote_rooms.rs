@@ -1,7 +1,8 @@
 //! The port through which core asks federation to act on rooms this server is not in (joining
-//! through a resident server) or lacks the history of (backfill). Core never depends on federation (DESIGN §1): the composition
-//! root installs federation's implementation with [`Homeserver::set_remote_rooms`]; without
-//! one (federation disabled), such requests fail as if the room were unknown.
+//! through a resident server) or lacks the history of (backfill). Core never depends on
+//! federation (DESIGN §1): the composition root installs federation's implementation with
+//! [`Homeserver::set_remote_rooms`]; without one (federation disabled), such requests fail as if
+//! the room were unknown.
 //!
 //! [`Homeserver::set_remote_rooms`]: crate::Homeserver::set_remote_rooms
 

@@ -214,24 +214,35 @@ pub(super) async fn store(
     head.depth = head.depth.max(depth);
     head.room_id = pdu.room_id.clone();
     if let Some(position) = stream_ordering {
-        let member = (pdu.kind == TimelineEventType::RoomMember)
-            .then(|| pdu.state_key.as_deref().and_then(|key| OwnedUserId::try_from(key).ok()))
-            .flatten();
-        // A redaction also changed its target's row: recent rows read before it are stale.
-        let event = (pdu.kind != TimelineEventType::RoomRedaction).then(|| {
-            Arc::new(events::StoredEvent {
-                event_nid,
-                event_id: pdu.event_id.to_string(),
-                room_id: pdu.room_id.to_string(),
-                json,
-                stream_ordering: Some(position),
-                state_group: Some(head.state_group.unwrap_or(0)),
-                redacted_by: None,
-            })
-        });
-        tx.record(Written { position, room_id: pdu.room_id.clone(), member, event });
+        tx.record(written(pdu, (event_nid, position), json, head.state_group));
     }
     Ok(event_nid)
+}
+
+/// What the commit hook learns of `pdu`, an accepted timeline event stored as `(event_nid,
+/// position)` with its `json` and the state group after it (see [`Written`]).
+pub(super) fn written(
+    pdu: &Pdu,
+    (event_nid, position): (i64, i64),
+    json: String,
+    group: Option<i64>,
+) -> Written {
+    let member = (pdu.kind == TimelineEventType::RoomMember)
+        .then(|| pdu.state_key.as_deref().and_then(|key| OwnedUserId::try_from(key).ok()))
+        .flatten();
+    // A redaction also changed its target's row: recent rows read before it are stale.
+    let event = (pdu.kind != TimelineEventType::RoomRedaction).then(|| {
+        Arc::new(events::StoredEvent {
+            event_nid,
+            event_id: pdu.event_id.to_string(),
+            room_id: pdu.room_id.to_string(),
+            json,
+            stream_ordering: Some(position),
+            state_group: Some(group.unwrap_or(0)),
+            redacted_by: None,
+        })
+    });
+    Written { position, room_id: pdu.room_id.clone(), member, event }
 }
 
 /// Sends one event into an existing room: takes the room's write lock, appends, commits.

@@ -8,7 +8,7 @@
 
 use std::{
     collections::{BTreeMap, HashMap},
-    sync::{Arc, Mutex},
+    sync::Mutex,
 };
 
 use ruma::{OwnedDeviceId, OwnedEventId, OwnedRoomId, OwnedUserId};
@@ -286,19 +286,8 @@ async fn write(
     for a in accepted.iter() {
         let event_nid = nid_of(a)?;
         relations::index(tx, &a.pdu, event_nid).await?;
-        let head = heads.get(&a.job.room_id).expect("every accepted send has a head");
-        let event = events::StoredEvent {
-            event_nid,
-            event_id: a.pdu.event_id.to_string(),
-            room_id: a.pdu.room_id.to_string(),
-            json: a.json.clone(),
-            stream_ordering: Some(a.stream_ordering),
-            state_group: Some(head.state_group.unwrap_or(0)),
-            redacted_by: None,
-        };
-        let (position, room_id) = (a.stream_ordering, a.pdu.room_id.clone());
-        let event = Some(Arc::new(event));
-        tx.record(crate::storage::positions::Written { position, room_id, member: None, event });
+        let group = heads.get(&a.job.room_id).expect("every accepted send has a head").state_group;
+        tx.record(super::append::written(&a.pdu, (event_nid, a.stream_ordering), a.json.clone(), group));
     }
     let searchable: Vec<(i64, &Pdu)> = accepted.iter().map(|a| (a.stream_ordering, &a.pdu)).collect();
     crate::search::index::record(hs, tx, &searchable).await?;

@@ -301,12 +301,12 @@ async fn ephemeral(
         }
     }
     // Delivery receipts move the stream for every message; most syncs have none to see.
-    let moved_for_user = since.is_none_or(|s| {
+    let moved_for_user = |s: SyncToken| {
         let rooms = joined.iter().map(|room| &**room);
-        hs.receipt_activity().any_after(s.receipts, request.user, rooms) != Some(false)
-    });
-    let stream_moved = since.is_none_or(|s| s.receipts < now.receipts);
-    if super::allows_room_data(filter, "m.receipt") && stream_moved && moved_for_user {
+        s.receipts < now.receipts
+            && hs.receipt_activity().any_after(s.receipts, request.user, rooms) != Some(false)
+    };
+    if super::allows_room_data(filter, "m.receipt") && since.is_none_or(moved_for_user) {
         let mut conn = hs.db().pool().acquire().await?;
         let from = since.map_or(0, |s| s.receipts);
         for (room_id, content) in
