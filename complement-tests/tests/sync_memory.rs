@@ -107,3 +107,48 @@ scenario!(lazy_loading_sends_a_member_event_once_unless_redundant_members_are_as
     let redundant = alice.sync(Some(&next_batch(&second)), Some(&lazy(true)), 10_000).await;
     assert_eq!(members_in_state(&redundant), [format!("\"{}\"", bob.me())], "{redundant}");
 });
+
+scenario!(unread_counts_carried_between_syncs_follow_messages_mentions_receipts_and_a_rejoin, |backend| {
+    // Counts a sync took are kept and carried forward by the messages that follow; a read
+    // receipt or the user's own leave and re-join must still count afresh.
+    let hs = TestServer::start(backend).await;
+    let alice = hs.client().register("alice", "passw0rd!").await;
+    let bob = hs.client().register("bob", "passw0rd!").await;
+    let room_id = alice.create_room(json!({ "preset": "public_chat" })).await;
+    bob.join_room(&room_id).await;
+    // Carol stays: what is sent while Bob is away notifies her, not him.
+    let carol = hs.client().register("carol", "passw0rd!").await;
+    carol.join_room(&room_id).await;
+    let mut since = next_batch(&bob.sync(None, None, 0).await);
+    let mut counts = async || {
+        let sync = bob.sync(Some(&since), None, 10_000).await;
+        since = next_batch(&sync);
+        let unread = &sync["rooms"]["join"][&room_id]["unread_notifications"];
+        (unread["notification_count"].as_u64(), unread["highlight_count"].as_u64())
+    };
+
+    alice.send_text(&room_id, "one").await;
+    let two = alice.send_text(&room_id, "two").await;
+    assert_eq!(counts().await, (Some(2), Some(0)));
+    alice.send_text(&room_id, "three").await;
+    assert_eq!(counts().await, (Some(3), Some(0)));
+    let path = format!("{V3}/rooms/{}/send/m.room.message/mention", enc(&room_id));
+    let mention = json!({ "msgtype": "m.text", "body": "bob!", "m.mentions": { "user_ids": [bob.me()] } });
+    alice.put(&path, mention).await.expect_status(200);
+    assert_eq!(counts().await, (Some(4), Some(1)));
+
+    let receipt = |event_id: &str| format!("{V3}/rooms/{}/receipt/m.read/{}", enc(&room_id), enc(event_id));
+    bob.post(&receipt(&two), json!({})).await.expect_status(200);
+    assert_eq!(counts().await, (Some(2), Some(1)), "read up to two");
+    let five = alice.send_text(&room_id, "five").await;
+    assert_eq!(counts().await, (Some(3), Some(1)));
+
+    bob.post(&receipt(&five), json!({})).await.expect_status(200);
+    assert_eq!(counts().await, (Some(0), Some(0)), "read up to five");
+    bob.post(&format!("{V3}/rooms/{}/leave", enc(&room_id)), json!({})).await.expect_status(200);
+    alice.send_text(&room_id, "while bob was away").await;
+    bob.join_room(&room_id).await;
+    assert_eq!(counts().await, (Some(0), Some(0)), "nothing from before the re-join counts");
+    alice.send_text(&room_id, "welcome back").await;
+    assert_eq!(counts().await, (Some(1), Some(0)));
+});

@@ -40,8 +40,9 @@ use crate::{
     Error, Homeserver, Result,
     rooms::{NewEvent, Pdu, RoomHead, head::StateMap, relations::relates_to},
     storage::{
-        Conn,
+        Conn, WriteTx,
         push_actions::{self, NewDefault, NewPushAction},
+        unread_log::{Notified, UnreadNote},
     },
 };
 
@@ -137,6 +138,22 @@ impl Notifications {
             .collect();
         Rows { default, exceptions }
     }
+
+    /// What the in-memory unread counts learn of `pdu` stored at `stream_ordering` (the same
+    /// outcome as [`rows`](Self::rows)); `None` when it notifies nobody.
+    pub fn unread_note(&self, pdu: &Pdu, stream_ordering: i64) -> Option<UnreadNote> {
+        let highlight = |actions: &Option<Actions>| actions.as_ref().map(|a| a.highlight);
+        self.outcome.notifies_anyone().then(|| {
+            UnreadNote::Notified(Arc::new(Notified {
+                room_id: pdu.room_id.clone(),
+                position: stream_ordering,
+                sender: pdu.sender.clone(),
+                thread_id: self.thread_id.as_ref().map(ToString::to_string),
+                default: highlight(&self.outcome.default),
+                exceptions: self.outcome.exceptions.iter().map(|(u, a)| (u.clone(), highlight(a))).collect(),
+            }))
+        })
+    }
 }
 
 /// The rows of one event's notifications.
@@ -177,15 +194,18 @@ pub async fn for_pdu(hs: &Homeserver, conn: &mut Conn, head: &RoomHead, pdu: &Pd
 /// Evaluates `pdu` on `head` and writes its rows at `stream_ordering`: the one-event path.
 pub async fn record(
     hs: &Homeserver,
-    conn: &mut Conn,
+    tx: &mut WriteTx,
     head: &RoomHead,
     pdu: &Pdu,
     stream_ordering: i64,
 ) -> Result<()> {
-    let notifications = for_pdu(hs, conn, head, pdu).await?;
+    let notifications = for_pdu(hs, tx, head, pdu).await?;
     let rows = notifications.rows(pdu, stream_ordering);
-    push_actions::insert_defaults(conn, rows.default.as_slice()).await?;
-    push_actions::insert_many(conn, &rows.exceptions).await?;
+    push_actions::insert_defaults(tx, rows.default.as_slice()).await?;
+    push_actions::insert_many(tx, &rows.exceptions).await?;
+    if let Some(note) = notifications.unread_note(pdu, stream_ordering) {
+        tx.note_unread(note);
+    }
     Ok(())
 }
 

@@ -74,7 +74,7 @@ pub async fn unread_counts_in(
 ) -> Result<HashMap<String, UnreadCounts>> {
     let rows: Vec<(&str, &str, i64)> =
         rooms.iter().map(|room| (user.as_str(), room.as_str(), main_read(read, room))).collect();
-    let counted = push_actions::count_by_thread(&mut *conn, &rows).await?;
+    let counted = push_actions::count_by_thread(&mut *conn, &rows, i64::MAX).await?;
     let mut all = main_counts(counted, read);
     add_thread_counts(conn, user, rooms, read, &mut all).await?;
     Ok(all)

@@ -13,7 +13,7 @@ use ruma::{OwnedEventId, RoomId, events::StateEventType, state_res};
 use super::{Pdu, RoomHead, append, auth, head::StateMap, resolve};
 use crate::{
     Error, Homeserver, Result,
-    storage::{Conn, WriteTx, events, state},
+    storage::{Conn, WriteTx, events, state, unread_log::UnreadNote},
 };
 
 /// The state before an event, as a head to build it on, or the prev events this server lacks.
@@ -100,6 +100,8 @@ pub async fn update_current_state(
     if Arc::ptr_eq(&old.state, &new.state) {
         return Ok(());
     }
+    // Memberships may move without their own events: unread counts from below start again.
+    tx.note_unread(UnreadNote::Barrier(new.room_id.clone(), position.1));
     for ((kind, key), (nid, id)) in new.state.iter() {
         if old.state.get(&(kind.clone(), key.clone())).is_some_and(|(old_nid, _)| old_nid == nid) {
             continue;

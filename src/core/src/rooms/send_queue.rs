@@ -299,6 +299,9 @@ async fn write(
     }
     push_actions::insert_defaults(tx, &defaults).await?;
     push_actions::insert_many(tx, &exceptions).await?;
+    for note in accepted.iter().filter_map(|a| a.push.unread_note(&a.pdu, a.stream_ordering)) {
+        tx.note_unread(note);
+    }
 
     // Each room's extremity moves from its head before the batch to its last event in the batch.
     let mut last: HashMap<&OwnedRoomId, (i64, String)> = HashMap::new();

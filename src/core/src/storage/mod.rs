@@ -41,6 +41,7 @@ pub mod to_device;
 pub mod tokens;
 pub mod txns;
 pub mod uia;
+pub mod unread_log;
 pub mod user_directory;
 pub mod users;
 
@@ -56,6 +57,7 @@ use sqlx::{
 use self::{
     positions::{EventPositions, Held, Written},
     streams::{Committed, Stream},
+    unread_log::UnreadNote,
 };
 use crate::config::DatabaseConfig;
 
@@ -167,6 +169,12 @@ impl WriteTx {
     /// Records an event written at one of this transaction's positions, for the commit hook.
     pub fn record(&mut self, written: Written) {
         self.held.record(written);
+    }
+
+    /// Records how an event at one of this transaction's positions notified its room's members,
+    /// or that the room's state moved, for the in-memory unread counts.
+    pub fn note_unread(&mut self, note: UnreadNote) {
+        self.held.note_unread(note);
     }
 }
 

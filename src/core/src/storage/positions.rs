@@ -17,7 +17,12 @@ use std::{
 
 use ruma::{OwnedRoomId, OwnedUserId};
 
-use super::{activity::Activity, events::StoredEvent, recent::RecentEvents};
+use super::{
+    activity::Activity,
+    events::StoredEvent,
+    recent::RecentEvents,
+    unread_log::{UnreadLog, UnreadNote},
+};
 
 /// One event written in a transaction, reported to the commit hook once it committed.
 #[derive(Clone, Debug)]
@@ -48,6 +53,8 @@ pub struct EventPositions {
     activity: Activity,
     /// The newest events of each room.
     recent: RecentEvents,
+    /// How each room's recent events notified its members.
+    unread: UnreadLog,
     /// The lowest backfill position handed out (0 before any).
     lowest: AtomicI64,
 }
@@ -66,6 +73,7 @@ impl EventPositions {
         self.upto.fetch_max(last, Ordering::SeqCst);
         self.activity.start_at(state.last);
         self.recent.start_at(state.last);
+        self.unread.start_at(state.last);
     }
 
     /// Hands out backfill positions below `lowest`, the lowest stored position (or 0).
@@ -92,6 +100,11 @@ impl EventPositions {
         &self.recent
     }
 
+    /// How each room's recent events notified its members, in memory.
+    pub fn unread(&self) -> &UnreadLog {
+        &self.unread
+    }
+
     /// Sets the function told about every commit (the notifier's).
     pub fn set_hook(&self, hook: CommitHook) {
         // A second hook would be a wiring bug; the first one stays.
@@ -114,7 +127,7 @@ impl EventPositions {
     }
 
     /// Ends `positions`' flight (committed or rolled back) and advances `upto`.
-    fn release(&self, written: Vec<Written>, positions: &[i64], committed: bool) {
+    fn release(&self, written: Vec<Written>, notes: &[UnreadNote], positions: &[i64], committed: bool) {
         let upto = {
             let mut state = self.lock();
             if committed {
@@ -124,6 +137,7 @@ impl EventPositions {
                 let undescribed = positions.iter().filter(|p| !described.contains(p)).max().copied();
                 self.activity.record(&written, undescribed);
                 self.recent.record(&written, undescribed);
+                self.unread.record(&written, notes, undescribed);
             }
             for p in positions {
                 state.in_flight.remove(p);
@@ -148,12 +162,13 @@ pub(super) struct Held {
     tracker: Arc<EventPositions>,
     positions: Vec<i64>,
     written: Vec<Written>,
+    notes: Vec<UnreadNote>,
     committed: bool,
 }
 
 impl Held {
     pub(super) fn new(tracker: Arc<EventPositions>) -> Held {
-        Held { tracker, positions: Vec::new(), written: Vec::new(), committed: false }
+        Held { tracker, positions: Vec::new(), written: Vec::new(), notes: Vec::new(), committed: false }
     }
 
     /// Takes `n` backfill positions (see [`EventPositions::take_backfill`]).
@@ -173,6 +188,11 @@ impl Held {
         self.written.push(written);
     }
 
+    /// Records how an event notified, or a state move, for the unread log.
+    pub(super) fn note_unread(&mut self, note: UnreadNote) {
+        self.notes.push(note);
+    }
+
     pub(super) fn mark_committed(&mut self) {
         self.committed = true;
     }
@@ -184,7 +204,7 @@ impl Drop for Held {
             return;
         }
         let written = if self.committed { std::mem::take(&mut self.written) } else { Vec::new() };
-        self.tracker.release(written, &self.positions, self.committed);
+        self.tracker.release(written, &self.notes, &self.positions, self.committed);
     }
 }
 

@@ -129,12 +129,17 @@ pub struct Counted {
 }
 
 /// Notifications per user, room and thread: for each `(user ID, room ID, after)` those of the
-/// user in the room after the stream position, in one query (per [`IDS_PER_STATEMENT`] rows;
-/// the rows may be of many users). Rooms and threads without notifications are absent.
-pub async fn count_by_thread(conn: &mut Conn, rows: &[(&str, &str, i64)]) -> sqlx::Result<Vec<Counted>> {
+/// user in the room after the stream position and at or before `upto`, in one query (per
+/// [`IDS_PER_STATEMENT`] rows; the rows may be of many users). Rooms and threads without
+/// notifications are absent.
+pub async fn count_by_thread(
+    conn: &mut Conn,
+    rows: &[(&str, &str, i64)],
+    upto: i64,
+) -> sqlx::Result<Vec<Counted>> {
     let mut counted = Vec::new();
     for chunk in rows.chunks(IDS_PER_STATEMENT) {
-        counted.extend(count_unread(conn, chunk, None).await?);
+        counted.extend(count_unread(conn, chunk, None, upto).await?);
     }
     Ok(counted)
 }
@@ -147,7 +152,7 @@ pub async fn count_in_thread(
     thread_id: &str,
     after: i64,
 ) -> sqlx::Result<Counted> {
-    let counted = count_unread(conn, &[(user_id, room_id, after)], Some(thread_id)).await?;
+    let counted = count_unread(conn, &[(user_id, room_id, after)], Some(thread_id), i64::MAX).await?;
     Ok(counted.into_iter().next().unwrap_or_else(|| Counted {
         user_id: user_id.to_owned(),
         room_id: room_id.to_owned(),
@@ -157,13 +162,14 @@ pub async fn count_in_thread(
 }
 
 /// The notifications of each `(user ID, room ID, after)`: the user's in the room after the
-/// position (only in `thread`, if given), per user, room and thread: the room's default
+/// position and at or before `upto` (only in `thread`, if given), per user, room and thread: the room's default
 /// notifications since the user's current join, not sent by them, and not replaced by an
 /// exception; then the user's notifying exceptions.
 async fn count_unread(
     conn: &mut Conn,
     rows: &[(&str, &str, i64)],
     thread: Option<&str>,
+    upto: i64,
 ) -> sqlx::Result<Vec<Counted>> {
     if rows.is_empty() {
         return Ok(Vec::new());
@@ -175,16 +181,16 @@ async fn count_unread(
         .join(", ");
     let in_thread =
         |p: &mut Params| thread.map(|_| format!("AND d.thread_id = {}", p.one())).unwrap_or_default();
-    // Placeholders in text order: the rows, then `[thread]`, then `[thread]`.
-    let thread_1 = in_thread(&mut p);
-    let thread_2 = in_thread(&mut p);
+    // Placeholders in text order: the rows, then `upto` and `[thread]`, twice.
+    let (upto_1, thread_1) = (p.one(), in_thread(&mut p));
+    let (upto_2, thread_2) = (p.one(), in_thread(&mut p));
     let sql = format!(
         "WITH r (user_id, room_id, read_to) AS (VALUES {values}) \
          SELECT user_id, room_id, thread_id, COUNT(*) AS notifications, \
          COUNT(CASE WHEN highlight = 1 THEN 1 END) AS highlights FROM ( \
              SELECT r.user_id, d.room_id, d.thread_id, d.highlight FROM r JOIN event_notifications d \
              ON d.room_id = r.room_id AND d.stream_ordering > r.read_to \
-             WHERE d.sender <> r.user_id {thread_1} \
+             WHERE d.stream_ordering <= {upto_1} AND d.sender <> r.user_id {thread_1} \
              AND d.stream_ordering > (SELECT c.joined_at FROM current_state c \
                  WHERE c.room_id = r.room_id AND c.type = 'm.room.member' AND c.state_key = r.user_id) \
              AND NOT EXISTS (SELECT 1 FROM event_push_actions x \
@@ -192,15 +198,18 @@ async fn count_unread(
              UNION ALL \
              SELECT r.user_id, d.room_id, d.thread_id, d.highlight FROM r JOIN event_push_actions d \
              ON d.room_id = r.room_id AND d.stream_ordering > r.read_to \
-             WHERE d.user_id = r.user_id AND d.notify = 1 {thread_2} \
+             WHERE d.user_id = r.user_id AND d.notify = 1 AND d.stream_ordering <= {upto_2} {thread_2} \
          ) unread GROUP BY user_id, room_id, thread_id"
     );
     let mut query = sqlx::query(&sql);
     for (user_id, room_id, after) in rows {
         query = query.bind(*user_id).bind(*room_id).bind(*after);
     }
-    if let Some(thread) = thread {
-        query = query.bind(thread).bind(thread);
+    for _ in 0..2 {
+        query = query.bind(upto);
+        if let Some(thread) = thread {
+            query = query.bind(thread);
+        }
     }
     query
         .fetch_all(&mut *conn)
