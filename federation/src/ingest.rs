@@ -278,12 +278,17 @@ pub async fn verified_all(fed: &Federation, raws: &[Box<RawValue>], rules: &Room
 }
 
 /// Fetches the events between the room's forward extremities and `pdu` from `origin`
-/// (spec: `POST /get_missing_events`) and takes them in, oldest first.
+/// (spec: `POST /get_missing_events`) and takes them in, oldest first. Events from before this
+/// server last joined the room through another server (below [`remote::history_floor`]) are
+/// not asked for, and dropped if sent anyway: they would join the timeline after the join,
+/// as if no gap were there; the state at the event crosses that gap instead.
 async fn fetch_missing(fed: &Federation, origin: &ServerName, pdu: &Pdu) -> Result<(), String> {
     let earliest = remote::extremities(fed.hs(), &pdu.room_id).await.map_err(|e| e.to_string())?;
+    let floor = remote::history_floor(fed.hs(), &pdu.room_id).await.map_err(|e| e.to_string())?;
     let mut request =
         get_missing_events::v1::Request::new(pdu.room_id.clone(), earliest, vec![pdu.event_id.clone()]);
     request.limit = UInt::from(MISSING_LIMIT);
+    request.min_depth = UInt::try_from(floor).unwrap_or_default();
     let response =
         fed.client().send(origin, request).await.map_err(|e| format!("fetching missing events: {e}"))?;
     let rules = remote::rules(fed.hs(), &pdu.room_id).await.map_err(|e| e.to_string())?;
@@ -291,7 +296,9 @@ async fn fetch_missing(fed: &Federation, origin: &ServerName, pdu: &Pdu) -> Resu
     for raw in response.events {
         let Ok(object) = serde_json::from_str::<CanonicalJsonObject>(raw.get()) else { continue };
         match verify(fed, object, &rules).await {
-            Ok(event) if event.room_id == pdu.room_id => missing.push(event),
+            Ok(event) if event.room_id == pdu.room_id && i64::from(event.depth) >= floor => {
+                missing.push(event)
+            }
             Ok(_) => {}
             Err(e) => tracing::info!(%origin, error = %e, "dropping a fetched event"),
         }
