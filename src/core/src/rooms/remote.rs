@@ -268,17 +268,19 @@ pub async fn history_floor(hs: &Homeserver, room_id: &ruma::RoomId) -> Result<i6
         })
         .map(|(_, (_, id))| id.as_str())
         .collect();
-    let mut floor = 0;
-    for pdu in auth::load(hs, &mut conn, &head, &local).await?.values() {
-        let joined = pdu.content_value().get("membership").and_then(|m| m.as_str()) == Some("join");
-        if !joined || i64::from(pdu.depth) <= floor {
-            continue;
-        }
-        let prevs: Vec<&str> = pdu.prev_events.iter().map(|id| id.as_str()).collect();
-        let positions = events::positions_of(&mut conn, &prevs).await?;
-        if prevs.iter().any(|id| !positions.get(*id).is_some_and(Option::is_some)) {
-            floor = i64::from(pdu.depth);
-        }
-    }
+    let members = auth::load(hs, &mut conn, &head, &local).await?;
+    let mut joins: Vec<&Pdu> = members
+        .values()
+        .filter(|pdu| pdu.content_value().get("membership").and_then(|m| m.as_str()) == Some("join"))
+        .map(|pdu| &**pdu)
+        .collect();
+    joins.sort_by_key(|pdu| std::cmp::Reverse(pdu.depth));
+    // One query for the prev events of them all; the newest join missing one sets the floor.
+    let prevs: Vec<&str> =
+        joins.iter().flat_map(|pdu| pdu.prev_events.iter().map(|id| id.as_str())).collect();
+    let positions = events::positions_of(&mut conn, &prevs).await?;
+    let in_timeline = |id: &OwnedEventId| positions.get(id.as_str()).is_some_and(Option::is_some);
+    let entry = joins.into_iter().find(|pdu| !pdu.prev_events.iter().all(in_timeline));
+    let floor = entry.map_or(0, |pdu| i64::from(pdu.depth));
     Ok(floor)
 }

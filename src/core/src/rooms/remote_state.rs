@@ -4,12 +4,13 @@
 //! prev event (`/event`), the IDs of the state before it (`/state_ids`) and the events of that
 //! state and its auth chain this server lacks (`/event`, or `/state` for many). Here they are
 //! checked before any becomes the state the event is authorised against: each fetched event
-//! against its own auth events (ones the rules refuse are stored rejected), every event of the
-//! state must then be held here, valid and not rejected — one that is not (forged, dropped for
-//! its signatures, unauthorised) refuses the whole answer, since a state missing a key would
-//! authorise more than the real one — and the prev event is checked against its auth events
-//! and that state. It is stored as an outlier whose state group is the state after it (a
-//! rejected one: the state before it, since a rejected event changes no state).
+//! against its own auth events (ones the rules refuse are stored rejected, ones lacking an auth
+//! event dropped); every event of the state must then be held here, valid and not rejected —
+//! one that is not (forged, dropped for its signatures, unauthorised) refuses the whole answer,
+//! since a state missing a key would authorise more than the real one — and the prev event is
+//! checked against its auth events and that state. It is stored as an outlier whose state
+//! group is the state after it (a rejected one: the state before it, since a rejected event
+//! changes no state).
 
 use std::{
     collections::{HashMap, HashSet},
@@ -78,7 +79,7 @@ pub async fn store_with_state(
     let valid = authorised(&rules, new.iter().copied(), known.clone());
     let (kept, refused): (Vec<&Pdu>, Vec<&Pdu>) =
         new.into_iter().partition(|pdu| valid.contains(&pdu.event_id));
-    store_refused(hs, tx, head, &refused).await?;
+    store_refused(hs, tx, head, &refused, (&known, &valid)).await?;
     let kept: Vec<Pdu> = kept.into_iter().cloned().collect();
     let (_, stored) = store_outliers(hs, tx, head, &kept, &[], &prev.event_id).await?;
     known.extend(stored);
@@ -135,12 +136,24 @@ fn known_of(pdu: &Pdu, known: &HashMap<OwnedEventId, Arc<Pdu>>) -> HashMap<Owned
         .collect()
 }
 
-/// Stores fetched events their auth events do not authorise as rejected, so that they are not
-/// fetched again and events citing them are rejected in turn.
-async fn store_refused(hs: &Homeserver, tx: &mut WriteTx, head: &RoomHead, refused: &[&Pdu]) -> Result<()> {
+/// Stores the fetched events the auth rules refused on their auth events (all of them held here
+/// and valid: `known` or `valid`) as rejected, so that they are not fetched again and events
+/// citing them are rejected in turn. One refused for lack of an auth event (it may not have
+/// come through this time) is only dropped.
+async fn store_refused(
+    hs: &Homeserver,
+    tx: &mut WriteTx,
+    head: &RoomHead,
+    refused: &[&Pdu],
+    (known, valid): (&HashMap<OwnedEventId, Arc<Pdu>>, &HashSet<OwnedEventId>),
+) -> Result<()> {
     let mut seen = HashSet::new();
     for pdu in refused {
-        if seen.insert(&pdu.event_id) && events::get(&mut **tx, pdu.event_id.as_str()).await?.is_none() {
+        let cited = pdu.auth_events.iter().all(|id| known.contains_key(id) || valid.contains(id));
+        if cited
+            && seen.insert(&pdu.event_id)
+            && events::get(&mut **tx, pdu.event_id.as_str()).await?.is_none()
+        {
             let mut outlier = RoomHead { state_group: None, ..head.clone() };
             store(hs, tx, &mut outlier, pdu, Standing::Rejected).await?;
         }
