@@ -115,7 +115,9 @@ impl HostedRoom {
             "prev_events": [self.events.last().map(|(id, _)| id)],
             "auth_events": [id(0), id(2), id(3)],
             "depth": self.events.len() + 1,
-            "origin_server_ts": 1_700_000_100_000_u64,
+            // Now: a re-join must come after the leave it follows, also for state resolution's
+            // tie-break by timestamp.
+            "origin_server_ts": now_ms(),
         });
         let make_join = json!({ "room_version": version, "event": template });
         peer.respond(Method::GET, "/_matrix/federation/v1/make_join/*", 200, make_join);
@@ -124,4 +126,10 @@ impl HostedRoom {
         let answer = json!({ "state": state, "auth_chain": auth_chain });
         peer.respond(Method::PUT, "/_matrix/federation/v2/send_join/*", 200, answer);
     }
+}
+
+/// Milliseconds since the Unix epoch.
+fn now_ms() -> u64 {
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX)
 }

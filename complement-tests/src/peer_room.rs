@@ -152,3 +152,39 @@ impl PeerRoom {
         peer.request(hs, Method::PUT, &path, Some(&body), Signing::Valid).await
     }
 }
+
+impl FakePeer {
+    /// Scripts the peer as a server that cannot list missing events (`/get_missing_events`
+    /// answers none) but answers `/event` for `prev` and for each of `state` and `auth_chain`,
+    /// and `/state` and `/state_ids` at `prev` with them; `room` is `(room ID, version)`.
+    pub fn serve_state_at(
+        &self,
+        (room_id, version): (&str, &RoomVersionId),
+        prev: &Value,
+        state: &[Value],
+        auth_chain: &[Value],
+    ) {
+        let fed = "/_matrix/federation/v1";
+        let ids = |events: &[Value]| -> Vec<String> {
+            events
+                .iter()
+                .map(|e| event_id(&serde_json::from_value(e.clone()).expect("canonical JSON"), version))
+                .collect()
+        };
+        self.respond(
+            Method::POST,
+            &format!("{fed}/get_missing_events/{room_id}"),
+            200,
+            json!({ "events": [] }),
+        );
+        for event in std::iter::once(prev).chain(state).chain(auth_chain) {
+            let id = &ids(std::slice::from_ref(event))[0];
+            let answer = json!({ "origin": self.server_name, "origin_server_ts": 1, "pdus": [event] });
+            self.respond(Method::GET, &format!("{fed}/event/{id}"), 200, answer);
+        }
+        let state_ids = json!({ "pdu_ids": ids(state), "auth_chain_ids": ids(auth_chain) });
+        self.respond(Method::GET, &format!("{fed}/state_ids/{room_id}"), 200, state_ids);
+        let full = json!({ "pdus": state, "auth_chain": auth_chain });
+        self.respond(Method::GET, &format!("{fed}/state/{room_id}"), 200, full);
+    }
+}

@@ -148,3 +148,64 @@ scenario!(fed_12_a_forged_event_in_a_backfill_is_not_shown, |backend| {
     page_back(&bob, &room.room_id, &from).await;
     assert_eq!(asked(&peer), before, "the peer had nothing more: not asked again");
 });
+
+scenario!(context_around_backfilled_events_shows_their_neighbours_and_the_state_at_them, |backend| {
+    let servers = Cluster::start(backend, 2).await;
+    let (hs1, hs2) = (&servers[0], &servers[1]);
+    let alice = hs1.client().register("alice", "password1234").await;
+    let bob = hs2.client().register("bob", "password1234").await;
+    let visibility = json!({ "type": "m.room.history_visibility", "state_key": "", "content": { "history_visibility": "shared" } });
+    let room_id = alice
+        .create_room(json!({ "preset": "public_chat", "name": "First name", "initial_state": [visibility] }))
+        .await;
+    for i in 1..=6 {
+        alice.send_text(&room_id, &format!("message {i}")).await;
+    }
+    let name = format!("{V3}/rooms/{}/state/m.room.name/", enc(&room_id));
+    alice.put(&name, json!({ "name": "Second name" })).await.expect_status(200);
+    for i in 7..=9 {
+        alice.send_text(&room_id, &format!("message {i}")).await;
+    }
+    join_via(&bob, &room_id, &hs1.server_name).await;
+    let from = prev_batch(&bob, &room_id).await;
+    let history = page_back(&bob, &room_id, &from).await;
+    let id = |body: &str| {
+        let event = history.iter().find(|e| e["content"]["body"] == body);
+        event.and_then(|e| e["event_id"].as_str()).unwrap_or_else(|| panic!("{body} backfilled")).to_owned()
+    };
+    let context = |event_id: String, limit: u32| {
+        let bob = bob.clone();
+        let path = format!("{V3}/rooms/{}/context/{}?limit={limit}", enc(&room_id), enc(&event_id));
+        async move { bob.get(&path).await.expect_status(200).clone() }
+    };
+    let bodies = |events: &Value| -> Vec<String> {
+        let events = events.as_array().cloned().unwrap_or_default();
+        events.iter().filter_map(|e| e["content"]["body"].as_str().map(str::to_owned)).collect()
+    };
+    let state_of = |context: &Value, kind: &str, key: &str| -> Value {
+        let state = context["state"].as_array().cloned().unwrap_or_default();
+        state
+            .into_iter()
+            .find(|e| e["type"] == kind && e["state_key"] == key)
+            .map_or(Value::Null, |e| e["content"].clone())
+    };
+
+    // Deep in the backfilled history: its neighbours, and the state at the last one returned.
+    let around = context(id("message 3"), 4).await;
+    assert_eq!(around["event"]["content"]["body"], "message 3");
+    assert_eq!(bodies(&around["events_before"]), ["message 2", "message 1"], "{around}");
+    assert_eq!(bodies(&around["events_after"]), ["message 4", "message 5"], "{around}");
+    assert_eq!(state_of(&around, "m.room.name", "")["name"], "First name", "{around}");
+    assert_eq!(state_of(&around, "m.room.member", alice.me())["membership"], "join", "{around}");
+    assert_eq!(state_of(&around, "m.room.member", bob.me()), Value::Null, "Bob joined later: {around}");
+    assert!(around["state"].as_array().is_some_and(|s| s.iter().any(|e| e["type"] == "m.room.create")));
+
+    // After the rename, still backfilled.
+    let around = context(id("message 8"), 2).await;
+    assert_eq!(bodies(&around["events_after"]), ["message 9"], "{around}");
+    assert_eq!(state_of(&around, "m.room.name", "")["name"], "Second name", "{around}");
+    // Around the join: the state after it.
+    let around = context(id("message 9"), 4).await;
+    assert_eq!(state_of(&around, "m.room.member", bob.me())["membership"], "join", "{around}");
+    assert_eq!(state_of(&around, "m.room.name", "")["name"], "Second name", "{around}");
+});

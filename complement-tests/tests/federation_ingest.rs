@@ -4,9 +4,10 @@
 //! the room's ACL (FED-10, 13, 14, 19).
 
 use hearth_complement_tests::{
+    FakePeer, TestServer,
     client::enc,
     fake_peer::Signing,
-    peer_room::{PeerRoom, resident_with_peer},
+    peer_room::{PeerRoom, event_id, resident_with_peer},
     rooms::event_ids,
     scenario,
 };
@@ -105,7 +106,7 @@ scenario!(fed_8_forged_pdus_are_dropped_and_tampered_ones_redacted, |backend| {
     tampered["content"]["body"] = json!("tampered");
     let tampered_id = {
         let object = serde_json::from_value(tampered.clone()).expect("canonical");
-        let id = hearth_complement_tests::peer_room::event_id(&object, &room.version);
+        let id = event_id(&object, &room.version);
         assert_eq!(id, tampered_id, "the reference hash covers the redacted form only");
         id
     };
@@ -228,28 +229,104 @@ scenario!(fed_19_pdus_from_a_server_the_acl_denies_are_dropped, |backend| {
     assert!(!event_ids(&events).contains(&id.as_str()));
 });
 
+/// The room's state as the peer's join saw it, plus its join: `(state, auth chain)`.
+fn state_after_join(room: &PeerRoom) -> (Vec<Value>, Vec<Value>) {
+    let mut state = room.joined["state"].as_array().cloned().unwrap_or_default();
+    state.push(room.join_event.clone());
+    (state, room.joined["auth_chain"].as_array().cloned().unwrap_or_default())
+}
+
+/// The event IDs of the state before `event_id` Hearth reports to the peer.
+async fn state_ids_at(peer: &FakePeer, hs: &TestServer, room_id: &str, event_id: &str) -> Vec<String> {
+    let path = format!("/_matrix/federation/v1/state_ids/{}?event_id={}", enc(room_id), enc(event_id));
+    let answer = peer.request(hs, Method::GET, &path, None, Signing::Valid).await;
+    let ids = answer.expect_status(200)["pdu_ids"].as_array().cloned().unwrap_or_default();
+    ids.iter().filter_map(|id| id.as_str().map(str::to_owned)).collect()
+}
+
 scenario!(fed_10_a_gap_get_missing_events_cannot_fill_is_crossed_with_the_state_at_it, |backend| {
     let (hs, peer, alice, room_id) = resident_with_peer(backend).await;
     let mut room = PeerRoom::join(&peer, &hs, &room_id).await;
-    room.message(&peer, "one");
+    // A state event Hearth never saw (Mallory's new display name) is part of the state at `two`;
+    // a join cites the join rules.
+    let content = json!({ "membership": "join", "displayname": "Mal" });
+    let next = (room.prev.0.clone(), room.prev.1 + 1);
+    let state = room.joined["state"].as_array().cloned().unwrap_or_default();
+    let rules = state.iter().find(|e| e["type"] == "m.room.join_rules").expect("join rules");
+    let mut member = room.clone();
+    member.auth.push(event_id(&serde_json::from_value(rules.clone()).expect("canonical"), &room.version));
+    let (renamed_id, renamed) =
+        member.event(&peer, ("m.room.member", Some(&room.user.clone())), content, vec![next.0], next.1);
+    room.prev = (renamed_id.clone(), next.1);
     let (two_id, two) = room.message(&peer, "two");
     let (three_id, three) = room.message(&peer, "three");
-    // The peer cannot (or will not) list what is missing, but answers /event and /state.
-    let fed = "/_matrix/federation/v1";
-    peer.respond(Method::POST, &format!("{fed}/get_missing_events/{room_id}"), 200, json!({ "events": [] }));
-    let event = json!({ "origin": peer.server_name, "origin_server_ts": 1, "pdus": [two] });
-    peer.respond(Method::GET, &format!("{fed}/event/{two_id}"), 200, event);
-    let mut state = room.joined["state"].as_array().cloned().unwrap_or_default();
-    state.push(room.join_event.clone());
-    let at_two = json!({ "pdus": state, "auth_chain": room.joined["auth_chain"] });
-    peer.respond(Method::GET, &format!("{fed}/state/{room_id}"), 200, at_two);
+    let (mut state, auth_chain) = state_after_join(&room);
+    state.retain(|e| e["state_key"] != room.user.as_str());
+    state.push(renamed);
+    peer.serve_state_at((&room.room_id, &room.version), &two, &state, &auth_chain);
 
     let answer = PeerRoom::send(&peer, &hs, "t1", vec![three]).await;
     assert_eq!(answer.expect_status(200)["pdus"][&three_id], json!({}), "{:?}", answer.body);
-    let asked = peer.wait_for_request(&format!("{fed}/state/")).await;
-    assert!(asked.uri.contains("event_id="), "{}", asked.uri);
+    let asked = peer.wait_for_request("/_matrix/federation/v1/state_ids/").await;
+    assert!(asked.uri.contains(&two_id[1..]), "the state at two: {}", asked.uri);
+    peer.wait_for_request(&format!("/_matrix/federation/v1/event/{renamed_id}")).await;
     let events =
         alice.timeline_until(&room_id, |events| event_ids(events).contains(&three_id.as_str())).await;
     let three = events.iter().find(|e| e["event_id"] == three_id.as_str()).expect("accepted");
     assert_eq!(three["content"]["body"], "three");
+    assert!(state_ids_at(&peer, &hs, &room_id, &three_id).await.contains(&renamed_id), "the fetched state");
+});
+
+scenario!(fed_10_a_fetched_state_with_a_forged_or_unauthorised_event_is_not_used, |backend| {
+    let (hs, peer, alice, room_id) = resident_with_peer(backend).await;
+    let mut room = PeerRoom::join(&peer, &hs, &room_id).await;
+    let (state, auth_chain) = state_after_join(&room);
+    let levels_id = room.auth[0].clone();
+    let next = (room.prev.0.clone(), room.prev.1 + 1);
+
+    // Mallory, without power, raises herself to 100: signed, but the rules refuse it.
+    let levels = json!({ "users": { room.user.clone(): 100 } });
+    let (grab_id, grab) = room.event(&peer, ("m.room.power_levels", Some("")), levels, vec![next.0], next.1);
+    room.prev = (grab_id.clone(), next.1);
+    let (two_id, two) = room.message(&peer, "two");
+    let (three_id, three) = room.message(&peer, "three");
+    // The peer claims the grab is the state at `two`, in place of the real power levels.
+    let mut claimed: Vec<Value> = state.clone();
+    claimed.retain(|e| e["type"] != "m.room.power_levels");
+    claimed.push(grab);
+    peer.serve_state_at((&room.room_id, &room.version), &two, &claimed, &auth_chain);
+    let answer = PeerRoom::send(&peer, &hs, "t1", vec![three]).await;
+    let answer = answer.expect_status(200);
+    assert!(answer["pdus"][&three_id]["error"].is_string(), "not accepted on a forged state: {answer}");
+    for id in [&three_id, &two_id, &grab_id] {
+        let path = format!("/_matrix/federation/v1/event/{}", enc(id));
+        peer.request(&hs, Method::GET, &path, None, Signing::Valid).await.expect_error(404, "M_NOT_FOUND");
+    }
+
+    // A member event whose signature does not verify, claimed as the state at `five`.
+    let mut room = PeerRoom::join(&peer, &hs, &room_id).await;
+    let content = json!({ "membership": "join", "displayname": "Forged" });
+    let next = (room.prev.0.clone(), room.prev.1 + 1);
+    let (forged_id, mut forged) =
+        room.event(&peer, ("m.room.member", Some(&room.user.clone())), content, vec![next.0], next.1);
+    forged["signatures"][&peer.server_name][peer.key_id()] = json!("AAAA");
+    room.prev = (forged_id.clone(), next.1);
+    let (_, five) = room.message(&peer, "five");
+    let (six_id, six) = room.message(&peer, "six");
+    let (mut claimed, auth_chain) = state_after_join(&room);
+    claimed.retain(|e| e["state_key"] != room.user.as_str());
+    claimed.push(forged);
+    peer.serve_state_at((&room.room_id, &room.version), &five, &claimed, &auth_chain);
+    let answer = PeerRoom::send(&peer, &hs, "t2", vec![six]).await;
+    let answer = answer.expect_status(200);
+    assert!(answer["pdus"][&six_id]["error"].is_string(), "not accepted on a forged state: {answer}");
+
+    let levels = alice.get(&format!("{V3}/rooms/{}/state/m.room.power_levels/", enc(&room_id))).await;
+    assert!(levels.expect_status(200)["users"].get(&room.user).is_none(), "not in the state");
+    let mine = alice.send_text(&room_id, "mine").await;
+    let events = alice.timeline_until(&room_id, |events| event_ids(events).contains(&mine.as_str())).await;
+    for id in [&three_id, &six_id] {
+        assert!(!event_ids(&events).contains(&id.as_str()), "{id} is not shown");
+    }
+    assert!(state_ids_at(&peer, &hs, &room_id, &mine).await.contains(&levels_id), "the real power levels");
 });

@@ -5,11 +5,16 @@
 use std::time::{Duration, Instant};
 
 use hearth_complement_tests::{
-    Client, Cluster,
+    Client, Cluster, FakePeer, TestServer,
     client::enc,
+    federation::enable_federation,
+    peer_host::HostedRoom,
+    peer_room::{PeerRoom, event_id},
     rooms::{bodies, next_batch, timeline},
     scenario,
 };
+use reqwest::Method;
+use ruma::RoomVersionId;
 use serde_json::{Value, json};
 
 const V3: &str = "/_matrix/client/v3";
@@ -218,4 +223,100 @@ scenario!(three_servers_share_a_room_and_a_join_through_one_reaches_the_others, 
         seen.contains(&"hello from hs3".to_owned()) && seen.contains(&"hello from hs1".to_owned()),
         "{seen:?}"
     );
+});
+
+/// The `n`th PDU Hearth sent the peer in requests to paths starting with `prefix` (a
+/// `send_join` body, or the PDUs of `/send` transactions, in order), with its ID.
+async fn sent_to_peer(peer: &FakePeer, prefix: &str, n: usize) -> (String, Value) {
+    let pdus = hearth_complement_tests::client::eventually("a PDU sent to the peer", DEADLINE, || async {
+        let pdus: Vec<Value> = peer
+            .requests()
+            .into_iter()
+            .filter(|r| r.method == "PUT" && r.uri.starts_with(prefix))
+            .flat_map(|r| match r.body.get("pdus") {
+                Some(pdus) => pdus.as_array().cloned().unwrap_or_default(),
+                None => vec![r.body],
+            })
+            .collect();
+        (pdus.len() > n).then_some(pdus)
+    })
+    .await;
+    let pdu = pdus[n].clone();
+    let id = event_id(&serde_json::from_value(pdu.clone()).expect("canonical JSON"), &RoomVersionId::V11);
+    (id, pdu)
+}
+
+/// The room's state events, the latest at each key.
+fn current_state(room: &HostedRoom) -> Vec<Value> {
+    let mut state: Vec<Value> = Vec::new();
+    for event in room.state() {
+        state.retain(|e| e["type"] != event["type"] || e["state_key"] != event["state_key"]);
+        state.push(event);
+    }
+    state
+}
+
+scenario!(a_user_who_left_a_remote_room_and_rejoins_is_not_shown_what_happened_meanwhile_as_new, |backend| {
+    let mut hs = TestServer::start_with(backend, enable_federation).await;
+    let peer = FakePeer::start().await;
+    peer.introduce_to(&mut hs);
+    peer.respond(Method::PUT, "/_matrix/federation/v1/send/*", 200, json!({ "pdus": {} }));
+    let bob = hs.client().register("bob", "password1234").await;
+    let mut room = HostedRoom::create(&peer, "shared");
+    room.message(&peer, "before", false);
+    room.serve_join(&peer, bob.me(), "11", &current_state(&room));
+    join_via(&bob, &room.room_id, &peer.server_name).await;
+    room.events.push(sent_to_peer(&peer, "/_matrix/federation/v2/send_join/", 0).await);
+    bob.post(&format!("{V3}/rooms/{}/leave", enc(&room.room_id)), json!({})).await.expect_status(200);
+    let leave = sent_to_peer(&peer, "/_matrix/federation/v1/send/", 0).await;
+    assert_eq!(leave.1["content"]["membership"], "leave");
+    room.events.push(leave);
+
+    // While no one of Bob's server is in the room.
+    let away_1 = room.message(&peer, "away 1", false);
+    let away_2 = room.message(&peer, "away 2", false);
+    let away: Vec<Value> = room.events.iter().rev().take(2).rev().map(|(_, e)| e.clone()).collect();
+    let since = next_batch(&bob.sync(None, None, 0).await);
+    room.serve_join(&peer, bob.me(), "11", &current_state(&room));
+    join_via(&bob, &room.room_id, &peer.server_name).await;
+    let (rejoin_id, _) = sent_to_peer(&peer, "/_matrix/federation/v2/send_join/", 1).await;
+
+    // A message of the host that had not seen the rejoin yet (after `away 2`); asked for what
+    // lies between, the host lists the history from while Bob was away.
+    let state = current_state(&room);
+    let auth_chain: Vec<Value> = room.events[..4].iter().map(|(_, e)| e.clone()).collect();
+    let away_2_pdu = away[1].clone();
+    let after = room.message(&peer, "after", false);
+    let after_pdu = room.events.last().map(|(_, e)| e.clone()).expect("the message");
+    peer.serve_state_at((&room.room_id, &RoomVersionId::V11), &away_2_pdu, &state, &auth_chain);
+    let path = format!("/_matrix/federation/v1/get_missing_events/{}", room.room_id);
+    peer.respond(Method::POST, &path, 200, json!({ "events": away }));
+    let answer = PeerRoom::send(&peer, &hs, "t1", vec![after_pdu]).await;
+    assert_eq!(answer.expect_status(200)["pdus"][&after], json!({}), "{:?}", answer.body);
+
+    let mut bob_sees = Watcher {
+        client: bob.clone(),
+        room_id: room.room_id.clone(),
+        since: Some(since.clone()),
+        messages: Vec::new(),
+    };
+    let seen =
+        bob_sees.until("the host's message after the rejoin", |m| m.contains(&"after".to_owned())).await;
+    assert_eq!(seen, ["after"], "nothing from while Bob was away comes as news");
+    let sync = bob.sync(Some(&since), None, 0).await;
+    let events = timeline(&sync, &room.room_id);
+    assert!(events.iter().any(|e| e["event_id"] == rejoin_id.as_str()), "the rejoin: {sync}");
+    assert!(events.iter().all(|e| e["event_id"] != away_1.as_str() && e["event_id"] != away_2.as_str()));
+
+    // The room works both ways: Bob's next message follows the rejoin and the host's message.
+    bob.send_text(&room.room_id, "back").await;
+    let (_, back) = sent_to_peer(&peer, "/_matrix/federation/v1/send/", 1).await;
+    assert_eq!(back["content"]["body"], "back");
+    let prev: Vec<&str> =
+        back["prev_events"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    assert!(prev.contains(&after.as_str()), "{prev:?}");
+    let messages = format!("{V3}/rooms/{}/messages?dir=b&limit=20", enc(&room.room_id));
+    let page = bob.get(&messages).await.expect_status(200).clone();
+    let chunk = page["chunk"].as_array().cloned().unwrap_or_default();
+    assert_eq!(bodies(&chunk), ["back", "after"], "{page}");
 });

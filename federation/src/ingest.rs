@@ -2,21 +2,21 @@
 //! a PDU): format and room version, signatures (dropped on failure), content hash (redacted on
 //! failure), then core's auth checks and storage (`hearth_core::rooms::remote`). Prev events
 //! this server lacks are fetched from the sending server with `/get_missing_events` first, and
-//! when that leaves a gap, the state at them with `/event` and `/state`.
+//! when that leaves a gap, the state at them with `/event` and `/state_ids`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use hearth_core::{
     rooms::{
         Pdu,
         remote::{self, Received},
-        remote_join, server_acl,
+        remote_state, server_acl,
     },
     storage::rooms,
 };
 use ruma::{
     CanonicalJsonObject, EventId, OwnedEventId, OwnedRoomId, RoomId, ServerName, UInt,
-    api::federation::event::{get_event, get_missing_events, get_room_state},
+    api::federation::event::{get_event, get_missing_events, get_room_state, get_room_state_ids},
     canonical_json::redact,
     room_version_rules::RoomVersionRules,
     signatures::Verified,
@@ -29,6 +29,9 @@ use crate::Federation;
 const MISSING_LIMIT: u32 = 20;
 /// At most this many prev events of one PDU get their state fetched (a PDU may name many).
 const MAX_STATE_FETCHES: usize = 5;
+/// Events of a fetched state this server lacks that are fetched one by one (`/event`); when
+/// more are missing, `/state` brings them all at once.
+const MAX_EVENT_FETCHES: usize = 50;
 
 /// One PDU's result in a transaction's answer: `Err` with the reason it was not accepted.
 pub type PduResult = (OwnedEventId, Result<(), String>);
@@ -188,8 +191,12 @@ async fn receive(fed: &Federation, origin: &ServerName, pdu: &Pdu, fetch: bool) 
     }
 }
 
-/// Fetches `event_id` and the room's state at it from `origin` (`/event`, then `/state`, spec:
-/// Retrieving events) and stores them, unless this server has that event with its state.
+/// Fetches `event_id` and the room's state at it from `origin` (spec: Retrieving events):
+/// the event (`/event`), the IDs of the state before it and of its auth chain (`/state_ids`),
+/// then those events this server lacks — one by one (`/event`), or all at once (`/state`)
+/// when there are many — and hands them to core, which checks every one before the state may
+/// stand (`rooms::remote_state`). Nothing happens when this server has that event with its
+/// state.
 async fn fetch_state_at(
     fed: &Federation,
     origin: &ServerName,
@@ -200,22 +207,61 @@ async fn fetch_state_at(
         return Ok(());
     }
     let rules = remote::rules(fed.hs(), room_id).await.map_err(|e| e.to_string())?;
-    let fetched = fed.client().send(origin, get_event::v1::Request::new(event_id.to_owned())).await;
-    let raw = fetched.map_err(|e| format!("fetching {event_id}: {e}"))?.pdu;
-    let object: CanonicalJsonObject = serde_json::from_str(raw.get()).map_err(|e| e.to_string())?;
-    let prev = verify(fed, object, &rules).await?;
-    if prev.event_id != event_id || prev.room_id != room_id {
-        return Err(format!("{origin} answered another event for {event_id}"));
-    }
-    let request = get_room_state::v1::Request::new(event_id.to_owned(), room_id.to_owned());
-    let state = fed
+    let prev = fetch_event(fed, origin, room_id, event_id, &rules).await?;
+    let request = get_room_state_ids::v1::Request::new(event_id.to_owned(), room_id.to_owned());
+    let ids = fed
         .client()
         .send(origin, request)
         .await
         .map_err(|e| format!("fetching the state at {event_id}: {e}"))?;
-    let (pdus, auth_chain) =
-        (verified_all(fed, &state.pdus, &rules).await, verified_all(fed, &state.auth_chain, &rules).await);
-    remote_join::store_with_state(fed.hs(), &prev, &pdus, &auth_chain).await.map_err(|e| e.to_string())
+    let mut wanted: Vec<OwnedEventId> =
+        ids.pdu_ids.iter().chain(&ids.auth_chain_ids).chain(&prev.auth_events).cloned().collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let unknown = remote_state::unknown_among(fed.hs(), &wanted).await.map_err(|e| e.to_string())?;
+    let fetched = if unknown.len() > MAX_EVENT_FETCHES {
+        let request = get_room_state::v1::Request::new(event_id.to_owned(), room_id.to_owned());
+        let state = fed
+            .client()
+            .send(origin, request)
+            .await
+            .map_err(|e| format!("fetching the state at {event_id}: {e}"))?;
+        let unknown: HashSet<&OwnedEventId> = unknown.iter().collect();
+        let mut all = verified_all(fed, &state.pdus, &rules).await;
+        all.extend(verified_all(fed, &state.auth_chain, &rules).await);
+        all.retain(|pdu| unknown.contains(&pdu.event_id));
+        all
+    } else {
+        let fetches = unknown.iter().map(|id| fetch_event(fed, origin, room_id, id, &rules));
+        let fetched = futures::future::join_all(fetches).await;
+        fetched
+            .into_iter()
+            .filter_map(|result| {
+                result
+                    .map_err(|e| tracing::info!(%origin, error = %e, "dropping an event of a fetched state"))
+                    .ok()
+            })
+            .collect()
+    };
+    remote_state::store_with_state(fed.hs(), &prev, &ids.pdu_ids, &fetched).await.map_err(|e| e.to_string())
+}
+
+/// Fetches the event `event_id` of `room_id` from `origin` (`/event`), verified.
+async fn fetch_event(
+    fed: &Federation,
+    origin: &ServerName,
+    room_id: &RoomId,
+    event_id: &EventId,
+    rules: &RoomVersionRules,
+) -> Result<Pdu, String> {
+    let fetched = fed.client().send(origin, get_event::v1::Request::new(event_id.to_owned())).await;
+    let raw = fetched.map_err(|e| format!("fetching {event_id}: {e}"))?.pdu;
+    let object: CanonicalJsonObject = serde_json::from_str(raw.get()).map_err(|e| e.to_string())?;
+    let pdu = verify(fed, object, rules).await?;
+    if pdu.event_id != event_id || pdu.room_id != room_id {
+        return Err(format!("{origin} answered another event for {event_id}"));
+    }
+    Ok(pdu)
 }
 
 /// The events of `raws` whose signatures verify (content hashes failing: redacted).
@@ -232,12 +278,17 @@ pub async fn verified_all(fed: &Federation, raws: &[Box<RawValue>], rules: &Room
 }
 
 /// Fetches the events between the room's forward extremities and `pdu` from `origin`
-/// (spec: `POST /get_missing_events`) and takes them in, oldest first.
+/// (spec: `POST /get_missing_events`) and takes them in, oldest first. Events from before this
+/// server last joined the room through another server (below [`remote::history_floor`]) are
+/// not asked for, and dropped if sent anyway: they would join the timeline after the join,
+/// as if no gap were there; the state at the event crosses that gap instead.
 async fn fetch_missing(fed: &Federation, origin: &ServerName, pdu: &Pdu) -> Result<(), String> {
     let earliest = remote::extremities(fed.hs(), &pdu.room_id).await.map_err(|e| e.to_string())?;
+    let floor = remote::history_floor(fed.hs(), &pdu.room_id).await.map_err(|e| e.to_string())?;
     let mut request =
         get_missing_events::v1::Request::new(pdu.room_id.clone(), earliest, vec![pdu.event_id.clone()]);
     request.limit = UInt::from(MISSING_LIMIT);
+    request.min_depth = UInt::try_from(floor).unwrap_or_default();
     let response =
         fed.client().send(origin, request).await.map_err(|e| format!("fetching missing events: {e}"))?;
     let rules = remote::rules(fed.hs(), &pdu.room_id).await.map_err(|e| e.to_string())?;
@@ -245,7 +296,9 @@ async fn fetch_missing(fed: &Federation, origin: &ServerName, pdu: &Pdu) -> Resu
     for raw in response.events {
         let Ok(object) = serde_json::from_str::<CanonicalJsonObject>(raw.get()) else { continue };
         match verify(fed, object, &rules).await {
-            Ok(event) if event.room_id == pdu.room_id => missing.push(event),
+            Ok(event) if event.room_id == pdu.room_id && i64::from(event.depth) >= floor => {
+                missing.push(event)
+            }
             Ok(_) => {}
             Err(e) => tracing::info!(%origin, error = %e, "dropping a fetched event"),
         }

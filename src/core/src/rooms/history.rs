@@ -9,7 +9,7 @@ use ruma::{RoomId, UserId, api::client::filter::RoomEventFilter};
 use super::{
     Pdu, backfill,
     event_filter::{drops_events, matches},
-    state_view::state_in_group,
+    state_view::{state_at, state_in_group},
     timeline::{StreamToken, parse},
     visibility::Readable,
 };
@@ -210,19 +210,16 @@ pub async fn context(
     let limit = limit.min(MAX_LIMIT);
     let around = around(hs, &readable, room_id, found.position, limit / 2, limit - limit / 2, filter).await?;
 
-    let last_group = around.last_state_group.or(found.state_group);
+    // The state at the last event returned (after it, as for every event with a state group;
+    // backfilled history has none: `state_view::state_at` works it out).
+    let last = around.last_position.unwrap_or(found.position);
     let lazy = !filter.lazy_load_options.is_disabled();
     let all = around.before.iter().chain(std::iter::once(&found.pdu)).chain(&around.after);
     let senders: Vec<&UserId> = all.map(|pdu| &*pdu.sender).collect();
-    let mut state = match last_group {
-        Some(group) => {
-            state_in_group(hs, room_id, group, |kind, key| {
-                !lazy || kind != "m.room.member" || senders.iter().any(|s| s.as_str() == key)
-            })
-            .await?
-        }
-        None => Vec::new(),
-    };
+    let mut state = state_at(hs, room_id, last, |kind, key| {
+        !lazy || kind != "m.room.member" || senders.iter().any(|s| s.as_str() == key)
+    })
+    .await?;
     state.retain(|pdu| matches(filter, pdu));
     Ok(Context {
         event: found.pdu,
@@ -245,8 +242,8 @@ pub struct Around {
     pub start: StreamToken,
     /// Token to page forwards from the newest of `after`.
     pub end: StreamToken,
-    /// The state group after the newest of `after`, if there is one.
-    pub last_state_group: Option<i64>,
+    /// The stream position of the newest of `after`, if there is one.
+    pub last_position: Option<i64>,
 }
 
 /// Up to `before` events before the event at stream position `position` and `after` events
@@ -265,7 +262,7 @@ pub async fn around(
     let before = scan.run(position - 1, true, before.min(MAX_LIMIT)).await?;
     let after = scan.run(position, false, after.min(MAX_LIMIT)).await?;
     Ok(Around {
-        last_state_group: after.events.last().and_then(|f| f.state_group),
+        last_position: after.events.last().map(|f| f.position),
         start: StreamToken(before.next),
         end: StreamToken(after.next),
         before: before.events.into_iter().map(|f| f.pdu).collect(),
@@ -303,7 +300,7 @@ async fn members_of_senders(
     state_group: Option<i64>,
     found: &[Found],
 ) -> Result<Vec<Pdu>> {
-    let Some(group) = state_group else {
+    let Some(group) = state_group.filter(|group| *group > 0) else {
         return members_among_auth_events(hs, room_id, found).await;
     };
     state_in_group(hs, room_id, group, |kind, key| {

@@ -28,6 +28,7 @@ pub mod remote_history;
 pub mod remote_invite;
 pub mod remote_join;
 pub mod remote_membership;
+pub mod remote_state;
 pub mod resolve;
 pub mod restricted;
 pub mod send_queue;

@@ -246,3 +246,41 @@ pub async fn has_state_after(hs: &Homeserver, event_id: &ruma::EventId) -> Resul
     let row = events::get(hs.db().pool(), event_id.as_str()).await?;
     Ok(row.is_some_and(|row| row.state_group.is_some_and(|group| group > 0)))
 }
+
+/// The depth below which events of `room_id` are history from before this server last came
+/// into the room through another server: the depth of the newest current join of a local user
+/// whose prev events are not in the timeline here (a join through `send_join`, after which the
+/// room's past is known by its state only), 0 when there is none. Events fetched to fill a
+/// gap (`/get_missing_events`) below it are no news: appended now, they would show up after
+/// the join as if the timeline had gone on while no one here was in the room.
+pub async fn history_floor(hs: &Homeserver, room_id: &ruma::RoomId) -> Result<i64> {
+    let mut conn = hs.db().pool().acquire().await?;
+    let head = match hs.room_cache().head(room_id) {
+        Some(head) => head,
+        None => RoomHead::load(&mut conn, room_id).await?,
+    };
+    let local: Vec<&str> = head
+        .state
+        .iter()
+        .filter(|((kind, key), _)| {
+            kind == "m.room.member"
+                && ruma::UserId::parse(key.as_str()).is_ok_and(|user| user.server_name() == hs.server_name())
+        })
+        .map(|(_, (_, id))| id.as_str())
+        .collect();
+    let members = auth::load(hs, &mut conn, &head, &local).await?;
+    let mut joins: Vec<&Pdu> = members
+        .values()
+        .filter(|pdu| pdu.content_value().get("membership").and_then(|m| m.as_str()) == Some("join"))
+        .map(|pdu| &**pdu)
+        .collect();
+    joins.sort_by_key(|pdu| std::cmp::Reverse(pdu.depth));
+    // One query for the prev events of them all; the newest join missing one sets the floor.
+    let prevs: Vec<&str> =
+        joins.iter().flat_map(|pdu| pdu.prev_events.iter().map(|id| id.as_str())).collect();
+    let positions = events::positions_of(&mut conn, &prevs).await?;
+    let in_timeline = |id: &OwnedEventId| positions.get(id.as_str()).is_some_and(Option::is_some);
+    let entry = joins.into_iter().find(|pdu| !pdu.prev_events.iter().all(in_timeline));
+    let floor = entry.map_or(0, |pdu| i64::from(pdu.depth));
+    Ok(floor)
+}

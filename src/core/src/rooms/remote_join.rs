@@ -70,7 +70,7 @@ pub async fn persist_join(
         None => RoomHead::empty(room_id.clone(), version.clone())?,
     };
 
-    let authorised = authorised(&old.rules.authorization, state, auth_chain);
+    let authorised = authorised(&old.rules.authorization, auth_chain.iter().chain(state), HashMap::new());
     let keep = |pdus: &[Pdu]| -> Vec<Pdu> {
         pdus.iter().filter(|pdu| authorised.contains(&pdu.event_id)).cloned().collect()
     };
@@ -122,17 +122,25 @@ pub async fn persist_join(
     Ok(())
 }
 
-/// The events of a `send_join` answer that their own auth events authorise (spec: Checks
-/// performed on receipt of a PDU, applied to the room's state and auth chain): taken oldest
-/// first, an event is dropped when an auth event of it is not among those kept, or the auth rules
-/// refuse it on them. A room whose create event fails keeps nothing.
-fn authorised(rules: &AuthorizationRules, state: &[Pdu], auth_chain: &[Pdu]) -> HashSet<OwnedEventId> {
-    let mut events: Vec<&Pdu> = auth_chain.iter().chain(state).collect();
+/// Of `candidates`, the events their own auth events authorise (spec: Checks performed on
+/// receipt of a PDU, applied to a room's state and auth chain as another server handed them
+/// over: a `send_join` answer, the state at an event): taken oldest first, an event is dropped
+/// when an auth event of it is neither in `known` (events this server holds, not rejected) nor
+/// among the candidates kept, or the auth rules refuse it on them. Without a valid create event
+/// nothing is kept.
+pub(super) fn authorised<'a>(
+    rules: &AuthorizationRules,
+    candidates: impl IntoIterator<Item = &'a Pdu>,
+    known: HashMap<OwnedEventId, Arc<Pdu>>,
+) -> HashSet<OwnedEventId> {
+    let mut events: Vec<&Pdu> = candidates.into_iter().collect();
     events.sort_by_key(|pdu| pdu.depth);
-    let mut kept: HashMap<OwnedEventId, Arc<Pdu>> = HashMap::new();
-    let mut create: Option<Arc<Pdu>> = None;
+    let mut create: Option<Arc<Pdu>> =
+        known.values().find(|pdu| pdu.kind == TimelineEventType::RoomCreate).cloned();
+    let mut kept = known;
+    let mut taken = HashSet::new();
     for pdu in events {
-        if kept.contains_key(&pdu.event_id) {
+        if taken.contains(&pdu.event_id) {
             continue;
         }
         let mut auth: HashMap<OwnedEventId, Arc<Pdu>> = HashMap::new();
@@ -142,7 +150,7 @@ fn authorised(rules: &AuthorizationRules, state: &[Pdu], auth_chain: &[Pdu]) -> 
             }
         }
         if auth.len() < pdu.auth_events.len() {
-            tracing::info!(event_id = %pdu.event_id, "dropping a joined room's event: its auth events were");
+            tracing::info!(event_id = %pdu.event_id, "dropping a fetched event: its auth events were");
             continue;
         }
         // The create event is every event's auth event, cited or not (v12).
@@ -155,19 +163,20 @@ fn authorised(rules: &AuthorizationRules, state: &[Pdu], auth_chain: &[Pdu]) -> 
                 if pdu.kind == TimelineEventType::RoomCreate && create.is_none() {
                     create = Some(pdu.clone());
                 }
+                taken.insert(pdu.event_id.clone());
                 kept.insert(pdu.event_id.clone(), pdu);
             }
             Err(reason) => {
-                tracing::info!(event_id = %pdu.event_id, %reason, "dropping a joined room's unauthorised event");
+                tracing::info!(event_id = %pdu.event_id, %reason, "dropping an unauthorised fetched event");
             }
         }
     }
-    kept.into_keys().collect()
+    taken
 }
 
 /// Stores the events of `state` and `auth_chain` this server lacks (`skip` aside) as outliers;
 /// returns the state map of `state` and every event by ID.
-async fn store_outliers(
+pub(super) async fn store_outliers(
     hs: &Homeserver,
     tx: &mut WriteTx,
     head: &RoomHead,
@@ -198,33 +207,4 @@ async fn store_outliers(
         }
     }
     Ok((map, all))
-}
-
-/// Stores `prev`, an event this server could not get the history before, as an outlier with a
-/// known state after it: `state` (the state before it, as another server's `/state` said) plus
-/// itself, and their `auth_chain` (spec: filling a gap with `/state_ids` when
-/// `/get_missing_events` cannot). Events that follow it can then be received.
-pub async fn store_with_state(hs: &Homeserver, prev: &Pdu, state: &[Pdu], auth_chain: &[Pdu]) -> Result<()> {
-    let mut writer = super::append::RoomWriter::open(hs, &prev.room_id).await?;
-    let (tx, head) = writer.parts();
-    if events::get(&mut **tx, prev.event_id.as_str())
-        .await?
-        .is_some_and(|row| row.state_group.is_some_and(|g| g > 0))
-    {
-        return Ok(());
-    }
-    let (map, _) = store_outliers(hs, tx, head, state, auth_chain, &prev.event_id).await?;
-    let mut before = RoomHead { state_group: None, chain_len: 0, state: Arc::new(map), ..head.clone() };
-    let nid = match events::get(&mut **tx, prev.event_id.as_str()).await? {
-        Some(row) => row.event_nid,
-        None => store(hs, tx, &mut before.clone(), prev, Standing::Outlier).await?,
-    };
-    // The state after it: its own entry added for a state event.
-    if let Some(key) = &prev.state_key {
-        Arc::make_mut(&mut before.state)
-            .insert((prev.kind.to_string(), key.clone()), (nid, prev.event_id.to_string()));
-    }
-    let after = fork::snapshot(tx, &prev.room_id, &before.state).await?;
-    events::set_state_group(tx, nid, after).await?;
-    writer.commit().await
 }

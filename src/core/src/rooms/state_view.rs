@@ -3,7 +3,10 @@
 //! (joined, or the room is world-readable), else the state at the last event they may read — for
 //! a user who left, the state right after their leave, so nothing that happened later shows.
 
-use std::sync::Arc;
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
 
 use ruma::{EventId, RoomId, UserId, events::TimelineEventType};
 
@@ -80,16 +83,59 @@ pub async fn members(
 
 /// The state events after the last event at or before `position` whose `(type, state_key)`
 /// passes `wanted`.
-async fn state_at(
+pub(crate) async fn state_at(
     hs: &Homeserver,
     room_id: &RoomId,
     position: i64,
     wanted: impl Fn(&str, &str) -> bool,
 ) -> Result<Vec<Pdu>> {
+    if position < 0 {
+        return backfilled_state_at(hs, room_id, position, wanted).await;
+    }
     match history::state_group_at(hs.db().pool(), room_id, position).await? {
         Some(group) => state_in_group(hs, room_id, group, wanted).await,
         None => Ok(Vec::new()),
     }
+}
+
+/// The state after the backfilled event at `position` (below 0, where events have no state
+/// group: see `rooms::backfill`), as far as this server can tell: the backfilled state events
+/// up to it, in order (exact when the history here reaches the create event, as backfilled
+/// history is one line), and for the keys none of them set, the state after the room's
+/// earliest event with a state group, unless an event between changed that key (its value at
+/// `position` is then unknown and left out).
+async fn backfilled_state_at(
+    hs: &Homeserver,
+    room_id: &RoomId,
+    position: i64,
+    wanted: impl Fn(&str, &str) -> bool,
+) -> Result<Vec<Pdu>> {
+    let pool = hs.db().pool();
+    let mut state: HashMap<(String, String), Pdu> = HashMap::new();
+    for row in history::state_events_between(pool, room_id, i64::MIN, position).await? {
+        let pdu = parse(&row, room_id)?;
+        if let Some(key) = pdu.state_key.clone() {
+            state.insert((pdu.kind.to_string(), key), pdu);
+        }
+    }
+    if let Some((above, group)) = history::grouped_above(pool, room_id, position).await? {
+        let mut changed: HashSet<(String, String)> = HashSet::new();
+        for row in history::state_events_between(pool, room_id, position, above).await? {
+            let pdu = parse(&row, room_id)?;
+            changed.extend(pdu.state_key.map(|key| (pdu.kind.to_string(), key)));
+        }
+        let entries = entries_in_group(hs, group, |kind, key| {
+            let key = (kind.to_owned(), key.to_owned());
+            !state.contains_key(&key) && !changed.contains(&key)
+        })
+        .await?;
+        for pdu in state_events(hs, room_id, &entries).await? {
+            if let Some(key) = pdu.state_key.clone() {
+                state.insert((pdu.kind.to_string(), key), Arc::unwrap_or_clone(pdu));
+            }
+        }
+    }
+    Ok(state.into_iter().filter(|((kind, key), _)| wanted(kind, key)).map(|(_, pdu)| pdu).collect())
 }
 
 /// The state events of state group `group` whose `(type, state_key)` passes `wanted`; only

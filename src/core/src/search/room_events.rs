@@ -29,7 +29,7 @@ use super::{
 use crate::{
     Error, Homeserver, Result,
     rooms::{
-        Pdu, event_filter, history, state_view::state_in_group, timeline::parse, transaction_ids,
+        Pdu, event_filter, history, state_view::state_at, timeline::parse, transaction_ids,
         visibility::Readable,
     },
     storage::{
@@ -375,7 +375,6 @@ struct Parsed {
     pdu: Pdu,
     score: f64,
     position: i64,
-    state_group: Option<i64>,
 }
 
 /// Parses the hits, dropping those the rest of the filter (`contains_url`) refuses.
@@ -386,12 +385,7 @@ fn parse_hits(hits: &[Hit], filter: &RoomEventFilter) -> Result<Vec<Parsed>> {
             .map_err(|e| Error::Internal(anyhow::anyhow!("stored room ID: {e}")))?;
         let pdu = parse(&hit.event, &room_id)?;
         if event_filter::matches(filter, &pdu) {
-            found.push(Parsed {
-                pdu,
-                score: hit.score,
-                position: hit.event.stream_ordering.unwrap_or(0),
-                state_group: hit.event.state_group,
-            });
+            found.push(Parsed { pdu, score: hit.score, position: hit.event.stream_ordering.unwrap_or(0) });
         }
     }
     Ok(found)
@@ -420,9 +414,8 @@ async fn context_of(
     )
     .await?;
     let mut profiles = BTreeMap::new();
-    if wanted.include_profile
-        && let Some(group) = around.last_state_group.or(found.state_group)
-    {
+    if wanted.include_profile {
+        let last = around.last_position.unwrap_or(found.position);
         let senders: HashSet<&str> = around
             .before
             .iter()
@@ -431,8 +424,7 @@ async fn context_of(
             .map(|p| p.sender.as_str())
             .collect();
         let members =
-            state_in_group(hs, room_id, group, |kind, key| kind == "m.room.member" && senders.contains(key))
-                .await?;
+            state_at(hs, room_id, last, |kind, key| kind == "m.room.member" && senders.contains(key)).await?;
         for member in members {
             let Some(user_id) = member.state_key.as_deref().and_then(|k| OwnedUserId::try_from(k).ok())
             else {

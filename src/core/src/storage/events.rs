@@ -193,21 +193,34 @@ pub async fn positions_of(
     conn: &mut Conn,
     event_ids: &[&str],
 ) -> sqlx::Result<std::collections::HashMap<String, Option<i64>>> {
-    let mut positions = std::collections::HashMap::with_capacity(event_ids.len());
+    let rows = rows_of(conn, event_ids, "stream_ordering").await?;
+    rows.iter().map(|row| Ok((row.try_get("event_id")?, row.try_get("stream_ordering")?))).collect()
+}
+
+/// The interned IDs of those of `event_ids` stored.
+pub async fn nids_of(
+    conn: &mut Conn,
+    event_ids: &[&str],
+) -> sqlx::Result<std::collections::HashMap<String, i64>> {
+    let rows = rows_of(conn, event_ids, "event_nid").await?;
+    rows.iter().map(|row| Ok((row.try_get("event_id")?, row.try_get("event_nid")?))).collect()
+}
+
+/// `event_id` and `column` of those of `event_ids` stored.
+async fn rows_of(conn: &mut Conn, event_ids: &[&str], column: &str) -> sqlx::Result<Vec<AnyRow>> {
+    let mut rows = Vec::with_capacity(event_ids.len());
     for chunk in event_ids.chunks(super::IDS_PER_STATEMENT) {
         let sql = format!(
-            "SELECT event_id, stream_ordering FROM events WHERE event_id IN ({})",
+            "SELECT event_id, {column} FROM events WHERE event_id IN ({})",
             super::placeholders(1, chunk.len())
         );
         let mut query = sqlx::query(&sql);
         for id in chunk {
             query = query.bind(*id);
         }
-        for row in query.fetch_all(&mut *conn).await? {
-            positions.insert(row.try_get("event_id")?, row.try_get("stream_ordering")?);
-        }
+        rows.extend(query.fetch_all(&mut *conn).await?);
     }
-    Ok(positions)
+    Ok(rows)
 }
 
 /// Those of `event_ids` stored as rejected.

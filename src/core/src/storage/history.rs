@@ -5,6 +5,8 @@
 use ruma::RoomId;
 use sqlx::{Executor, Row};
 
+use super::events;
+
 /// A state event's place in the stream and its canonical JSON.
 #[derive(Clone, Debug)]
 pub struct StateChange {
@@ -87,4 +89,41 @@ pub async fn state_group_at<'c>(
     .fetch_optional(executor)
     .await?;
     row.map(|r| r.try_get("state_group")).transpose()
+}
+
+/// The earliest accepted timeline event of a room above stream position `position` that has a
+/// state group (backfilled history has none): `(position, group)`.
+pub async fn grouped_above<'c>(
+    executor: impl Executor<'c, Database = sqlx::Any>,
+    room_id: &RoomId,
+    position: i64,
+) -> sqlx::Result<Option<(i64, i64)>> {
+    let row = sqlx::query(
+        "SELECT stream_ordering, state_group FROM events WHERE room_id = $1 AND stream_ordering > $2 \
+         AND state_group > 0 AND outlier = 0 AND rejected = 0 AND soft_failed = 0 \
+         ORDER BY stream_ordering LIMIT 1",
+    )
+    .bind(room_id.as_str())
+    .bind(position)
+    .fetch_optional(executor)
+    .await?;
+    row.map(|r| Ok((r.try_get("stream_ordering")?, r.try_get("state_group")?))).transpose()
+}
+
+/// The accepted timeline state events of a room at stream positions in `(after, upto]`, oldest
+/// first.
+pub async fn state_events_between<'c>(
+    executor: impl Executor<'c, Database = sqlx::Any>,
+    room_id: &RoomId,
+    after: i64,
+    upto: i64,
+) -> sqlx::Result<Vec<events::StoredEvent>> {
+    let sql = format!(
+        "SELECT {} FROM events WHERE room_id = $1 AND stream_ordering > $2 AND stream_ordering <= $3 \
+         AND state_key IS NOT NULL AND outlier = 0 AND rejected = 0 AND soft_failed = 0 \
+         ORDER BY stream_ordering",
+        events::COLUMNS
+    );
+    let rows = sqlx::query(&sql).bind(room_id.as_str()).bind(after).bind(upto).fetch_all(executor).await?;
+    rows.into_iter().map(events::from_row).collect()
 }
