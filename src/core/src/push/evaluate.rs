@@ -208,7 +208,7 @@ async fn notifications(
     let is_invitee = |user: &UserId| invitee.as_ref().is_some_and(|i| i.user_id == user);
     let recipients: Vec<&LocalMember> = context
         .local_joined
-        .iter()
+        .values()
         .filter(|m| m.user_id != view.sender && !is_invitee(&m.user_id))
         .chain(invitee.as_ref())
         .collect();
