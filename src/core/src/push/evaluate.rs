@@ -228,7 +228,7 @@ async fn notifications(
     let is_invitee = |user: &UserId| invitee.as_ref().is_some_and(|i| i.user_id == user);
     let recipients: Vec<&LocalMember> = context
         .local_joined
-        .iter()
+        .values()
         .filter(|m| m.user_id != view.sender && !is_invitee(&m.user_id))
         .chain(invitee.as_ref())
         .collect();
@@ -305,14 +305,26 @@ pub async fn evaluate(
     // The template user is named by nothing: what it gets is the default. (With no rules of
     // its own, only the template's context is read; the argument is never looked at.)
     let nobody = DefaultRules(Vec::new());
-    let default = match shared.first_match(template, &nobody, event, &user_context).await {
-        Some((actions, index)) => shared.notifying(actions, index),
-        None => None,
+    let (default, decided_at) = match shared.first_match(template, &nobody, event, &user_context).await {
+        Some((actions, index)) => (shared.notifying(actions, index), index.unwrap_or(rules_count)),
+        None => (None, rules_count),
     };
+    // Users with the server-default rules get the default unless a rule naming them, ahead of
+    // the template's match, applies to them; when the event rules those out for everyone (a
+    // join is no invite), only users with their own rules are matched one by one.
+    let mut per_default_user = false;
+    for index in (0..decided_at).filter(|i| template.dependent[*i]) {
+        if template.may_apply(index, event, &shared.context).await {
+            per_default_user = true;
+            break;
+        }
+    }
     let mut exceptions = Vec::new();
     for (member, rules) in recipients {
         // Nobody is notified of their own events (spec: Push Rules).
-        if sender.as_ref() == Some(&member.user_id) {
+        if sender.as_ref() == Some(&member.user_id)
+            || (!per_default_user && matches!(rules, UserRules::Default(_)))
+        {
             continue;
         }
         user_context.user_id.clone_from(&member.user_id);

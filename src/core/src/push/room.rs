@@ -4,11 +4,14 @@
 //!
 //! It is derived from the room head's state map and remembers which map: message events share
 //! the head's map, so a busy room builds its context once. A state event gives the head a new
-//! map; the context is then rebuilt from the previous one, loading only the member events that
-//! changed, so a join to a room of ten thousand members reads one event, not ten thousand.
+//! map; the context is then brought from the previous one to it by the entries that differ (the
+//! maps are persistent and share their unchanged subtrees, so finding those costs what changed,
+//! not the room's size), loading only the member events that changed: a join to a room of ten
+//! thousand members reads one event and copies nothing.
 
 use std::{collections::HashMap, sync::Arc};
 
+use imbl::{OrdMap, ordmap::DiffItem};
 use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId, UInt, push::PushConditionPowerLevelsCtx};
 use serde::Deserialize;
 
@@ -36,23 +39,23 @@ pub struct RoomContext {
     pub room_id: OwnedRoomId,
     /// Joined members on every server.
     pub joined: UInt,
-    /// Joined members of this server, by user ID.
-    pub local_joined: Vec<LocalMember>,
+    /// Joined members of this server, by user ID (persistent: the next context shares it).
+    pub local_joined: OrdMap<OwnedUserId, LocalMember>,
     /// Power levels, for `sender_notification_permission`.
     pub power: Option<PushConditionPowerLevelsCtx>,
     /// The state map this context was built from.
     state: Arc<StateMap>,
-    /// Every member event in that state, for the next incremental rebuild.
-    members: HashMap<String, Member>,
+    /// Every member event in that state, by state key, for the next incremental rebuild.
+    members: OrdMap<String, Member>,
     /// The create and power levels event IDs the power levels came from.
     power_source: (Option<String>, Option<String>),
 }
 
+/// A member as the context needs it. Which event it came from is in the state map, and the next
+/// diff tells when that changes (it compares event IDs too, so a rolled-back write whose
+/// interned numbers SQLite hands out again is still told apart).
 #[derive(Clone, Debug)]
 struct Member {
-    /// Its member event (an ID, not the interned number: a rolled-back write may have cached
-    /// a context whose numbers SQLite hands out again).
-    event_id: String,
     joined: bool,
     display_name: Option<String>,
 }
@@ -74,10 +77,10 @@ impl RoomContext {
         RoomContext {
             room_id,
             joined,
-            local_joined,
+            local_joined: local_joined.into_iter().map(|m| (m.user_id.clone(), m)).collect(),
             power,
             state: Arc::default(),
-            members: HashMap::new(),
+            members: OrdMap::new(),
             power_source: (None, None),
         }
     }
@@ -105,11 +108,30 @@ async fn build(
     head: &RoomHead,
     previous: Option<&RoomContext>,
 ) -> Result<RoomContext> {
-    let mut members = previous.map(|p| p.members.clone()).unwrap_or_default();
+    let mut context = match previous {
+        Some(p) => Counted {
+            members: p.members.clone(),
+            local_joined: p.local_joined.clone(),
+            joined: u64::from(p.joined),
+        },
+        None => Counted::default(),
+    };
+    // The member entries that differ from the previous context's state.
+    let empty = StateMap::new();
+    let base = previous.map_or(&empty, |p| &*p.state);
     let mut changed: Vec<(&str, i64, &str)> = Vec::new();
-    for ((kind, state_key), (nid, event_id)) in head.state.iter() {
-        if kind == "m.room.member" && members.get(state_key).is_none_or(|m| m.event_id != *event_id) {
-            changed.push((state_key, *nid, event_id));
+    for item in base.diff(&head.state) {
+        match item {
+            DiffItem::Add((kind, state_key), (nid, event_id))
+            | DiffItem::Update { new: ((kind, state_key), (nid, event_id)), .. }
+                if kind == "m.room.member" =>
+            {
+                changed.push((state_key, *nid, event_id));
+            }
+            DiffItem::Remove((kind, state_key), _) if kind == "m.room.member" => {
+                context.set(hs, state_key, None);
+            }
+            _ => {}
         }
     }
     // Member events recently sent are in the event cache; the rest are read in one go.
@@ -117,9 +139,7 @@ async fn build(
     for (state_key, nid, event_id) in changed {
         let cached = OwnedEventId::try_from(event_id).ok().and_then(|id| hs.room_cache().event(&id));
         match cached {
-            Some(pdu) => {
-                members.insert(state_key.to_owned(), member(event_id, pdu.content.get()));
-            }
+            Some(pdu) => context.set(hs, state_key, Some(member(pdu.content.get()))),
             None => to_load.push((state_key, nid, event_id)),
         }
     }
@@ -127,32 +147,15 @@ async fn build(
         let nids: Vec<i64> = to_load.iter().map(|(_, nid, _)| *nid).collect();
         let loaded: HashMap<i64, String> =
             push_actions::event_json_by_nids(db.conn().await?, &nids).await?.into_iter().collect();
-        for (state_key, nid, event_id) in to_load {
+        for (state_key, nid, _) in to_load {
             let json = loaded.get(&nid).ok_or_else(|| {
                 Error::Internal(anyhow::anyhow!("member event {nid} of the room state is missing"))
             })?;
             let content = serde_json::from_str::<ContentOf>(json)
                 .map_err(|e| Error::Internal(anyhow::anyhow!("stored member event {nid}: {e}")))?;
-            members.insert(state_key.to_owned(), member(event_id, content.content.get()));
+            context.set(hs, state_key, Some(member(content.content.get())));
         }
     }
-
-    let server_name = hs.server_name();
-    let mut joined = 0u64;
-    let mut local_joined = Vec::new();
-    for (user_id, member) in &members {
-        if !member.joined {
-            continue;
-        }
-        joined += 1;
-        if let Ok(user_id) = OwnedUserId::try_from(user_id.as_str())
-            && user_id.server_name() == server_name
-        {
-            let display_name = member.display_name.clone().unwrap_or_else(|| user_id.to_string());
-            local_joined.push(LocalMember { user_id, display_name });
-        }
-    }
-    local_joined.sort_by(|a, b| a.user_id.cmp(&b.user_id));
 
     let power_source = (
         head.state_event_id("m.room.create", "").map(str::to_owned),
@@ -166,13 +169,48 @@ async fn build(
 
     Ok(RoomContext {
         room_id: head.room_id.clone(),
-        joined: UInt::new_saturating(joined),
-        local_joined,
+        joined: UInt::new_saturating(context.joined),
+        local_joined: context.local_joined,
         power,
         state: head.state.clone(),
-        members,
+        members: context.members,
         power_source,
     })
+}
+
+/// The members of a context being brought to a new state, with what is derived from them.
+#[derive(Default)]
+struct Counted {
+    members: OrdMap<String, Member>,
+    local_joined: OrdMap<OwnedUserId, LocalMember>,
+    joined: u64,
+}
+
+impl Counted {
+    /// Sets (or with `None`, removes) the member at `state_key`, keeping the joined count and
+    /// the local joined members in step.
+    fn set(&mut self, hs: &Homeserver, state_key: &str, member: Option<Member>) {
+        let old = match &member {
+            Some(member) => self.members.insert(state_key.to_owned(), member.clone()),
+            None => self.members.remove(state_key),
+        };
+        let user_id = OwnedUserId::try_from(state_key).ok();
+        let local = user_id.as_ref().filter(|user_id| user_id.server_name() == hs.server_name());
+        if old.is_some_and(|old| old.joined) {
+            self.joined -= 1;
+            if let Some(user_id) = local {
+                self.local_joined.remove(user_id);
+            }
+        }
+        if let Some(member) = member.filter(|member| member.joined) {
+            self.joined += 1;
+            if let Some(user_id) = local {
+                let display_name = member.display_name.unwrap_or_else(|| user_id.to_string());
+                self.local_joined
+                    .insert(user_id.clone(), LocalMember { user_id: user_id.clone(), display_name });
+            }
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -181,9 +219,9 @@ struct ContentOf {
 }
 
 /// A member from its event content; unreadable content counts as not joined.
-fn member(event_id: &str, content: &str) -> Member {
+fn member(content: &str) -> Member {
     let content: Option<MemberContent> = serde_json::from_str(content).ok();
     let joined = content.as_ref().and_then(|c| c.membership.as_deref()) == Some("join");
     let display_name = content.and_then(|c| c.displayname).filter(|name| !name.is_empty());
-    Member { event_id: event_id.to_owned(), joined, display_name }
+    Member { joined, display_name }
 }

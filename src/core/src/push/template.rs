@@ -15,7 +15,7 @@
 use ruma::{
     OwnedUserId, UserId,
     api::client::push::PushRule,
-    push::{AnyPushRule, PushCondition, Ruleset},
+    push::{AnyPushRule, FlattenedJson, PushCondition, PushConditionRoomCtx, Ruleset},
 };
 
 /// The server-default rule set as a template.
@@ -25,6 +25,10 @@ pub struct Template {
     pub(super) rules: Vec<AnyPushRule>,
     /// Whether each rule depends on the user (and is matched per recipient).
     pub(super) dependent: Vec<bool>,
+    /// Per dependent rule, the conditions every user's version of it has (empty for the
+    /// others): an event failing one of them matches nobody's version (see
+    /// [`Template::may_apply`]).
+    common: Vec<Vec<PushCondition>>,
     /// The user the template's own rules belong to (nobody real).
     pub(super) user: OwnedUserId,
 }
@@ -46,12 +50,41 @@ impl Template {
         let user = probe("one");
         let rules: Vec<AnyPushRule> = Ruleset::server_default(&user).into_iter().collect();
         let other: Vec<AnyPushRule> = Ruleset::server_default(&probe("two")).into_iter().collect();
-        let dependent = rules
+        let dependent: Vec<bool> = rules
             .iter()
             .enumerate()
             .map(|(i, rule)| other.get(i).is_none_or(|o| !same(rule, o)) || reads_display_name(rule))
             .collect();
-        Template { rules, dependent, user }
+        let common = rules
+            .iter()
+            .enumerate()
+            .map(|(i, rule)| match other.get(i) {
+                Some(o) if dependent[i] => common_conditions(rule, o),
+                _ => Vec::new(),
+            })
+            .collect();
+        Template { rules, dependent, common, user }
+    }
+
+    /// Whether the dependent rule at `index` may apply to some user with the server-default
+    /// rules: it is enabled and `event` passes the conditions all their versions share, matched
+    /// on `context` (the template's: those conditions read no user field). A join to a room
+    /// of 10 000 members otherwise matched `.m.rule.invite_for_me` for each of them.
+    pub(super) async fn may_apply(
+        &self,
+        index: usize,
+        event: &FlattenedJson,
+        context: &PushConditionRoomCtx,
+    ) -> bool {
+        if !self.rules[index].enabled() {
+            return false;
+        }
+        for condition in &self.common[index] {
+            if !condition.applies(event, context).await {
+                return false;
+            }
+        }
+        true
     }
 
     /// `user`'s versions of the dependent rules.
@@ -69,6 +102,23 @@ fn probe(name: &str) -> OwnedUserId {
 fn same(a: &AnyPushRule, b: &AnyPushRule) -> bool {
     let json = |rule: &AnyPushRule| serde_json::to_value(PushRule::from(rule.clone())).ok();
     std::mem::discriminant(a) == std::mem::discriminant(b) && json(a).is_some() && json(a) == json(b)
+}
+
+/// The conditions of `a` that `b` has too, but those reading the display name (which differs
+/// between users though the condition does not).
+fn common_conditions(a: &AnyPushRule, b: &AnyPushRule) -> Vec<PushCondition> {
+    let conditions = |rule: &AnyPushRule| match rule {
+        AnyPushRule::Override(r) | AnyPushRule::Underride(r) => r.conditions.clone(),
+        _ => Vec::new(),
+    };
+    let json = |condition: &PushCondition| serde_json::to_value(condition).ok();
+    let theirs: Vec<_> = conditions(b).iter().map(json).collect();
+    #[allow(deprecated)] // the legacy condition is exactly what is left out
+    conditions(a)
+        .into_iter()
+        .filter(|c| !matches!(c, PushCondition::ContainsDisplayName))
+        .filter(|c| json(c).is_some_and(|mine| theirs.contains(&Some(mine))))
+        .collect()
 }
 
 /// Whether a rule's conditions read the recipient's display name from the room context.
@@ -92,5 +142,28 @@ mod tests {
         let ids: Vec<&str> = own.0.iter().map(|(_, rule)| rule.as_ref().rule_id()).collect();
         assert_eq!(ids, [".m.rule.invite_for_me", ".m.rule.is_user_mention"]);
         assert!(template.dependent.iter().filter(|d| !**d).count() > 10, "most rules are shared");
+    }
+
+    #[tokio::test]
+    async fn an_invite_for_nobody_in_particular_is_screened_out_for_a_join_only() {
+        let template = Template::new();
+        let invite_for_me =
+            template.rules.iter().position(|r| r.as_ref().rule_id() == ".m.rule.invite_for_me");
+        let index = invite_for_me.expect("the rule");
+        let context = ruma::push::PushConditionRoomCtx::new(
+            ruma::owned_room_id!("!room:example.org"),
+            2u32.into(),
+            template.user.clone(),
+            String::new(),
+        );
+        let member = |membership: &str| {
+            let event = serde_json::json!({
+                "type": "m.room.member", "sender": "@a:example.org", "state_key": "@b:example.org",
+                "content": { "membership": membership },
+            });
+            FlattenedJson::from_raw(&ruma::serde::Raw::new(&event).expect("JSON"))
+        };
+        assert!(!template.may_apply(index, &member("join"), &context).await);
+        assert!(template.may_apply(index, &member("invite"), &context).await, "an invite names someone");
     }
 }

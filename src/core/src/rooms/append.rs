@@ -103,12 +103,17 @@ pub(super) async fn set_current(
     state_key: &str,
     position: (i64, i64),
 ) -> Result<()> {
-    let membership = (pdu.kind == TimelineEventType::RoomMember)
-        .then(|| pdu.content_value().get("membership").and_then(Value::as_str).map(str::to_owned))
-        .flatten();
+    let membership = membership_of(pdu);
     state::set_current(conn, &pdu.room_id, &pdu.kind.to_string(), state_key, position, membership.as_deref())
         .await?;
     Ok(())
+}
+
+/// The membership of a member event, as `current_state` keeps it.
+pub(super) fn membership_of(pdu: &Pdu) -> Option<String> {
+    (pdu.kind == TimelineEventType::RoomMember)
+        .then(|| pdu.content_value().get("membership").and_then(Value::as_str).map(str::to_owned))
+        .flatten()
 }
 
 /// Where a stored event stands.
@@ -190,26 +195,27 @@ pub(super) async fn store(
     }
 
     if let (Some(key_nid), Some(state_key)) = (state_key_nid, &pdu.state_key) {
-        let kind = pdu.kind.to_string();
-        let (group, chain_len) = match head.state_group.filter(|_| head.chain_len < state::MAX_CHAIN) {
+        // A new map: the old one stays with whoever holds it (the cached head, the push
+        // context, caches stamped with it), and the two share all but one path of their tree.
+        let state = head
+            .state
+            .update((pdu.kind.to_string(), state_key.clone()), (event_nid, pdu.event_id.to_string()));
+        let group = match head.state_group.filter(|_| !state::needs_snapshot(head.chain_len, state.len())) {
             Some(parent) => {
                 let delta = [(key_nid, event_nid)];
-                (
-                    state::insert_group(conn, &pdu.room_id, Some((parent, head.chain_len)), &delta).await?,
-                    head.chain_len + 1,
-                )
+                let group =
+                    state::insert_group(conn, &pdu.room_id, Some((parent, head.chain_len)), &delta).await?;
+                head.chain_len += 1;
+                group
             }
             None => {
-                let mut state = (*head.state).clone();
-                state.insert((kind.clone(), state_key.clone()), (event_nid, pdu.event_id.to_string()));
-                (super::fork::snapshot(conn, &pdu.room_id, &state).await?, 0)
+                head.chain_len = 0;
+                super::fork::snapshot(conn, &pdu.room_id, &state).await?
             }
         };
         events::set_state_group(conn, event_nid, group).await?;
-        head.chain_len = chain_len;
         head.state_group = Some(group);
-        Arc::make_mut(&mut head.state)
-            .insert((kind, state_key.clone()), (event_nid, pdu.event_id.to_string()));
+        head.state = Arc::new(state);
     }
     head.depth = head.depth.max(depth);
     head.room_id = pdu.room_id.clone();

@@ -54,12 +54,18 @@ pub async fn load(
     ids: &[&str],
 ) -> Result<HashMap<OwnedEventId, Arc<Pdu>>> {
     let mut found = HashMap::with_capacity(ids.len());
+    let mut missing = Vec::new();
     for id in ids {
-        if let Some(pdu) = OwnedEventId::try_from(*id).ok().and_then(|id| hs.room_cache().event(&id)) {
-            found.insert(pdu.event_id.clone(), pdu);
-            continue;
+        match OwnedEventId::try_from(*id).ok().and_then(|id| hs.room_cache().event(&id)) {
+            Some(pdu) => {
+                found.insert(pdu.event_id.clone(), pdu);
+            }
+            None => missing.push(*id),
         }
-        let Some(row) = events::get(&mut *conn, id).await? else { continue };
+    }
+    // In a few statements: a `send_join` answer loads the whole state of the room.
+    for row in events::get_by_ids(conn, &missing).await? {
+        let id = &row.event_id;
         let event_id = OwnedEventId::try_from(row.event_id.as_str())
             .map_err(|e| Error::Internal(anyhow::anyhow!("stored event ID: {e}")))?;
         let pdu = Pdu::from_stored(event_id.clone(), &row.json, &head.room_id)

@@ -44,7 +44,7 @@ struct CachedReadable {
 }
 
 /// The other servers in a room, with the head state map they were read for.
-type RemoteServers = (Arc<StateMap>, Arc<Vec<OwnedServerName>>);
+pub type RemoteServers = (Arc<StateMap>, Arc<Vec<OwnedServerName>>);
 
 /// The room caches of one homeserver.
 pub struct RoomCache {
@@ -111,9 +111,13 @@ impl RoomCache {
         room_id: &RoomId,
         state: &Arc<StateMap>,
     ) -> Option<Arc<Vec<OwnedServerName>>> {
-        let cache = locked(&self.servers);
-        let (stamp, servers) = cache.get(room_id)?;
-        Arc::ptr_eq(stamp, state).then(|| servers.clone())
+        let (stamp, servers) = self.last_remote_servers(room_id)?;
+        Arc::ptr_eq(&stamp, state).then_some(servers)
+    }
+
+    /// The other servers in the room as last cached, with the state map they were read for.
+    pub fn last_remote_servers(&self, room_id: &RoomId) -> Option<RemoteServers> {
+        locked(&self.servers).get(room_id).cloned()
     }
 
     /// Caches the other servers in the room, as read for the head state `state`.

@@ -8,6 +8,7 @@ use std::{
     sync::Arc,
 };
 
+use imbl::ordmap::DiffItem;
 use ruma::{OwnedEventId, RoomId, events::StateEventType, state_res};
 
 use super::{Pdu, RoomHead, append, auth, head::StateMap, resolve};
@@ -102,21 +103,42 @@ pub async fn update_current_state(
     }
     // Memberships may move without their own events: unread counts from below start again.
     tx.note_unread(UnreadNote::Barrier(new.room_id.clone(), position.1));
-    for ((kind, key), (nid, id)) in new.state.iter() {
-        if old.state.get(&(kind.clone(), key.clone())).is_some_and(|(old_nid, _)| old_nid == nid) {
-            continue;
+    // The entries that differ (the maps share what did not change, which the diff skips).
+    let mut changed = Vec::new();
+    let mut removed = Vec::new();
+    for item in old.state.diff(&new.state) {
+        match item {
+            DiffItem::Add(key, (nid, id)) | DiffItem::Update { new: (key, (nid, id)), .. } => {
+                changed.push((key, *nid, id.as_str()));
+            }
+            DiffItem::Remove(key, _) => removed.push(key),
         }
-        let pdu = auth::load(hs, tx, new, &[id.as_str()])
-            .await?
-            .into_values()
-            .next()
-            .ok_or_else(|| Error::Internal(anyhow::anyhow!("state event {id} not stored")))?;
-        append::set_current(tx, &pdu, key, (*nid, position.1)).await?;
     }
-    for (kind, key) in old.state.keys() {
-        if !new.state.contains_key(&(kind.clone(), key.clone())) {
-            state::delete_current(&mut **tx, &new.room_id, kind, key).await?;
-        }
+    // Loaded and written a few hundred at a time: a join through another server brings the
+    // room's whole state.
+    let ids: Vec<&str> = changed.iter().map(|(_, _, id)| *id).collect();
+    let pdus = auth::load(hs, tx, new, &ids).await?;
+    let mut memberships = Vec::with_capacity(changed.len());
+    for (_, _, id) in &changed {
+        let pdu = OwnedEventId::try_from(*id)
+            .ok()
+            .and_then(|id| pdus.get(&id))
+            .ok_or_else(|| Error::Internal(anyhow::anyhow!("state event {id} not stored")))?;
+        memberships.push(append::membership_of(pdu));
+    }
+    let entries: Vec<state::CurrentEntry<'_>> = changed
+        .iter()
+        .zip(&memberships)
+        .map(|(((kind, key), nid, _), membership)| state::CurrentEntry {
+            kind,
+            state_key: key,
+            position: (*nid, position.1),
+            membership: membership.as_deref(),
+        })
+        .collect();
+    state::set_current_many(tx, &new.room_id, &entries).await?;
+    for (kind, key) in removed {
+        state::delete_current(&mut **tx, &new.room_id, kind, key).await?;
     }
     Ok(())
 }
@@ -141,10 +163,9 @@ async fn with_snapshot(conn: &mut Conn, head: &RoomHead, state: StateMap) -> Res
 
 /// Writes `state` as a full snapshot group; returns its ID.
 pub async fn snapshot(conn: &mut Conn, room_id: &RoomId, state: &StateMap) -> Result<i64> {
-    let mut entries = Vec::with_capacity(state.len());
-    for ((kind, key), (nid, _)) in state {
-        entries.push((state::intern_key(conn, kind, key).await?, *nid));
-    }
+    let keys: Vec<(&str, &str)> = state.keys().map(|(kind, key)| (kind.as_str(), key.as_str())).collect();
+    let key_nids = state::intern_keys(conn, &keys).await?;
+    let entries: Vec<(i64, i64)> = key_nids.into_iter().zip(state.values().map(|(nid, _)| *nid)).collect();
     Ok(state::insert_group(conn, room_id, None, &entries).await?)
 }
 
@@ -193,7 +214,7 @@ async fn resolve_states(
         .await
         .map_err(|e| Error::Internal(e.into()))?
         .map_err(|e| Error::Internal(anyhow::anyhow!("resolving the state of {}: {e}", head.room_id)))?;
-    let mut state = StateMap::with_capacity(resolved.len());
+    let mut state = StateMap::new();
     for ((kind, key), id) in resolved {
         let nid = match nids.get(id.as_str()) {
             Some(nid) => *nid,

@@ -1,7 +1,7 @@
 //! The head of a room: what the next local event builds on (version, forward extremities,
 //! depth, and the state after the extremities).
 
-use std::{collections::HashMap, sync::Arc};
+use std::sync::Arc;
 
 use anyhow::Context;
 use ruma::{OwnedRoomId, RoomId, RoomVersionId, room_version_rules::RoomVersionRules};
@@ -22,8 +22,12 @@ pub const ROOM_VERSIONS: &[RoomVersionId] = &[
     RoomVersionId::V12,
 ];
 
-/// `(type, state_key) → (event_nid, event_id)`.
-pub type StateMap = HashMap<(String, String), (i64, String)>;
+/// `(type, state_key) → (event_nid, event_id)`. A persistent map: a copy is a pointer, a
+/// changed copy shares all but one path of the tree with the original, and two maps derived
+/// from one another are compared by what differs ([`imbl::OrdMap::diff`] skips shared
+/// subtrees). Each state event gives the room's head a new map while the old one is still held
+/// by caches, so with a hash map every state event copied the whole state.
+pub type StateMap = imbl::OrdMap<(String, String), (i64, String)>;
 
 /// The head of one room.
 #[derive(Clone, Debug)]

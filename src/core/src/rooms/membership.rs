@@ -61,9 +61,7 @@ pub async fn join(
 
 /// Whether a user of this server is joined to the room (so it can build the join itself).
 pub async fn has_local_member(hs: &Homeserver, room_id: &RoomId) -> Result<bool> {
-    let mut conn = hs.db().pool().acquire().await?;
-    let members = crate::storage::device_lists::joined_members(&mut conn, room_id).await?;
-    Ok(members.iter().any(|member| member.server_name() == hs.server_name()))
+    Ok(state::has_joined_member_of(hs.db().pool(), room_id, hs.server_name()).await?)
 }
 
 /// Knocks on a room (join rule `knock` or `knock_restricted`, room version 7+; the auth rules

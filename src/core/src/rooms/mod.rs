@@ -45,4 +45,6 @@ pub use head::RoomHead;
 pub use pdu::Pdu;
 
 #[cfg(test)]
+mod big_room_tests;
+#[cfg(test)]
 mod remote_tests;

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use imbl::ordmap::DiffItem;
 use ruma::{OwnedRoomId, OwnedServerName, UserId, events::TimelineEventType};
 
 use super::{Pdu, RoomHead};
@@ -15,20 +16,29 @@ use crate::{
 
 /// The servers other than ours with members joined to the room whose head is `head`, read in
 /// the caller's transaction (so it sees the state the head describes) and cached until the
-/// head's state map changes.
+/// head's state map changes. A new map whose member entries of other servers are those of the
+/// map last read for keeps that answer: a join of a local user to a big room compares the two
+/// maps (which costs what changed) instead of reading every member.
 pub async fn remote_servers(
     hs: &Homeserver,
     tx: &mut WriteTx,
     head: &RoomHead,
 ) -> Result<Arc<Vec<OwnedServerName>>> {
-    if let Some(servers) = hs.room_cache().remote_servers(&head.room_id, &head.state) {
-        return Ok(servers);
-    }
     let ours = hs.server_name();
-    // Only rooms with a member of another server need the query.
-    let any_remote = head.state.keys().any(|(kind, key)| {
+    let remote_member = |(kind, key): &(String, String)| {
         kind == "m.room.member" && UserId::parse(key.as_str()).is_ok_and(|user| user.server_name() != ours)
-    });
+    };
+    if let Some((state, servers)) = hs.room_cache().last_remote_servers(&head.room_id) {
+        if Arc::ptr_eq(&state, &head.state) {
+            return Ok(servers);
+        }
+        if !state.diff(&head.state).any(|item| remote_member(changed_key(&item))) {
+            hs.room_cache().put_remote_servers(&head.room_id, head.state.clone(), servers.clone());
+            return Ok(servers);
+        }
+    }
+    // Only rooms with a member of another server need the query.
+    let any_remote = head.state.keys().any(remote_member);
     let mut servers: Vec<OwnedServerName> = if any_remote {
         device_lists::joined_members(tx, &head.room_id)
             .await?
@@ -44,6 +54,13 @@ pub async fn remote_servers(
     let servers = Arc::new(servers);
     hs.room_cache().put_remote_servers(&head.room_id, head.state.clone(), servers.clone());
     Ok(servers)
+}
+
+/// The key of an entry that differs between two state maps.
+fn changed_key<'a>(item: &DiffItem<'a, 'a, (String, String), (i64, String)>) -> &'a (String, String) {
+    match item {
+        DiffItem::Add(key, _) | DiffItem::Remove(key, _) | DiffItem::Update { new: (key, _), .. } => key,
+    }
 }
 
 /// Queues `pdu`, a local event just appended on top of what is now `head`, for every other

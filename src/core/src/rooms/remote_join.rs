@@ -16,7 +16,7 @@ use ruma::{
 
 use super::{
     Pdu, RoomHead,
-    append::{Standing, persist, store},
+    append::persist,
     auth, build, fork,
     head::{StateMap, rules_for},
 };
@@ -75,7 +75,7 @@ pub async fn persist_join(
         pdus.iter().filter(|pdu| authorised.contains(&pdu.event_id)).cloned().collect()
     };
     let (state, auth_chain) = (keep(state), keep(auth_chain));
-    let (map, all) = store_outliers(hs, &mut tx, &old, &state, &auth_chain, &join.event_id).await?;
+    let (map, all) = store_outliers(&mut tx, &old, &state, &auth_chain, &join.event_id).await?;
     let create = map
         .get(&("m.room.create".to_owned(), String::new()))
         .and_then(|(_, id)| all.get(id.as_str()))
@@ -175,34 +175,51 @@ pub(super) fn authorised<'a>(
 }
 
 /// Stores the events of `state` and `auth_chain` this server lacks (`skip` aside) as outliers;
-/// returns the state map of `state` and every event by ID.
+/// returns the state map of `state` and every event by ID. Known events are looked up and new
+/// ones written a few hundred per statement: a room's whole state can be ten thousand events.
 pub(super) async fn store_outliers(
-    hs: &Homeserver,
     tx: &mut WriteTx,
     head: &RoomHead,
     state: &[Pdu],
     auth_chain: &[Pdu],
     skip: &EventId,
 ) -> Result<(StateMap, HashMap<OwnedEventId, Arc<Pdu>>)> {
-    let mut nids: HashMap<OwnedEventId, i64> = HashMap::new();
     let mut all: HashMap<OwnedEventId, Arc<Pdu>> = HashMap::new();
     for pdu in auth_chain.iter().chain(state) {
-        if pdu.room_id != head.room_id || pdu.event_id == skip || nids.contains_key(&pdu.event_id) {
-            continue;
+        if pdu.room_id == head.room_id && pdu.event_id != skip {
+            all.entry(pdu.event_id.clone()).or_insert_with(|| Arc::new(pdu.clone()));
         }
-        let nid = match events::get(&mut **tx, pdu.event_id.as_str()).await? {
-            Some(row) => row.event_nid,
-            None => {
-                let mut outlier = RoomHead { state_group: None, ..head.clone() };
-                store(hs, tx, &mut outlier, pdu, Standing::Outlier).await?
-            }
-        };
-        nids.insert(pdu.event_id.clone(), nid);
-        all.insert(pdu.event_id.clone(), Arc::new(pdu.clone()));
     }
-    let mut map = StateMap::with_capacity(state.len());
+    let ids: Vec<&str> = all.keys().map(|id| id.as_str()).collect();
+    let mut nids: HashMap<String, i64> =
+        events::get_by_ids(tx, &ids).await?.into_iter().map(|row| (row.event_id, row.event_nid)).collect();
+    let new: Vec<(&Pdu, String)> = all
+        .values()
+        .filter(|pdu| !nids.contains_key(pdu.event_id.as_str()))
+        .map(|pdu| Ok((&**pdu, serde_json::to_string(&pdu.json).map_err(|e| Error::Internal(e.into()))?)))
+        .collect::<Result<_>>()?;
+    let kinds: Vec<String> = new.iter().map(|(pdu, _)| pdu.kind.to_string()).collect();
+    let rows: Vec<events::NewEvent<'_>> = new
+        .iter()
+        .zip(&kinds)
+        .map(|((pdu, json), kind)| events::NewEvent {
+            event_id: pdu.event_id.as_str(),
+            room_id: &pdu.room_id,
+            kind,
+            state_key: pdu.state_key.as_deref(),
+            sender: pdu.sender.as_str(),
+            depth: i64::from(pdu.depth),
+            origin_server_ts: i64::from(pdu.origin_server_ts.get()),
+            stream_ordering: None,
+            // Outliers have no state after them (`store`'s convention for them).
+            state_group: Some(0),
+            json,
+        })
+        .collect();
+    nids.extend(events::insert_outliers(tx, &rows).await?);
+    let mut map = StateMap::new();
     for pdu in state {
-        if let (Some(key), Some(nid)) = (&pdu.state_key, nids.get(&pdu.event_id)) {
+        if let (Some(key), Some(nid)) = (&pdu.state_key, nids.get(pdu.event_id.as_str())) {
             map.insert((pdu.kind.to_string(), key.clone()), (*nid, pdu.event_id.to_string()));
         }
     }

@@ -81,7 +81,7 @@ pub async fn store_with_state(
         new.into_iter().partition(|pdu| valid.contains(&pdu.event_id));
     store_refused(hs, tx, head, &refused, (&known, &valid)).await?;
     let kept: Vec<Pdu> = kept.into_iter().cloned().collect();
-    let (_, stored) = store_outliers(hs, tx, head, &kept, &[], &prev.event_id).await?;
+    let (_, stored) = store_outliers(tx, head, &kept, &[], &prev.event_id).await?;
     known.extend(stored);
 
     let map = match state_map(tx, head, state_ids, &known).await? {
@@ -171,7 +171,7 @@ async fn state_map(
 ) -> Result<std::result::Result<StateMap, String>> {
     let strs: Vec<&str> = state_ids.iter().map(|id| id.as_str()).collect();
     let nids: HashMap<String, i64> = events::nids_of(tx, &strs).await?;
-    let mut map = StateMap::with_capacity(state_ids.len());
+    let mut map = StateMap::new();
     for id in state_ids {
         let (Some(pdu), Some(nid)) = (known.get(id), nids.get(id.as_str())) else {
             return Ok(Err(format!("{id} is unknown, forged or rejected")));

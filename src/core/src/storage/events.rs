@@ -69,18 +69,43 @@ pub(crate) fn from_row(row: AnyRow) -> sqlx::Result<StoredEvent> {
 
 /// Inserts many timeline events in one statement; returns `(event_id, event_nid)` pairs.
 pub async fn insert_many(conn: &mut Conn, events: &[NewEvent<'_>]) -> sqlx::Result<Vec<(String, i64)>> {
+    insert_rows(conn, events, None).await
+}
+
+/// Inserts events this server knows without the state before them (a joined room's state and
+/// auth chain), flagged as outliers, a statement per [`ROWS_PER_STATEMENT`]; returns
+/// `(event_id, event_nid)` pairs. A join to a room of 10 000 members stored them one by one.
+pub async fn insert_outliers(conn: &mut Conn, events: &[NewEvent<'_>]) -> sqlx::Result<Vec<(String, i64)>> {
+    let mut inserted = Vec::with_capacity(events.len());
+    for chunk in events.chunks(ROWS_PER_STATEMENT) {
+        inserted.extend(insert_rows(conn, chunk, Some(Flag::Outlier)).await?);
+    }
+    Ok(inserted)
+}
+
+/// Rows of [`insert_outliers`] per statement (ten parameters each).
+const ROWS_PER_STATEMENT: usize = 500;
+
+/// One multi-row insert of `events`, with `flag` set on each.
+async fn insert_rows(
+    conn: &mut Conn,
+    events: &[NewEvent<'_>],
+    flag: Option<Flag>,
+) -> sqlx::Result<Vec<(String, i64)>> {
     if events.is_empty() {
         return Ok(Vec::new());
     }
+    let mut params = super::Params::new(conn);
     let values: Vec<String> = (0..events.len())
-        .map(|i| {
-            let p: Vec<String> = (1..=10).map(|c| format!("${}", i * 10 + c)).collect();
-            format!("({})", p.join(", "))
+        .map(|_| match flag {
+            Some(_) => format!("({}, 1)", params.list(10)),
+            None => format!("({})", params.list(10)),
         })
         .collect();
+    let flag_column = flag.map_or(String::new(), |flag| format!(", {}", flag.column()));
     let sql = format!(
         "INSERT INTO events (event_id, room_id, type, state_key, sender, depth, origin_server_ts, \
-         stream_ordering, state_group, json) VALUES {} RETURNING event_id, event_nid",
+         stream_ordering, state_group, json{flag_column}) VALUES {} RETURNING event_id, event_nid",
         values.join(", ")
     );
     let mut query = sqlx::query(&sql);
@@ -114,6 +139,25 @@ pub async fn get<'c>(
 ) -> sqlx::Result<Option<StoredEvent>> {
     let sql = format!("SELECT {COLUMNS} FROM events WHERE event_id = $1");
     sqlx::query(&sql).bind(event_id).fetch_optional(executor).await?.map(from_row).transpose()
+}
+
+/// Loads those of `event_ids` stored, in no particular order.
+pub async fn get_by_ids(conn: &mut Conn, event_ids: &[&str]) -> sqlx::Result<Vec<StoredEvent>> {
+    let mut events = Vec::with_capacity(event_ids.len());
+    for chunk in event_ids.chunks(super::IDS_PER_STATEMENT) {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM events WHERE event_id IN ({})",
+            super::Params::new(conn).list(chunk.len())
+        );
+        let mut query = sqlx::query(&sql);
+        for id in chunk {
+            query = query.bind(*id);
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            events.push(from_row(row)?);
+        }
+    }
+    Ok(events)
 }
 
 /// Loads events by interned ID, in no particular order.
@@ -254,13 +298,20 @@ pub enum Flag {
     SoftFailed,
 }
 
+impl Flag {
+    /// Its column.
+    fn column(self) -> &'static str {
+        match self {
+            Flag::Outlier => "outlier",
+            Flag::Rejected => "rejected",
+            Flag::SoftFailed => "soft_failed",
+        }
+    }
+}
+
 /// Flags an event.
 pub async fn set_flag(conn: &mut Conn, event_nid: i64, flag: Flag) -> sqlx::Result<()> {
-    let column = match flag {
-        Flag::Outlier => "outlier",
-        Flag::Rejected => "rejected",
-        Flag::SoftFailed => "soft_failed",
-    };
+    let column = flag.column();
     sqlx::query(&format!("UPDATE events SET {column} = 1 WHERE event_nid = $1"))
         .bind(event_nid)
         .execute(conn)

@@ -1,5 +1,6 @@
 //! Room state storage: interned `(type, state_key)` pairs, state groups stored as deltas against
-//! a parent (a full snapshot every [`MAX_CHAIN`] links), and the `current_state` table.
+//! a parent (a full snapshot when the chain grows long, see [`needs_snapshot`]), and the
+//! `current_state` table.
 
 use std::collections::HashMap;
 
@@ -8,8 +9,25 @@ use sqlx::{Executor, Row};
 
 use super::{Conn, IDS_PER_STATEMENT, Params};
 
-/// Longest delta chain before a full snapshot is written.
+/// Delta chains may always grow this long before a full snapshot is written.
 pub const MAX_CHAIN: i64 = 16;
+
+/// A larger state's chain may grow to its size divided by this (see [`needs_snapshot`]).
+const ENTRIES_PER_LINK: i64 = 4;
+
+/// Rows of `state_group_entries` (or keys of `state_keys`) one statement writes or reads.
+const ROWS_PER_STATEMENT: usize = 1_000;
+
+/// Whether the next state group after one `chain_len` deltas from a snapshot, for a state of
+/// `state_len` entries, must be a full snapshot. A snapshot costs a row per entry, so with a
+/// fixed chain length a room's state storage (and the time to write it) grew with the square of
+/// its size: a room joined by 10 000 members one at a time wrote 3 million rows. Letting the
+/// chain grow to a quarter of the state's size keeps that to a few rows per state event, while
+/// loading a group still reads at most 1.25 times the rows of its state.
+pub fn needs_snapshot(chain_len: i64, state_len: usize) -> bool {
+    let state_len = i64::try_from(state_len).unwrap_or(i64::MAX);
+    chain_len >= MAX_CHAIN.max(state_len / ENTRIES_PER_LINK)
+}
 
 /// One entry of a state map: `(type, state_key) → event`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,6 +57,42 @@ pub async fn intern_key(conn: &mut Conn, kind: &str, state_key: &str) -> sqlx::R
         .fetch_one(&mut *conn)
         .await?
         .try_get("state_key_nid")
+}
+
+/// Interns many `(type, state_key)` pairs; their IDs in the same order. Two statements per
+/// [`ROWS_PER_STATEMENT`] pairs, where [`intern_key`] takes two per pair (a snapshot of a room
+/// of 10 000 members interned them one by one).
+pub async fn intern_keys(conn: &mut Conn, keys: &[(&str, &str)]) -> sqlx::Result<Vec<i64>> {
+    let mut found: HashMap<(String, String), i64> = HashMap::with_capacity(keys.len());
+    for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO state_keys (type, state_key) VALUES {} ON CONFLICT (type, state_key) DO NOTHING",
+            super::row_values(conn, chunk.len(), 2)
+        );
+        let mut query = sqlx::query(&sql);
+        for (kind, state_key) in chunk {
+            query = query.bind(*kind).bind(*state_key);
+        }
+        query.execute(&mut *conn).await?;
+        let sql = format!(
+            // A join from the wanted pairs probes the unique index once per pair.
+            "SELECT k.state_key_nid, k.type, k.state_key FROM (VALUES {}) AS v \
+             JOIN state_keys k ON k.type = v.column1 AND k.state_key = v.column2",
+            super::row_values(conn, chunk.len(), 2)
+        );
+        let mut query = sqlx::query(&sql);
+        for (kind, state_key) in chunk {
+            query = query.bind(*kind).bind(*state_key);
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            found.insert((row.try_get("type")?, row.try_get("state_key")?), row.try_get("state_key_nid")?);
+        }
+    }
+    keys.iter()
+        .map(|(kind, state_key)| {
+            found.get(&((*kind).to_owned(), (*state_key).to_owned())).copied().ok_or(sqlx::Error::RowNotFound)
+        })
+        .collect()
 }
 
 /// Length of a group's delta chain (0 for a full snapshot).
@@ -71,15 +125,16 @@ pub async fn insert_group(
     .fetch_one(&mut *conn)
     .await?
     .try_get("group_id")?;
-    for (key_nid, event_nid) in entries {
-        sqlx::query(
-            "INSERT INTO state_group_entries (group_id, state_key_nid, event_nid) VALUES ($1, $2, $3)",
-        )
-        .bind(group_id)
-        .bind(key_nid)
-        .bind(event_nid)
-        .execute(&mut *conn)
-        .await?;
+    for chunk in entries.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO state_group_entries (group_id, state_key_nid, event_nid) VALUES {}",
+            super::row_values(conn, chunk.len(), 3)
+        );
+        let mut query = sqlx::query(&sql);
+        for (key_nid, event_nid) in chunk {
+            query = query.bind(group_id).bind(*key_nid).bind(*event_nid);
+        }
+        query.execute(&mut *conn).await?;
     }
     Ok(group_id)
 }
@@ -134,33 +189,63 @@ pub async fn load_groups(conn: &mut Conn, groups: &[i64]) -> sqlx::Result<HashMa
 }
 
 /// Sets one entry of a room's current state to the event `event_nid` at stream position
-/// `stream_ordering`. A member entry remembers where its run of `join` began (`joined_at`):
-/// from a join to a join (a profile change) it is kept.
+/// `stream_ordering` (see [`set_current_many`]).
 pub async fn set_current(
     conn: &mut Conn,
     room_id: &RoomId,
     kind: &str,
     state_key: &str,
-    (event_nid, stream_ordering): (i64, i64),
+    position: (i64, i64),
     membership: Option<&str>,
 ) -> sqlx::Result<()> {
-    let joined_at = (membership == Some("join")).then_some(stream_ordering);
-    sqlx::query(
-        "INSERT INTO current_state (room_id, type, state_key, event_nid, membership, joined_at) \
-         VALUES ($1, $2, $3, $4, $5, $6) \
-         ON CONFLICT (room_id, type, state_key) DO UPDATE SET event_nid = excluded.event_nid, \
-         membership = excluded.membership, joined_at = CASE \
-           WHEN excluded.membership = 'join' AND current_state.membership = 'join' THEN current_state.joined_at \
-           ELSE excluded.joined_at END",
-    )
-    .bind(room_id.as_str())
-    .bind(kind)
-    .bind(state_key)
-    .bind(event_nid)
-    .bind(membership)
-    .bind(joined_at)
-    .execute(conn)
-    .await?;
+    set_current_many(conn, room_id, &[CurrentEntry { kind, state_key, position, membership }]).await
+}
+
+/// One entry of a room's current state to set.
+#[derive(Clone, Copy, Debug)]
+pub struct CurrentEntry<'a> {
+    /// Event type.
+    pub kind: &'a str,
+    /// State key.
+    pub state_key: &'a str,
+    /// The event: `(event_nid, stream_ordering)`.
+    pub position: (i64, i64),
+    /// For a member event, its membership.
+    pub membership: Option<&'a str>,
+}
+
+/// Sets entries of a room's current state, a statement per [`ROWS_PER_STATEMENT`] entries. A
+/// member entry remembers where its run of `join` began (`joined_at`): from a join to a join (a
+/// profile change) it is kept.
+pub async fn set_current_many(
+    conn: &mut Conn,
+    room_id: &RoomId,
+    entries: &[CurrentEntry<'_>],
+) -> sqlx::Result<()> {
+    for chunk in entries.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO current_state (room_id, type, state_key, event_nid, membership, joined_at) \
+             VALUES {} \
+             ON CONFLICT (room_id, type, state_key) DO UPDATE SET event_nid = excluded.event_nid, \
+             membership = excluded.membership, joined_at = CASE \
+               WHEN excluded.membership = 'join' AND current_state.membership = 'join' THEN current_state.joined_at \
+               ELSE excluded.joined_at END",
+            super::row_values(conn, chunk.len(), 6)
+        );
+        let mut query = sqlx::query(&sql);
+        for entry in chunk {
+            let (event_nid, stream_ordering) = entry.position;
+            let joined_at = (entry.membership == Some("join")).then_some(stream_ordering);
+            query = query
+                .bind(room_id.as_str())
+                .bind(entry.kind)
+                .bind(entry.state_key)
+                .bind(event_nid)
+                .bind(entry.membership)
+                .bind(joined_at);
+        }
+        query.execute(&mut *conn).await?;
+    }
     Ok(())
 }
 
@@ -197,6 +282,29 @@ pub async fn current_event_id<'c>(
     .fetch_optional(executor)
     .await?;
     row.map(|r| r.try_get("event_id")).transpose()
+}
+
+/// Whether a user of `server` is joined to the room. Stops at the first one: every join of a
+/// local user asks, and reading all members made each join cost the room's size.
+pub async fn has_joined_member_of<'c>(
+    executor: impl Executor<'c, Database = sqlx::Any>,
+    room_id: &RoomId,
+    server: &ruma::ServerName,
+) -> sqlx::Result<bool> {
+    // A user ID ends in `:server` (its server name is all after the first colon, and a
+    // localpart has none). `substr` and `length` mean the same on both engines; `LIKE` does
+    // not (SQLite's ignores case).
+    let suffix = format!(":{server}");
+    let row = sqlx::query(
+        "SELECT 1 AS found FROM current_state WHERE room_id = $1 AND type = 'm.room.member' \
+         AND membership = 'join' AND substr(state_key, CAST(length(state_key) - $2 + 1 AS INTEGER)) = $3 LIMIT 1",
+    )
+    .bind(room_id.as_str())
+    .bind(i64::try_from(suffix.chars().count()).unwrap_or(i64::MAX))
+    .bind(&suffix)
+    .fetch_optional(executor)
+    .await?;
+    Ok(row.is_some())
 }
 
 /// A user's current membership in a room (`join`, `invite`, `leave`, `ban`, `knock`).
