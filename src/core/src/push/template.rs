@@ -147,7 +147,8 @@ mod tests {
     #[tokio::test]
     async fn an_invite_for_nobody_in_particular_is_screened_out_for_a_join_only() {
         let template = Template::new();
-        let invite_for_me = template.rules.iter().position(|r| r.as_ref().rule_id() == ".m.rule.invite_for_me");
+        let invite_for_me =
+            template.rules.iter().position(|r| r.as_ref().rule_id() == ".m.rule.invite_for_me");
         let index = invite_for_me.expect("the rule");
         let context = ruma::push::PushConditionRoomCtx::new(
             ruma::owned_room_id!("!room:example.org"),
