@@ -107,9 +107,16 @@ async fn send_next(fed: &Federation, destination: &OwnedServerName) -> anyhow::R
             fed.hs().server_name().to_owned(),
             MilliSecondsSinceUnixEpoch::now(),
         );
+        let (pdu_count, edu_count) = (pdus.len(), edus.len());
         request.pdus = pdus;
         request.edus = edus;
-        let response = match fed.client().send(destination, request).await {
+        let sending = std::time::Instant::now();
+        let sent = fed.client().send(destination, request).await;
+        tracing::debug!(
+            %destination, pdus = pdu_count, edus = edu_count,
+            elapsed_ms = sending.elapsed().as_secs_f64() * 1e3, "federation transaction sent"
+        );
+        let response = match sent {
             Ok(response) => response,
             Err(e) if worth_retrying(&e) => return Err(e.into()),
             Err(e) => {

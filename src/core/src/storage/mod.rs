@@ -66,6 +66,10 @@ use crate::config::DatabaseConfig;
 /// fan-out delivery p99 from 247 to 199 ms and send p99 from 67 to 44 ms (docs/BENCHMARKS.md).
 const SQLITE_MAX_CONNECTIONS: u32 = 4;
 
+/// A wait for SQLite's writer lock, or a write transaction, longer than this is logged (debug),
+/// to find stalls.
+const SLOW_WRITER_WAIT: Duration = Duration::from_millis(50);
+
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/postgres");
 
@@ -119,14 +123,24 @@ pub struct WriteTx {
     outbox_queued: bool,
     outbox: Arc<tokio::sync::Notify>,
     _writer: Option<tokio::sync::OwnedMutexGuard<()>>,
+    /// When the transaction began, to log ones that held the writer long (stalls).
+    began: std::time::Instant,
 }
 
 impl WriteTx {
     /// Commits, then releases the event positions taken (telling the commit hook what was
     /// written) and lets the next writer in.
     pub async fn commit(self) -> sqlx::Result<()> {
-        let WriteTx { tx, mut held, streams, committed, outbox_queued, outbox, _writer } = self;
+        let WriteTx { tx, mut held, streams, committed, outbox_queued, outbox, _writer, began } = self;
+        let committing = std::time::Instant::now();
         tx.commit().await?;
+        if began.elapsed() > SLOW_WRITER_WAIT {
+            tracing::debug!(
+                held_ms = began.elapsed().as_secs_f64() * 1e3,
+                commit_ms = committing.elapsed().as_secs_f64() * 1e3,
+                "a write transaction held the writer long"
+            );
+        }
         held.mark_committed();
         for (stream, position) in streams {
             committed.publish(stream, position);
@@ -307,8 +321,16 @@ impl Db {
     pub async fn begin(&self) -> sqlx::Result<WriteTx> {
         match self.backend {
             Backend::Sqlite => {
+                let started = std::time::Instant::now();
                 let guard = self.sqlite_writer.clone().lock_owned().await;
                 let tx = self.write_pool.begin_with("BEGIN IMMEDIATE").await?;
+                let waited = started.elapsed();
+                if waited > SLOW_WRITER_WAIT {
+                    tracing::debug!(
+                        waited_ms = waited.as_secs_f64() * 1e3,
+                        "a writer waited for the writer lock"
+                    );
+                }
                 Ok(self.write_tx(tx, Some(guard)))
             }
             Backend::Postgres => {
@@ -332,6 +354,7 @@ impl Db {
             outbox_queued: false,
             outbox: self.outbox.clone(),
             _writer: writer,
+            began: std::time::Instant::now(),
         }
     }
 
