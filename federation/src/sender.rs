@@ -63,13 +63,27 @@ async fn pending_destinations(hs: &Homeserver) -> anyhow::Result<Vec<OwnedServer
     Ok(names.into_iter().filter_map(|name| OwnedServerName::try_from(name).ok()).collect())
 }
 
-/// Sends `destination`'s pending rows until none is left; returns the destination.
+/// Sends `destination`'s pending rows until none is left; returns the destination. One
+/// transaction is in flight at a time (spec), but the rows the last one delivered are deleted
+/// while the next is sent: the deletion is a write, which waits its turn for the writer, and
+/// the destination need not wait for it.
 async fn drain(fed: Federation, destination: OwnedServerName) -> OwnedServerName {
     let mut backoff = FIRST_BACKOFF;
+    // Rows up to `sent` were answered; up to `deleted`, deleted too.
+    let (mut sent, mut deleted) = (0, 0);
     loop {
-        match send_next(&fed, &destination).await {
-            Ok(true) => backoff = FIRST_BACKOFF,
-            Ok(false) => return destination,
+        let (next, delete) =
+            tokio::join!(send_next(&fed, &destination, sent), delete_upto(&fed, &destination, sent, deleted));
+        deleted = delete;
+        match next {
+            Ok(Some(last_id)) => {
+                sent = last_id;
+                backoff = FIRST_BACKOFF;
+            }
+            Ok(None) if deleted == sent => return destination,
+            // Nothing left to send, but the deletion failed: try it again before leaving, or
+            // the next worker would send those rows again.
+            Ok(None) => tokio::time::sleep(backoff).await,
             Err(e) => {
                 tracing::warn!(%destination, error = %e, retry_in = ?backoff, "federation transaction failed");
                 tokio::time::sleep(backoff).await;
@@ -79,11 +93,32 @@ async fn drain(fed: Federation, destination: OwnedServerName) -> OwnedServerName
     }
 }
 
-/// Sends one transaction of the oldest pending rows; `false` when there were none.
-async fn send_next(fed: &Federation, destination: &OwnedServerName) -> anyhow::Result<bool> {
+/// Deletes `destination`'s rows up to `sent` unless already done (up to `deleted`); the outbox
+/// ID deleted up to afterwards.
+async fn delete_upto(fed: &Federation, destination: &OwnedServerName, sent: i64, deleted: i64) -> i64 {
+    if sent == deleted {
+        return deleted;
+    }
+    match outbox::delete_delivered(fed.hs().db(), destination.as_str(), sent).await {
+        Ok(()) => sent,
+        Err(error) => {
+            tracing::warn!(%destination, %error, "deleting delivered rows from the federation outbox");
+            deleted
+        }
+    }
+}
+
+/// Sends one transaction of the oldest pending rows after outbox ID `after` (outbox IDs are
+/// positive); the last outbox ID it covered, `None` when there were none.
+async fn send_next(
+    fed: &Federation,
+    destination: &OwnedServerName,
+    after: i64,
+) -> anyhow::Result<Option<i64>> {
     let pool = fed.hs().db().pool();
-    let pending = outbox::pending(pool, destination.as_str(), i64::try_from(MAX_PDUS + MAX_EDUS)?).await?;
-    let Some(first) = pending.first() else { return Ok(false) };
+    let limit = i64::try_from(MAX_PDUS + MAX_EDUS)?;
+    let pending = outbox::pending_after(pool, destination.as_str(), after, limit).await?;
+    let Some(first) = pending.first() else { return Ok(None) };
     let first_id = first.outbox_id;
     let (mut pdus, mut edus, mut last_id) = (Vec::new(), Vec::new(), first_id);
     for item in &pending {
@@ -98,42 +133,39 @@ async fn send_next(fed: &Federation, destination: &OwnedServerName) -> anyhow::R
         }
         last_id = item.outbox_id;
     }
-    if !pdus.is_empty() || !edus.is_empty() {
-        // Outbox IDs are never reused, so the same ID always means the same transaction (which
-        // the destination answers once), also when retried after a restart.
-        let txn_id = OwnedTransactionId::from(format!("{first_id}-{last_id}"));
-        let mut request = send_transaction_message::v1::Request::new(
-            txn_id,
-            fed.hs().server_name().to_owned(),
-            MilliSecondsSinceUnixEpoch::now(),
-        );
-        let (pdu_count, edu_count) = (pdus.len(), edus.len());
-        request.pdus = pdus;
-        request.edus = edus;
-        let sending = std::time::Instant::now();
-        let sent = fed.client().send(destination, request).await;
-        tracing::debug!(
-            %destination, pdus = pdu_count, edus = edu_count,
-            elapsed_ms = sending.elapsed().as_secs_f64() * 1e3, "federation transaction sent"
-        );
-        let response = match sent {
-            Ok(response) => response,
-            Err(e) if worth_retrying(&e) => return Err(e.into()),
-            Err(e) => {
-                // Sending it again would be refused again: drop it rather than block the queue.
-                tracing::warn!(%destination, error = %e, "a destination refused a transaction; dropped");
-                outbox::delete_upto(pool, destination.as_str(), last_id).await?;
-                return Ok(true);
-            }
-        };
-        for (event_id, result) in response.pdus {
-            if let Err(error) = result {
-                tracing::info!(%destination, %event_id, %error, "a PDU we sent was not accepted");
+    if pdus.is_empty() && edus.is_empty() {
+        return Ok(Some(last_id));
+    }
+    // Outbox IDs are never reused, so the same ID always means the same transaction (which the
+    // destination answers once), also when retried after a restart.
+    let txn_id = OwnedTransactionId::from(format!("{first_id}-{last_id}"));
+    let mut request = send_transaction_message::v1::Request::new(
+        txn_id,
+        fed.hs().server_name().to_owned(),
+        MilliSecondsSinceUnixEpoch::now(),
+    );
+    let (pdu_count, edu_count) = (pdus.len(), edus.len());
+    request.pdus = pdus;
+    request.edus = edus;
+    let sending = std::time::Instant::now();
+    let sent = fed.client().send(destination, request).await;
+    tracing::debug!(
+        %destination, pdus = pdu_count, edus = edu_count,
+        elapsed_ms = sending.elapsed().as_secs_f64() * 1e3, "federation transaction sent"
+    );
+    match sent {
+        Ok(response) => {
+            for (event_id, result) in response.pdus {
+                if let Err(error) = result {
+                    tracing::info!(%destination, %event_id, %error, "a PDU we sent was not accepted");
+                }
             }
         }
+        Err(e) if worth_retrying(&e) => return Err(e.into()),
+        // Sending it again would be refused again: drop it rather than block the queue.
+        Err(e) => tracing::warn!(%destination, error = %e, "a destination refused a transaction; dropped"),
     }
-    outbox::delete_upto(pool, destination.as_str(), last_id).await?;
-    Ok(true)
+    Ok(Some(last_id))
 }
 
 /// Unreachable, 5xx, rate-limited, or not (yet) able to check our signature: try again later.

@@ -49,7 +49,7 @@ pub async fn process(fed: &Federation, origin: &ServerName, request: v1::Request
     let answer = serde_json::to_string(&ResponseBody::from_results(&results))
         .map_err(|e| Error::Internal(e.into()))?;
     let ingested = started.elapsed();
-    federation_txns::insert(pool, origin.as_str(), txn_id, &answer, now_ms()).await?;
+    federation_txns::insert(fed.hs().db(), origin.as_str(), txn_id, &answer, now_ms()).await?;
     tracing::debug!(
         %origin, pdus = request.pdus.len(), edus = request.edus.len(),
         ingest_ms = ingested.as_secs_f64() * 1e3, elapsed_ms = started.elapsed().as_secs_f64() * 1e3,

@@ -395,6 +395,32 @@ pub(crate) async fn test_db(dir: &tempfile::TempDir) -> Db {
     db
 }
 
+/// Whether `write`, started while another transaction holds the writer, runs before a writer
+/// that queued after it: that it waits in the writer queue (FIFO), not in SQLite's busy handler,
+/// which lets later writers pass. For tests of writes outside a caller's transaction.
+#[cfg(test)]
+pub(crate) async fn writes_in_turn(db: &Db, write: impl Future<Output = sqlx::Result<()>>) -> bool {
+    let holder = db.begin().await.expect("begin");
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let write = async {
+        write.await.expect("the write");
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+    };
+    let later = async {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let tx = db.begin().await.expect("begin");
+        let in_turn = done.load(std::sync::atomic::Ordering::SeqCst);
+        tx.commit().await.expect("commit");
+        in_turn
+    };
+    let release = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        holder.commit().await.expect("commit");
+    };
+    let ((), in_turn, ()) = tokio::join!(write, later, release);
+    in_turn
+}
+
 /// Reads `column` as a typed Matrix ID (user, room…); a stored ID that does not parse is a
 /// decode error.
 pub(crate) fn id_column<T>(row: &sqlx::any::AnyRow, column: &str) -> sqlx::Result<T>
