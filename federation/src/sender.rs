@@ -6,7 +6,7 @@
 
 use std::{collections::HashSet, time::Duration};
 
-use hearth_core::{Homeserver, storage::outbox};
+use hearth_core::storage::outbox;
 use http::StatusCode;
 use ruma::{
     MilliSecondsSinceUnixEpoch, OwnedServerName, OwnedTransactionId,
@@ -26,41 +26,51 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 /// Longest wait between retries.
 const MAX_BACKOFF: Duration = Duration::from_secs(600);
 
-/// Runs the sender until the homeserver begins shutting down: waits for committed outbox rows
-/// (`Db::outbox_signal`) and keeps one worker per destination with pending rows.
+/// Runs the sender until the homeserver begins shutting down: keeps one worker per destination
+/// with pending rows, learning of them from the outbox table at start and then from the
+/// commits that queue rows (`Db::outbox_signal`).
 pub async fn run(fed: Federation) {
     let hs = fed.hs().clone();
     let mut closing = hs.closing();
     let mut workers: JoinSet<OwnedServerName> = JoinSet::new();
     let mut active: HashSet<OwnedServerName> = HashSet::new();
+    // Destinations rows were queued for while their worker ran: it may have finished before
+    // reading them, so it is started again once it has.
+    let mut missed: HashSet<OwnedServerName> = HashSet::new();
+    // Rows left from before a restart.
+    let mut wanted: Vec<OwnedServerName> = match outbox::destinations(hs.db().pool()).await {
+        Ok(names) => names.into_iter().filter_map(|name| OwnedServerName::try_from(name).ok()).collect(),
+        Err(e) => {
+            tracing::error!(error = %e, "reading the federation outbox");
+            Vec::new()
+        }
+    };
     loop {
-        match pending_destinations(&hs).await {
-            Ok(destinations) => {
-                for destination in destinations {
-                    if active.insert(destination.clone()) {
-                        workers.spawn(drain(fed.clone(), destination));
-                    }
-                }
+        for destination in wanted.drain(..) {
+            if active.insert(destination.clone()) {
+                workers.spawn(drain(fed.clone(), destination));
+            } else {
+                missed.insert(destination);
             }
-            Err(e) => tracing::error!(error = %e, "reading the federation outbox"),
         }
         tokio::select! {
-            () = hs.db().outbox_signal().notified() => {}
+            () = hs.db().outbox_signal().notified() => {
+                let queued = hs.db().outbox_signal().take();
+                wanted.extend(queued.into_iter().filter_map(|name| OwnedServerName::try_from(name).ok()));
+            }
             Some(done) = workers.join_next() => {
-                // A worker found its queue empty; rows committed since are picked up above.
+                // A worker found its queue empty.
                 if let Ok(destination) = done {
                     active.remove(&destination);
+                    if missed.remove(&destination) {
+                        wanted.push(destination);
+                    }
                 }
             }
             _ = closing.wait_for(|closing| *closing) => break,
         }
     }
     workers.shutdown().await;
-}
-
-async fn pending_destinations(hs: &Homeserver) -> anyhow::Result<Vec<OwnedServerName>> {
-    let names = outbox::destinations(hs.db().pool()).await?;
-    Ok(names.into_iter().filter_map(|name| OwnedServerName::try_from(name).ok()).collect())
 }
 
 /// Sends `destination`'s pending rows until none is left; returns the destination. One

@@ -94,7 +94,7 @@ pub async fn queue_many(
         return Ok(());
     }
     outbox::push_pdus(tx, &rows, now_ms()).await?;
-    tx.queued_for_federation();
+    tx.queued_for_federation(rows.iter().map(|(destination, _)| *destination));
     Ok(())
 }
 
@@ -182,6 +182,6 @@ pub async fn push_edu(
         serde_json::to_string(edu).map_err(|e| crate::Error::Internal(anyhow::anyhow!("an EDU: {e}")))?;
     let destinations: Vec<&str> = servers.iter().map(|s| s.as_str()).collect();
     outbox::push_edu(tx, &destinations, &json, now_ms()).await?;
-    tx.queued_for_federation();
+    tx.queued_for_federation(destinations);
     Ok(())
 }

@@ -101,7 +101,7 @@ pub struct Db {
     /// SQLite's WAL checkpointer (see [`checkpoint`]).
     checkpointer: Option<tokio::task::AbortHandle>,
     /// Signalled after a transaction that queued rows in the federation outbox committed.
-    outbox: Arc<tokio::sync::Notify>,
+    outbox: Arc<outbox::Signal>,
 }
 
 impl Drop for Db {
@@ -119,9 +119,10 @@ pub struct WriteTx {
     /// Positions taken in the other streams, published after the commit.
     streams: Vec<(Stream, i64)>,
     committed: Arc<Committed>,
-    /// Whether this transaction queued federation outbox rows, and whom to tell after commit.
-    outbox_queued: bool,
-    outbox: Arc<tokio::sync::Notify>,
+    /// The destinations this transaction queued federation outbox rows for, and whom to tell
+    /// after commit.
+    outbox_queued: std::collections::BTreeSet<String>,
+    outbox: Arc<outbox::Signal>,
     _writer: Option<tokio::sync::OwnedMutexGuard<()>>,
     /// When the transaction began, to log ones that held the writer long (stalls).
     began: std::time::Instant,
@@ -145,17 +146,16 @@ impl WriteTx {
         for (stream, position) in streams {
             committed.publish(stream, position);
         }
-        if outbox_queued {
-            // One sender waits on it; a permit is stored if it is busy, so no row is missed.
-            outbox.notify_one();
+        if !outbox_queued.is_empty() {
+            outbox.queued(outbox_queued);
         }
         Ok(())
     }
 
-    /// Notes that this transaction queued rows in the federation outbox: the sender is woken
-    /// once it commits.
-    pub fn queued_for_federation(&mut self) {
-        self.outbox_queued = true;
+    /// Notes that this transaction queued rows in the federation outbox for `destinations`: the
+    /// sender is told once it commits.
+    pub fn queued_for_federation<S: Into<String>>(&mut self, destinations: impl IntoIterator<Item = S>) {
+        self.outbox_queued.extend(destinations.into_iter().map(Into::into));
     }
 
     /// Records a position taken in `stream`, to publish after the commit.
@@ -282,7 +282,7 @@ impl Db {
             Backend::Postgres => (pool.clone(), None),
         };
         let (events, streams) = (Arc::new(EventPositions::default()), Arc::new(Committed::default()));
-        let outbox = Arc::new(tokio::sync::Notify::new());
+        let outbox = Arc::new(outbox::Signal::default());
         Ok(Db { pool, write_pool, backend, events, streams, sqlite_writer, checkpointer, outbox })
     }
 
@@ -351,7 +351,7 @@ impl Db {
             held,
             streams: Vec::new(),
             committed: self.streams.clone(),
-            outbox_queued: false,
+            outbox_queued: Default::default(),
             outbox: self.outbox.clone(),
             _writer: writer,
             began: std::time::Instant::now(),
@@ -360,7 +360,7 @@ impl Db {
 
     /// Notified after every commit that queued rows in the federation outbox (the sender waits
     /// on it; see `storage::outbox`).
-    pub fn outbox_signal(&self) -> &tokio::sync::Notify {
+    pub fn outbox_signal(&self) -> &outbox::Signal {
         &self.outbox
     }
 

@@ -2,9 +2,40 @@
 //! destination, written in the transaction of the event that caused them (DESIGN §1) and deleted
 //! once the destination accepted them.
 
+use std::{collections::BTreeSet, sync::Mutex};
+
 use sqlx::{Executor, Row};
 
 use super::Conn;
+
+/// How the federation sender learns of rows queued for a destination: each commit that queued
+/// some adds their destinations and wakes it, so it need not look for destinations with pending
+/// rows after every commit (one query per commit), only at start-up.
+#[derive(Default)]
+pub struct Signal {
+    wake: tokio::sync::Notify,
+    // A std mutex: held only to add or take, never across an await.
+    destinations: Mutex<BTreeSet<String>>,
+}
+
+impl Signal {
+    /// Called after a commit that queued rows for `destinations`.
+    pub(super) fn queued(&self, destinations: BTreeSet<String>) {
+        self.destinations.lock().unwrap_or_else(|p| p.into_inner()).extend(destinations);
+        // One sender waits; a permit is stored while it is busy, so no commit is missed.
+        self.wake.notify_one();
+    }
+
+    /// Waits until a commit queued rows (at once if one did since the last wait).
+    pub async fn notified(&self) {
+        self.wake.notified().await;
+    }
+
+    /// The destinations rows were queued for since the last call.
+    pub fn take(&self) -> BTreeSet<String> {
+        std::mem::take(&mut *self.destinations.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
 
 /// One pending item, in sending order.
 #[derive(Clone, Debug)]
@@ -114,8 +145,8 @@ pub async fn delete_delivered(db: &super::Db, destination: &str, outbox_id: i64)
 pub async fn destinations<'c>(
     executor: impl Executor<'c, Database = sqlx::Any>,
 ) -> sqlx::Result<Vec<String>> {
-    // A loose index scan: one index probe per destination. The sender asks after every commit
-    // that queued rows, and `SELECT DISTINCT` walked every queued row of the backlog.
+    // A loose index scan: one index probe per destination (`SELECT DISTINCT` walks every queued
+    // row of the backlog). The sender asks at start; after that, commits tell it ([`Signal`]).
     let rows = sqlx::query(
         "WITH RECURSIVE d (destination) AS ( \
              SELECT MIN(destination) FROM federation_outbox \
