@@ -72,16 +72,12 @@ pub async fn insert_many(conn: &mut Conn, events: &[NewEvent<'_>]) -> sqlx::Resu
     if events.is_empty() {
         return Ok(Vec::new());
     }
-    let values: Vec<String> = (0..events.len())
-        .map(|i| {
-            let p: Vec<String> = (1..=10).map(|c| format!("${}", i * 10 + c)).collect();
-            format!("({})", p.join(", "))
-        })
-        .collect();
+    // Anonymous placeholders on SQLite: binding a batch's hundreds of numbered ones was 2 % of a
+    // federation run's CPU (`sqlite3_bind_parameter_name`, see `row_values`).
     let sql = format!(
         "INSERT INTO events (event_id, room_id, type, state_key, sender, depth, origin_server_ts, \
          stream_ordering, state_group, json) VALUES {} RETURNING event_id, event_nid",
-        values.join(", ")
+        super::row_values(conn, events.len(), 10)
     );
     let mut query = sqlx::query(&sql);
     for event in events {
