@@ -87,8 +87,12 @@ async fn check(
     let seen = match rooms_seen.get(&room_id) {
         Some(seen) => seen.clone(),
         None => {
-            let version = rooms::version(fed.hs().db().pool(), &room_id).await.ok()?;
-            let seen = match version.and_then(|version| version.rules()) {
+            // The room's cached head knows its rules; only a room not cached costs a query.
+            let rules = match fed.hs().room_cache().head(&room_id) {
+                Some(head) => Some(head.rules.clone()),
+                None => rooms::version(fed.hs().db().pool(), &room_id).await.ok()?.and_then(|v| v.rules()),
+            };
+            let seen = match rules {
                 // A server the room's ACL denies is ignored (spec: Server Access Control Lists).
                 Some(rules) => Some((
                     rules,

@@ -6,7 +6,7 @@
 
 use std::{collections::HashSet, time::Duration};
 
-use hearth_core::{Homeserver, storage::outbox};
+use hearth_core::storage::outbox;
 use http::StatusCode;
 use ruma::{
     MilliSecondsSinceUnixEpoch, OwnedServerName, OwnedTransactionId,
@@ -26,30 +26,45 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 /// Longest wait between retries.
 const MAX_BACKOFF: Duration = Duration::from_secs(600);
 
-/// Runs the sender until the homeserver begins shutting down: waits for committed outbox rows
-/// (`Db::outbox_signal`) and keeps one worker per destination with pending rows.
+/// Runs the sender until the homeserver begins shutting down: keeps one worker per destination
+/// with pending rows, learning of them from the outbox table at start and then from the
+/// commits that queue rows (`Db::outbox_signal`).
 pub async fn run(fed: Federation) {
     let hs = fed.hs().clone();
     let mut closing = hs.closing();
     let mut workers: JoinSet<OwnedServerName> = JoinSet::new();
     let mut active: HashSet<OwnedServerName> = HashSet::new();
+    // Destinations rows were queued for while their worker ran: it may have finished before
+    // reading them, so it is started again once it has.
+    let mut missed: HashSet<OwnedServerName> = HashSet::new();
+    // Rows left from before a restart.
+    let mut wanted: Vec<OwnedServerName> = match outbox::destinations(hs.db().pool()).await {
+        Ok(names) => names.into_iter().filter_map(|name| OwnedServerName::try_from(name).ok()).collect(),
+        Err(e) => {
+            tracing::error!(error = %e, "reading the federation outbox");
+            Vec::new()
+        }
+    };
     loop {
-        match pending_destinations(&hs).await {
-            Ok(destinations) => {
-                for destination in destinations {
-                    if active.insert(destination.clone()) {
-                        workers.spawn(drain(fed.clone(), destination));
-                    }
-                }
+        for destination in wanted.drain(..) {
+            if active.insert(destination.clone()) {
+                workers.spawn(drain(fed.clone(), destination));
+            } else {
+                missed.insert(destination);
             }
-            Err(e) => tracing::error!(error = %e, "reading the federation outbox"),
         }
         tokio::select! {
-            () = hs.db().outbox_signal().notified() => {}
+            () = hs.db().outbox_signal().notified() => {
+                let queued = hs.db().outbox_signal().take();
+                wanted.extend(queued.into_iter().filter_map(|name| OwnedServerName::try_from(name).ok()));
+            }
             Some(done) = workers.join_next() => {
-                // A worker found its queue empty; rows committed since are picked up above.
+                // A worker found its queue empty.
                 if let Ok(destination) = done {
                     active.remove(&destination);
+                    if missed.remove(&destination) {
+                        wanted.push(destination);
+                    }
                 }
             }
             _ = closing.wait_for(|closing| *closing) => break,
@@ -58,18 +73,27 @@ pub async fn run(fed: Federation) {
     workers.shutdown().await;
 }
 
-async fn pending_destinations(hs: &Homeserver) -> anyhow::Result<Vec<OwnedServerName>> {
-    let names = outbox::destinations(hs.db().pool()).await?;
-    Ok(names.into_iter().filter_map(|name| OwnedServerName::try_from(name).ok()).collect())
-}
-
-/// Sends `destination`'s pending rows until none is left; returns the destination.
+/// Sends `destination`'s pending rows until none is left; returns the destination. One
+/// transaction is in flight at a time (spec), but the rows the last one delivered are deleted
+/// while the next is sent: the deletion is a write, which waits its turn for the writer, and
+/// the destination need not wait for it.
 async fn drain(fed: Federation, destination: OwnedServerName) -> OwnedServerName {
     let mut backoff = FIRST_BACKOFF;
+    // Rows up to `sent` were answered; up to `deleted`, deleted too.
+    let (mut sent, mut deleted) = (0, 0);
     loop {
-        match send_next(&fed, &destination).await {
-            Ok(true) => backoff = FIRST_BACKOFF,
-            Ok(false) => return destination,
+        let (next, delete) =
+            tokio::join!(send_next(&fed, &destination, sent), delete_upto(&fed, &destination, sent, deleted));
+        deleted = delete;
+        match next {
+            Ok(Some(last_id)) => {
+                sent = last_id;
+                backoff = FIRST_BACKOFF;
+            }
+            Ok(None) if deleted == sent => return destination,
+            // Nothing left to send, but the deletion failed: try it again before leaving, or
+            // the next worker would send those rows again.
+            Ok(None) => tokio::time::sleep(backoff).await,
             Err(e) => {
                 tracing::warn!(%destination, error = %e, retry_in = ?backoff, "federation transaction failed");
                 tokio::time::sleep(backoff).await;
@@ -79,11 +103,32 @@ async fn drain(fed: Federation, destination: OwnedServerName) -> OwnedServerName
     }
 }
 
-/// Sends one transaction of the oldest pending rows; `false` when there were none.
-async fn send_next(fed: &Federation, destination: &OwnedServerName) -> anyhow::Result<bool> {
+/// Deletes `destination`'s rows up to `sent` unless already done (up to `deleted`); the outbox
+/// ID deleted up to afterwards.
+async fn delete_upto(fed: &Federation, destination: &OwnedServerName, sent: i64, deleted: i64) -> i64 {
+    if sent == deleted {
+        return deleted;
+    }
+    match outbox::delete_delivered(fed.hs().db(), destination.as_str(), sent).await {
+        Ok(()) => sent,
+        Err(error) => {
+            tracing::warn!(%destination, %error, "deleting delivered rows from the federation outbox");
+            deleted
+        }
+    }
+}
+
+/// Sends one transaction of the oldest pending rows after outbox ID `after` (outbox IDs are
+/// positive); the last outbox ID it covered, `None` when there were none.
+async fn send_next(
+    fed: &Federation,
+    destination: &OwnedServerName,
+    after: i64,
+) -> anyhow::Result<Option<i64>> {
     let pool = fed.hs().db().pool();
-    let pending = outbox::pending(pool, destination.as_str(), i64::try_from(MAX_PDUS + MAX_EDUS)?).await?;
-    let Some(first) = pending.first() else { return Ok(false) };
+    let limit = i64::try_from(MAX_PDUS + MAX_EDUS)?;
+    let pending = outbox::pending_after(pool, destination.as_str(), after, limit).await?;
+    let Some(first) = pending.first() else { return Ok(None) };
     let first_id = first.outbox_id;
     let (mut pdus, mut edus, mut last_id) = (Vec::new(), Vec::new(), first_id);
     for item in &pending {
@@ -98,35 +143,39 @@ async fn send_next(fed: &Federation, destination: &OwnedServerName) -> anyhow::R
         }
         last_id = item.outbox_id;
     }
-    if !pdus.is_empty() || !edus.is_empty() {
-        // Outbox IDs are never reused, so the same ID always means the same transaction (which
-        // the destination answers once), also when retried after a restart.
-        let txn_id = OwnedTransactionId::from(format!("{first_id}-{last_id}"));
-        let mut request = send_transaction_message::v1::Request::new(
-            txn_id,
-            fed.hs().server_name().to_owned(),
-            MilliSecondsSinceUnixEpoch::now(),
-        );
-        request.pdus = pdus;
-        request.edus = edus;
-        let response = match fed.client().send(destination, request).await {
-            Ok(response) => response,
-            Err(e) if worth_retrying(&e) => return Err(e.into()),
-            Err(e) => {
-                // Sending it again would be refused again: drop it rather than block the queue.
-                tracing::warn!(%destination, error = %e, "a destination refused a transaction; dropped");
-                outbox::delete_upto(pool, destination.as_str(), last_id).await?;
-                return Ok(true);
-            }
-        };
-        for (event_id, result) in response.pdus {
-            if let Err(error) = result {
-                tracing::info!(%destination, %event_id, %error, "a PDU we sent was not accepted");
+    if pdus.is_empty() && edus.is_empty() {
+        return Ok(Some(last_id));
+    }
+    // Outbox IDs are never reused, so the same ID always means the same transaction (which the
+    // destination answers once), also when retried after a restart.
+    let txn_id = OwnedTransactionId::from(format!("{first_id}-{last_id}"));
+    let mut request = send_transaction_message::v1::Request::new(
+        txn_id,
+        fed.hs().server_name().to_owned(),
+        MilliSecondsSinceUnixEpoch::now(),
+    );
+    let (pdu_count, edu_count) = (pdus.len(), edus.len());
+    request.pdus = pdus;
+    request.edus = edus;
+    let sending = std::time::Instant::now();
+    let sent = fed.client().send(destination, request).await;
+    tracing::debug!(
+        %destination, pdus = pdu_count, edus = edu_count,
+        elapsed_ms = sending.elapsed().as_secs_f64() * 1e3, "federation transaction sent"
+    );
+    match sent {
+        Ok(response) => {
+            for (event_id, result) in response.pdus {
+                if let Err(error) = result {
+                    tracing::info!(%destination, %event_id, %error, "a PDU we sent was not accepted");
+                }
             }
         }
+        Err(e) if worth_retrying(&e) => return Err(e.into()),
+        // Sending it again would be refused again: drop it rather than block the queue.
+        Err(e) => tracing::warn!(%destination, error = %e, "a destination refused a transaction; dropped"),
     }
-    outbox::delete_upto(pool, destination.as_str(), last_id).await?;
-    Ok(true)
+    Ok(Some(last_id))
 }
 
 /// Unreachable, 5xx, rate-limited, or not (yet) able to check our signature: try again later.

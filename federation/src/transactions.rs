@@ -33,6 +33,7 @@ pub async fn process(fed: &Federation, origin: &ServerName, request: v1::Request
             .map_err(|e| Error::Internal(anyhow::anyhow!("stored transaction answer: {e}")))?;
         return Ok(v1::Response::new(pdus.into_results()));
     }
+    let started = std::time::Instant::now();
     let mut results = std::collections::BTreeMap::new();
     for (event_id, result) in ingest::transaction_pdus(fed, origin, &request.pdus).await {
         if let Err(error) = &result {
@@ -47,7 +48,13 @@ pub async fn process(fed: &Federation, origin: &ServerName, request: v1::Request
     }
     let answer = serde_json::to_string(&ResponseBody::from_results(&results))
         .map_err(|e| Error::Internal(e.into()))?;
-    federation_txns::insert(pool, origin.as_str(), txn_id, &answer, now_ms()).await?;
+    let ingested = started.elapsed();
+    federation_txns::insert(fed.hs().db(), origin.as_str(), txn_id, &answer, now_ms()).await?;
+    tracing::debug!(
+        %origin, pdus = request.pdus.len(), edus = request.edus.len(),
+        ingest_ms = ingested.as_secs_f64() * 1e3, elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+        "federation transaction received"
+    );
     Ok(v1::Response::new(results))
 }
 

@@ -12,7 +12,9 @@
 //!   first post R messages/s for S seconds; a user on each other server long-polls `/sync` and
 //!   times every message from the start of its send to its arrival in that sync (one clock:
 //!   everything runs in this process). Reports p50/p99/max per server, lost, duplicated and
-//!   gapped (`limited`) counts, and whether every server saw the same order.
+//!   gapped (`limited`) counts, and whether every server saw the same order, with the CPU this
+//!   process (servers, clients and tool) spent from the first send until the stragglers' wait
+//!   ended, per 1 000 messages, and what the rest of the machine spent meanwhile.
 
 use std::{
     collections::HashSet,
@@ -68,6 +70,10 @@ enum Mode {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
+    // Off unless asked for: e.g. `RUST_LOG=hearth_federation=debug` for the servers' timings.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let backend = match args.postgres {
         Some(url) => Backend::Postgres(url),
         None => Backend::Sqlite,
@@ -194,6 +200,7 @@ async fn stream_messages(
     }
 
     let clock = Instant::now();
+    let cpu = CpuSample::now();
     let total = rate as u64 * duration.as_secs();
     let done = Arc::new(tokio::sync::Notify::new());
     let mut receiving = JoinSet::new();
@@ -211,6 +218,7 @@ async fn stream_messages(
     // Stragglers get ten seconds after the last send.
     tokio::time::sleep(Duration::from_secs(10)).await;
     done.notify_waiters();
+    let cpu = cpu.report(total);
 
     let mut per_server = Map::new();
     let mut orders = Vec::new();
@@ -231,6 +239,7 @@ async fn stream_messages(
         "achieved_rate": (total as f64 / send_seconds).round(),
         "receivers": per_server,
         "same_order_everywhere": same_order,
+        "cpu": cpu,
     }))
 }
 
@@ -341,6 +350,52 @@ async fn send(client: &Client, room_id: &str, body: &str, extra: Value) -> Resul
     let response = client.put(&path, content).await;
     ensure!(response.status == 200, "send failed: {}", response.text);
     response.body["event_id"].as_str().map(str::to_owned).context("event_id")
+}
+
+/// CPU time so far: this process's and the whole machine's busy time, in seconds.
+struct CpuSample {
+    own_s: f64,
+    machine_busy_s: f64,
+}
+
+/// Clock ticks per second of `/proc` times (`USER_HZ`, 100 on every Linux this runs on).
+const TICKS_PER_S: f64 = 100.0;
+
+impl CpuSample {
+    fn now() -> CpuSample {
+        // `/proc/self/stat`: utime and stime are fields 14 and 15, counted after the command
+        // name's closing parenthesis (the name may hold spaces).
+        let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+        let fields: Vec<f64> = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().filter_map(|f| f.parse().ok()).collect())
+            .unwrap_or_default();
+        let own = fields.get(11).zip(fields.get(12)).map_or(0.0, |(user, system)| user + system);
+        // `/proc/stat`'s `cpu` line: user nice system idle iowait irq softirq steal.
+        let machine = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        let ticks: Vec<f64> = machine
+            .lines()
+            .next()
+            .map(|line| line.split_whitespace().skip(1).filter_map(|f| f.parse().ok()).collect())
+            .unwrap_or_default();
+        let busy =
+            ticks.iter().take(8).enumerate().filter(|(n, _)| *n != 3 && *n != 4).map(|(_, t)| t).sum::<f64>();
+        CpuSample { own_s: own / TICKS_PER_S, machine_busy_s: busy / TICKS_PER_S }
+    }
+
+    /// This process's CPU since `self` (total and per 1 000 of `messages`) and the other
+    /// processes' (builds beside the run make its latencies incomparable).
+    fn report(self, messages: u64) -> Value {
+        let now = CpuSample::now();
+        let own = now.own_s - self.own_s;
+        let other = (now.machine_busy_s - self.machine_busy_s - own).max(0.0);
+        let round = |s: f64| (s * 100.0).round() / 100.0;
+        json!({
+            "own_cpu_s": round(own),
+            "own_cpu_s_per_1000_messages": round(own * 1000.0 / messages.max(1) as f64),
+            "other_cpu_s": round(other),
+        })
+    }
 }
 
 fn sync_path(since: &str, filter: &Value, timeout_ms: u64) -> String {

@@ -252,7 +252,7 @@ async fn queue_remote_deliveries(
     for (server, content) in per_server {
         let edu = serde_json::json!({ "edu_type": "m.receipt", "content": content });
         outbox::push_edu(tx, &[server.as_str()], &edu.to_string(), now_ms()).await?;
-        tx.queued_for_federation();
+        tx.queued_for_federation([server.as_str()]);
     }
     Ok(())
 }

@@ -79,22 +79,39 @@ pub async fn queue_except(
     pdu: &Pdu,
     except: Option<&ruma::ServerName>,
 ) -> Result<()> {
-    let servers = remote_servers(hs, tx, head).await?;
-    let target = (pdu.kind == TimelineEventType::RoomMember)
-        .then(|| pdu.state_key.as_deref().and_then(|key| UserId::parse(key).ok()))
-        .flatten()
-        .map(|user| user.server_name().to_owned())
-        .filter(|server| server != hs.server_name() && !servers.contains(server));
-    let mut destinations: Vec<&str> = servers.iter().map(|s| s.as_str()).collect();
-    if let Some(target) = &target {
-        destinations.push(target.as_str());
+    queue_many(hs, tx, &[(head, pdu)], except).await
+}
+
+/// [`queue`] for several events, each with the head it was appended on, in one statement (the
+/// group commit's), and not for `except`.
+pub async fn queue_many(
+    hs: &Homeserver,
+    tx: &mut WriteTx,
+    events: &[(&RoomHead, &Pdu)],
+    except: Option<&ruma::ServerName>,
+) -> Result<()> {
+    let mut destinations = Vec::with_capacity(events.len());
+    for (head, pdu) in events {
+        let servers = remote_servers(hs, tx, head).await?;
+        let target = (pdu.kind == TimelineEventType::RoomMember)
+            .then(|| pdu.state_key.as_deref().and_then(|key| UserId::parse(key).ok()))
+            .flatten()
+            .map(|user| user.server_name().to_owned())
+            .filter(|server| server != hs.server_name() && !servers.contains(server));
+        destinations.push((servers, target, pdu.event_id.as_str()));
     }
-    destinations.retain(|server| except.is_none_or(|except| except.as_str() != *server));
-    if destinations.is_empty() {
+    let rows: Vec<(&str, &str)> = destinations
+        .iter()
+        .flat_map(|(servers, target, event_id)| {
+            servers.iter().chain(target).map(|server| (server.as_str(), *event_id))
+        })
+        .filter(|(server, _)| except.is_none_or(|except| except.as_str() != *server))
+        .collect();
+    if rows.is_empty() {
         return Ok(());
     }
-    outbox::push_pdu(tx, &destinations, pdu.event_id.as_str(), now_ms()).await?;
-    tx.queued_for_federation();
+    outbox::push_pdus(tx, &rows, now_ms()).await?;
+    tx.queued_for_federation(rows.iter().map(|(destination, _)| *destination));
     Ok(())
 }
 
@@ -182,6 +199,6 @@ pub async fn push_edu(
         serde_json::to_string(edu).map_err(|e| crate::Error::Internal(anyhow::anyhow!("an EDU: {e}")))?;
     let destinations: Vec<&str> = servers.iter().map(|s| s.as_str()).collect();
     outbox::push_edu(tx, &destinations, &json, now_ms()).await?;
-    tx.queued_for_federation();
+    tx.queued_for_federation(destinations);
     Ok(())
 }

@@ -12,9 +12,10 @@ use ruma::{OwnedEventId, events::TimelineEventType, state_res};
 
 use super::{
     Pdu, RoomHead,
-    append::{RoomWriter, Standing, persist, store},
+    append::{self, RoomWriter, Standing, persist},
     auth,
     fork::{self, StateBefore},
+    remote_batch::{Facts, Held},
 };
 use crate::{
     Error, Homeserver, Result,
@@ -46,9 +47,11 @@ pub async fn receive(hs: &Homeserver, pdu: &Pdu) -> Result<Received> {
 
 /// Receives events of one room (404 for a room this server is not in), in the order given,
 /// each as [`receive`] would, in one write transaction: a transaction from another server
-/// brings up to 50, and a commit per event cost more than checking it. The results stop at the
-/// first event that names missing events (the ones after it are not looked at: fetch what it
-/// lacks, then hand them in again). An error rolls back the whole batch.
+/// brings up to 50, and a commit per event cost more than checking it. What is stored about the
+/// events is looked up once for the batch, and accepted message events that follow the head
+/// are written together ([`remote_batch`]). The results stop at the first event that names
+/// missing events (the ones after it are not looked at: fetch what it lacks, then hand them in
+/// again). An error rolls back the whole batch.
 pub async fn receive_batch(hs: &Homeserver, pdus: &[&Pdu]) -> Result<Vec<Received>> {
     let Some(first) = pdus.first() else { return Ok(Vec::new()) };
     if pdus.iter().any(|pdu| pdu.room_id != first.room_id) {
@@ -56,15 +59,18 @@ pub async fn receive_batch(hs: &Homeserver, pdus: &[&Pdu]) -> Result<Vec<Receive
     }
     let mut writer = RoomWriter::open(hs, &first.room_id).await?;
     let (tx, head) = writer.parts();
+    let mut facts = Facts::load(tx, pdus).await?;
+    let mut held = Held::default();
     let mut results = Vec::with_capacity(pdus.len());
     for pdu in pdus {
-        let received = receive_one(hs, tx, head, pdu).await?;
+        let received = receive_one(hs, tx, head, pdu, &mut facts, &mut held).await?;
         let missing = matches!(received, Received::Missing(_));
         results.push(received);
         if missing {
             break;
         }
     }
+    held.write(hs, tx, head).await?;
     writer.commit().await?;
     Ok(results)
 }
@@ -76,7 +82,10 @@ pub async fn receive_batch(hs: &Homeserver, pdus: &[&Pdu]) -> Result<Vec<Receive
 pub async fn append_own(hs: &Homeserver, pdu: &Pdu, from: Option<&ruma::ServerName>) -> Result<Received> {
     let mut writer = RoomWriter::open(hs, &pdu.room_id).await?;
     let (tx, head) = writer.parts();
-    let received = receive_one(hs, tx, head, pdu).await?;
+    let mut facts = Facts::load(tx, &[pdu]).await?;
+    let mut held = Held::default();
+    let received = receive_one(hs, tx, head, pdu, &mut facts, &mut held).await?;
+    held.write(hs, tx, head).await?;
     if received == Received::Accepted {
         super::outbound::queue_except(hs, tx, head, pdu, from).await?;
     }
@@ -84,21 +93,74 @@ pub async fn append_own(hs: &Homeserver, pdu: &Pdu, from: Option<&ruma::ServerNa
     Ok(received)
 }
 
-/// One received event, in the room writer's transaction.
-async fn receive_one(hs: &Homeserver, tx: &mut WriteTx, head: &mut RoomHead, pdu: &Pdu) -> Result<Received> {
+/// One received event, in the room writer's transaction. A message event that follows the head
+/// and is accepted is held (`held`) to be written with the others; anything else first writes
+/// what is held, then itself.
+async fn receive_one<'a>(
+    hs: &Homeserver,
+    tx: &mut WriteTx,
+    head: &mut RoomHead,
+    pdu: &'a Pdu,
+    facts: &mut Facts,
+    held: &mut Held<'a>,
+) -> Result<Received> {
     if pdu.kind == TimelineEventType::RoomCreate {
         return Ok(Received::Rejected("a room has one create event".to_owned()));
     }
-    if events::get(&mut **tx, pdu.event_id.as_str()).await?.is_some() {
+    if facts.known(pdu.event_id.as_str()) {
         return Ok(Received::Known);
     }
-    receive_in(hs, tx, head, pdu).await
+    // Anything else may read or change what the held events are part of (the graph, the
+    // state): they are written first.
+    let plain = !pdu.is_state()
+        && pdu.kind != TimelineEventType::RoomRedaction
+        && covers_extremities(head, pdu)
+        && !pdu.auth_events.iter().any(|id| held.holds(id.as_str()));
+    if !plain {
+        held.write(hs, tx, head).await?;
+    }
+    let received = match authorise(hs, tx, head, pdu, facts).await? {
+        Verdict::Accepted(_) if plain => {
+            let push = crate::push::evaluate::for_pdu(hs, tx, head, pdu).await?;
+            held.hold(head, pdu, push)?;
+            Received::Accepted
+        }
+        verdict => {
+            held.write(hs, tx, head).await?;
+            store(hs, tx, head, pdu, verdict).await?
+        }
+    };
+    match &received {
+        Received::Missing(_) => {}
+        other => facts.stored(pdu.event_id.as_str(), matches!(other, Received::Rejected(_))),
+    }
+    Ok(received)
 }
 
-async fn receive_in(hs: &Homeserver, tx: &mut WriteTx, head: &mut RoomHead, pdu: &Pdu) -> Result<Received> {
+/// What the auth checks made of a received event, with the state before it.
+enum Verdict {
+    /// Events it names that this server lacks.
+    Missing(Vec<OwnedEventId>),
+    /// Not authorised by its auth events or the state before it: why.
+    Rejected(RoomHead, String),
+    /// Not authorised by the room's current state: why.
+    SoftFailed(RoomHead, String),
+    /// Authorised.
+    Accepted(RoomHead),
+}
+
+/// The checks of a received event (spec: Checks performed on receipt of a PDU, 4–6), without
+/// writing anything.
+async fn authorise(
+    hs: &Homeserver,
+    tx: &mut WriteTx,
+    head: &RoomHead,
+    pdu: &Pdu,
+    facts: &Facts,
+) -> Result<Verdict> {
     let before = match fork::state_before(hs, tx, head, &pdu.prev_events).await? {
         StateBefore::Known(before) => before,
-        StateBefore::Missing(missing) => return Ok(Received::Missing(missing)),
+        StateBefore::Missing(missing) => return Ok(Verdict::Missing(missing)),
     };
     let mut wanted: Vec<&str> = pdu.auth_events.iter().map(|id| id.as_str()).collect();
     if let Some(create) = head.state_event_id("m.room.create", "") {
@@ -108,13 +170,13 @@ async fn receive_in(hs: &Homeserver, tx: &mut WriteTx, head: &mut RoomHead, pdu:
     let missing: Vec<OwnedEventId> =
         pdu.auth_events.iter().filter(|id| !auth_events.contains_key(*id)).cloned().collect();
     if !missing.is_empty() {
-        return Ok(Received::Missing(missing));
+        return Ok(Verdict::Missing(missing));
     }
     let rules = &head.rules.authorization;
 
     // 1. Against its own auth events (none of them rejected), 2. against the state before it.
     let cited: Vec<&str> = pdu.auth_events.iter().map(|id| id.as_str()).collect();
-    let rejected = events::rejected_among(tx, &cited).await?;
+    let rejected = facts.rejected_among(&cited);
     let verdict = if rejected.is_empty() {
         auth::check(rules, pdu, &auth_events, &auth::by_key(&auth_events))
             .map_err(|reason| format!("not authorised by its auth events: {reason}"))
@@ -130,23 +192,40 @@ async fn receive_in(hs: &Homeserver, tx: &mut WriteTx, head: &mut RoomHead, pdu:
         Err(reason) => Err(reason),
     };
     if let Err(reason) = verdict {
-        let mut before = before;
-        store(hs, tx, &mut before, pdu, Standing::Rejected).await?;
-        return Ok(Received::Rejected(reason));
+        return Ok(Verdict::Rejected(before, reason));
     }
 
     // 3. Against the room's current state (unless that is the state before it).
-    let on_head = Arc::ptr_eq(&before.state, &head.state);
-    if !on_head {
+    if !Arc::ptr_eq(&before.state, &head.state) {
         let state = state_events(hs, tx, head, pdu).await?;
         if let Err(reason) = auth::check(rules, pdu, &auth_events, &auth::by_key(&state)) {
-            let mut before = before;
-            store(hs, tx, &mut before, pdu, Standing::SoftFailed).await?;
-            return Ok(Received::SoftFailed(format!("not authorised by the current state: {reason}")));
+            return Ok(Verdict::SoftFailed(before, format!("not authorised by the current state: {reason}")));
         }
     }
+    Ok(Verdict::Accepted(before))
+}
 
-    if on_head && covers_extremities(head, pdu) {
+/// Stores a received event as its verdict says.
+async fn store(
+    hs: &Homeserver,
+    tx: &mut WriteTx,
+    head: &mut RoomHead,
+    pdu: &Pdu,
+    verdict: Verdict,
+) -> Result<Received> {
+    let before = match verdict {
+        Verdict::Missing(missing) => return Ok(Received::Missing(missing)),
+        Verdict::Rejected(mut before, reason) => {
+            append::store(hs, tx, &mut before, pdu, Standing::Rejected).await?;
+            return Ok(Received::Rejected(reason));
+        }
+        Verdict::SoftFailed(mut before, reason) => {
+            append::store(hs, tx, &mut before, pdu, Standing::SoftFailed).await?;
+            return Ok(Received::SoftFailed(reason));
+        }
+        Verdict::Accepted(before) => before,
+    };
+    if Arc::ptr_eq(&before.state, &head.state) && covers_extremities(head, pdu) {
         // The common case: the event follows exactly our extremities, like a local event.
         let stream_ordering = persist(hs, tx, head, pdu).await?;
         crate::push::evaluate::record(hs, tx, head, pdu, stream_ordering).await?;
@@ -177,7 +256,7 @@ async fn append_on_fork(
     pdu: &Pdu,
 ) -> Result<()> {
     let stream_ordering = tx.next_stream_ordering();
-    let event_nid = store(hs, tx, &mut after, pdu, Standing::Timeline(stream_ordering)).await?;
+    let event_nid = append::store(hs, tx, &mut after, pdu, Standing::Timeline(stream_ordering)).await?;
 
     let mut extremities: Vec<(i64, String)> = head
         .prev_events

@@ -14,15 +14,11 @@ use std::{
 use ruma::{OwnedDeviceId, OwnedEventId, OwnedRoomId, OwnedUserId};
 use tokio::sync::oneshot;
 
-use super::{NewEvent, Pdu, RoomHead, auth, build, relations};
+use super::{NewEvent, Pdu, RoomHead, auth, build, relations, timeline_batch};
 use crate::{
     Error, Homeserver, Result,
     push::evaluate::{self, Notifications},
-    storage::{
-        events::{self, NewEvent as EventRow},
-        push_actions, rooms,
-        txns::{self, TxnKey},
-    },
+    storage::txns::{self, TxnKey},
 };
 
 /// Most sends written in one transaction (bounded by SQL parameter limits: 10 per event).
@@ -95,7 +91,6 @@ struct Accepted {
     pdu: Pdu,
     push: Notifications,
     json: String,
-    stream_ordering: i64,
     depth: i64,
 }
 
@@ -191,7 +186,7 @@ async fn prepare_and_write(
                 head.depth += 1;
                 head.prev_events = vec![(0, pdu.event_id.to_string())];
                 in_batch.insert(job.txn.clone(), pdu.event_id.clone());
-                accepted.push(Accepted { job, pdu, push, json, stream_ordering: 0, depth: head.depth });
+                accepted.push(Accepted { job, pdu, push, json, depth: head.depth });
             }
             Err(e) => {
                 let _ = job.reply.send(Err(e));
@@ -200,7 +195,7 @@ async fn prepare_and_write(
     }
 
     let checked = started.elapsed();
-    let written = write(hs, &mut tx, &mut accepted, &mut heads, &first_extremity).await;
+    let written = write(hs, &mut tx, &accepted, &mut heads, &first_extremity).await;
     let committed = match written {
         Ok(()) => tx.commit().await.map_err(Error::from),
         Err(e) => Err(e),
@@ -241,95 +236,38 @@ async fn check(
     Ok((pdu, push))
 }
 
-/// The batch's statements: stream positions, events, relations, the search index, extremities,
+/// The batch's statements: the timeline rows ([`timeline_batch::write`]), the outbox,
 /// transactions.
 async fn write(
     hs: &Homeserver,
     tx: &mut crate::storage::WriteTx,
-    accepted: &mut [Accepted],
+    accepted: &[Accepted],
     heads: &mut HashMap<OwnedRoomId, RoomHead>,
     first_extremity: &HashMap<OwnedRoomId, Vec<(i64, String)>>,
 ) -> Result<()> {
     if accepted.is_empty() {
         return Ok(());
     }
-    let positions = tx.next_stream_orderings(accepted.len());
-    for (a, position) in accepted.iter_mut().zip(positions) {
-        a.stream_ordering = position;
-    }
-    let kinds: Vec<String> = accepted.iter().map(|a| a.pdu.kind.to_string()).collect();
-    let rows: Vec<EventRow<'_>> = accepted
+    let entries: Vec<timeline_batch::Entry<'_>> = accepted
         .iter()
-        .zip(&kinds)
-        .map(|(a, kind)| {
-            let head = heads.get(&a.job.room_id).expect("every accepted send has a head");
-            EventRow {
-                event_id: a.pdu.event_id.as_str(),
-                room_id: &a.pdu.room_id,
-                kind,
-                state_key: None,
-                sender: a.pdu.sender.as_str(),
-                depth: a.depth,
-                origin_server_ts: i64::from(a.pdu.origin_server_ts.get()),
-                stream_ordering: Some(a.stream_ordering),
-                state_group: Some(head.state_group.unwrap_or(0)),
-                json: &a.json,
-            }
+        .map(|a| timeline_batch::Entry {
+            pdu: &a.pdu,
+            json: &a.json,
+            depth: a.depth,
+            state_group: heads.get(&a.job.room_id).and_then(|head| head.state_group),
+            push: &a.push,
         })
         .collect();
-    let nids: HashMap<String, i64> = events::insert_many(tx, &rows).await?.into_iter().collect();
-    let nid_of = |a: &Accepted| {
-        nids.get(a.pdu.event_id.as_str())
-            .copied()
-            .ok_or_else(|| Error::Internal(anyhow::anyhow!("inserted event without an ID back")))
-    };
-    for a in accepted.iter() {
-        let event_nid = nid_of(a)?;
-        relations::index(tx, &a.pdu, event_nid).await?;
-        let group = heads.get(&a.job.room_id).expect("every accepted send has a head").state_group;
-        tx.record(super::append::written(&a.pdu, (event_nid, a.stream_ordering), a.json.clone(), group));
-    }
-    let searchable: Vec<(i64, &Pdu)> = accepted.iter().map(|a| (a.stream_ordering, &a.pdu)).collect();
-    crate::search::index::record(hs, tx, &searchable).await?;
-    let (mut defaults, mut exceptions) = (Vec::new(), Vec::new());
-    for a in accepted.iter() {
-        let rows = a.push.rows(&a.pdu, a.stream_ordering);
-        defaults.extend(rows.default);
-        exceptions.extend(rows.exceptions);
-    }
-    push_actions::insert_defaults(tx, &defaults).await?;
-    push_actions::insert_many(tx, &exceptions).await?;
-    for note in accepted.iter().filter_map(|a| a.push.unread_note(&a.pdu, a.stream_ordering)) {
-        tx.note_unread(note);
-    }
-
-    // Each room's extremity moves from its head before the batch to its last event in the batch.
-    let mut last: HashMap<&OwnedRoomId, (i64, String)> = HashMap::new();
-    for a in accepted.iter() {
-        last.insert(&a.job.room_id, (nid_of(a)?, a.pdu.event_id.to_string()));
-    }
-    let mut moves = Vec::new();
-    for (room_id, (new_nid, _)) in &last {
-        match first_extremity.get(*room_id).map(Vec::as_slice) {
-            Some([(old, _)]) => moves.push((room_id.as_ref(), *old, *new_nid)),
-            _ => rooms::set_extremities(tx, room_id, &[*new_nid]).await?,
-        }
-    }
-    let moved = rooms::replace_extremities(tx, &moves).await?;
-    if moved != moves.len() as u64 {
-        return Err(Error::Internal(anyhow::anyhow!("forward extremities changed under the room lock")));
-    }
-    for (room_id, (nid, event_id)) in last {
-        if let Some(head) = heads.get_mut(room_id) {
-            head.prev_events = vec![(nid, event_id)];
+    let extremities = timeline_batch::write(hs, tx, &entries, first_extremity).await?;
+    for (room_id, extremity) in extremities {
+        if let Some(head) = heads.get_mut(&room_id) {
+            head.prev_events = vec![extremity];
         }
     }
 
-    for a in accepted.iter() {
-        if let Some(head) = heads.get(&a.job.room_id) {
-            super::outbound::queue(hs, tx, head, &a.pdu).await?;
-        }
-    }
+    let queued: Vec<(&RoomHead, &Pdu)> =
+        accepted.iter().filter_map(|a| Some((heads.get(&a.job.room_id)?, &a.pdu))).collect();
+    super::outbound::queue_many(hs, tx, &queued, None).await?;
 
     let txn_rows: Vec<(&TxnKey, &str)> =
         accepted.iter().map(|a| (&a.job.txn, a.pdu.event_id.as_str())).collect();

@@ -49,10 +49,24 @@ fn spawn_truncating_above(connections: Connections, wal: PathBuf, truncate_above
             // The passive checkpoint copies most of the WAL without stopping anyone; a WAL
             // that is still too long is then emptied with writers paused, which only has the
             // frames written during the passive copy left to copy.
+            let started = std::time::Instant::now();
             let mut result = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&readers).await;
-            if result.is_ok() && std::fs::metadata(&wal).is_ok_and(|m| m.len() > truncate_above) {
+            let wal_bytes = std::fs::metadata(&wal).map_or(0, |m| m.len());
+            tracing::debug!(
+                elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+                wal_bytes,
+                "passive WAL checkpoint"
+            );
+            if result.is_ok() && wal_bytes > truncate_above {
+                let waited = std::time::Instant::now();
                 let _writers_wait = writer_lock.lock().await;
+                let locked = std::time::Instant::now();
                 result = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&writer).await;
+                tracing::debug!(
+                    lock_wait_ms = (locked - waited).as_secs_f64() * 1e3,
+                    elapsed_ms = locked.elapsed().as_secs_f64() * 1e3,
+                    "truncating WAL checkpoint, writers paused"
+                );
             }
             if let Err(error) = result {
                 tracing::warn!(%error, "SQLite WAL checkpoint failed");

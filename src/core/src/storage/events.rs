@@ -269,10 +269,16 @@ async fn rows_of(conn: &mut Conn, event_ids: &[&str], column: &str) -> sqlx::Res
 
 /// Those of `event_ids` stored as rejected.
 pub async fn rejected_among(conn: &mut Conn, event_ids: &[&str]) -> sqlx::Result<Vec<String>> {
-    let mut rejected = Vec::new();
+    let stored = stored_among(conn, event_ids).await?;
+    Ok(stored.into_iter().filter(|(_, rejected)| *rejected).map(|(id, _)| id).collect())
+}
+
+/// Those of `event_ids` stored here, each with whether it was rejected.
+pub async fn stored_among(conn: &mut Conn, event_ids: &[&str]) -> sqlx::Result<Vec<(String, bool)>> {
+    let mut stored = Vec::new();
     for chunk in event_ids.chunks(super::IDS_PER_STATEMENT) {
         let sql = format!(
-            "SELECT event_id FROM events WHERE rejected = 1 AND event_id IN ({})",
+            "SELECT event_id, rejected FROM events WHERE event_id IN ({})",
             super::Params::new(conn).list(chunk.len())
         );
         let mut query = sqlx::query(&sql);
@@ -280,10 +286,10 @@ pub async fn rejected_among(conn: &mut Conn, event_ids: &[&str]) -> sqlx::Result
             query = query.bind(*id);
         }
         for row in query.fetch_all(&mut *conn).await? {
-            rejected.push(row.try_get("event_id")?);
+            stored.push((row.try_get("event_id")?, row.try_get::<i64, _>("rejected")? != 0));
         }
     }
-    Ok(rejected)
+    Ok(stored)
 }
 
 /// Flags of an event in no timeline.

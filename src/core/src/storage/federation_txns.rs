@@ -17,14 +17,19 @@ pub async fn get<'c>(
     row.map(|r| r.try_get("response")).transpose()
 }
 
-/// Records the answer to `(origin, txn_id)` (the first one wins).
-pub async fn insert<'c>(
-    executor: impl Executor<'c, Database = sqlx::Any>,
+/// Records the answer to `(origin, txn_id)` (the first one wins), in a write transaction of its
+/// own. Through the writer queue like every write: on SQLite a write on a reader's connection
+/// waits in SQLite's busy handler, which sleeps and polls while the queued writers hand the
+/// lock on among themselves, and the sending server, which has one transaction in flight to
+/// us, waited with it (docs/BENCHMARKS.md › Federation).
+pub async fn insert(
+    db: &super::Db,
     origin: &str,
     txn_id: &str,
     response: &str,
     now_ms: i64,
 ) -> sqlx::Result<()> {
+    let mut tx = db.begin().await?;
     sqlx::query(
         "INSERT INTO federation_txns (origin, txn_id, response, created_ts) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (origin, txn_id) DO NOTHING",
@@ -33,7 +38,23 @@ pub async fn insert<'c>(
     .bind(txn_id)
     .bind(response)
     .bind(now_ms)
-    .execute(executor)
+    .execute(&mut *tx)
     .await?;
-    Ok(())
+    tx.commit().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: the answer was recorded on a reader's connection, outside the writer queue,
+    /// and waited behind every writer that came after it.
+    #[tokio::test]
+    async fn recording_an_answer_takes_its_turn_among_writers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = crate::storage::test_db(&dir).await;
+        let record = insert(&db, "a.test", "t1", "{}", 0);
+        assert!(crate::storage::writes_in_turn(&db, record).await);
+        assert_eq!(get(db.pool(), "a.test", "t1").await.expect("get").as_deref(), Some("{}"));
+    }
 }

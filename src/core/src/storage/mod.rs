@@ -66,6 +66,10 @@ use crate::config::DatabaseConfig;
 /// fan-out delivery p99 from 247 to 199 ms and send p99 from 67 to 44 ms (docs/BENCHMARKS.md).
 const SQLITE_MAX_CONNECTIONS: u32 = 4;
 
+/// A wait for SQLite's writer lock, or a write transaction, longer than this is logged (debug),
+/// to find stalls.
+const SLOW_WRITER_WAIT: Duration = Duration::from_millis(50);
+
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/postgres");
 
@@ -97,7 +101,7 @@ pub struct Db {
     /// SQLite's WAL checkpointer (see [`checkpoint`]).
     checkpointer: Option<tokio::task::AbortHandle>,
     /// Signalled after a transaction that queued rows in the federation outbox committed.
-    outbox: Arc<tokio::sync::Notify>,
+    outbox: Arc<outbox::Signal>,
 }
 
 impl Drop for Db {
@@ -115,33 +119,43 @@ pub struct WriteTx {
     /// Positions taken in the other streams, published after the commit.
     streams: Vec<(Stream, i64)>,
     committed: Arc<Committed>,
-    /// Whether this transaction queued federation outbox rows, and whom to tell after commit.
-    outbox_queued: bool,
-    outbox: Arc<tokio::sync::Notify>,
+    /// The destinations this transaction queued federation outbox rows for, and whom to tell
+    /// after commit.
+    outbox_queued: std::collections::BTreeSet<String>,
+    outbox: Arc<outbox::Signal>,
     _writer: Option<tokio::sync::OwnedMutexGuard<()>>,
+    /// When the transaction began, to log ones that held the writer long (stalls).
+    began: std::time::Instant,
 }
 
 impl WriteTx {
     /// Commits, then releases the event positions taken (telling the commit hook what was
     /// written) and lets the next writer in.
     pub async fn commit(self) -> sqlx::Result<()> {
-        let WriteTx { tx, mut held, streams, committed, outbox_queued, outbox, _writer } = self;
+        let WriteTx { tx, mut held, streams, committed, outbox_queued, outbox, _writer, began } = self;
+        let committing = std::time::Instant::now();
         tx.commit().await?;
+        if began.elapsed() > SLOW_WRITER_WAIT {
+            tracing::debug!(
+                held_ms = began.elapsed().as_secs_f64() * 1e3,
+                commit_ms = committing.elapsed().as_secs_f64() * 1e3,
+                "a write transaction held the writer long"
+            );
+        }
         held.mark_committed();
         for (stream, position) in streams {
             committed.publish(stream, position);
         }
-        if outbox_queued {
-            // One sender waits on it; a permit is stored if it is busy, so no row is missed.
-            outbox.notify_one();
+        if !outbox_queued.is_empty() {
+            outbox.queued(outbox_queued);
         }
         Ok(())
     }
 
-    /// Notes that this transaction queued rows in the federation outbox: the sender is woken
-    /// once it commits.
-    pub fn queued_for_federation(&mut self) {
-        self.outbox_queued = true;
+    /// Notes that this transaction queued rows in the federation outbox for `destinations`: the
+    /// sender is told once it commits.
+    pub fn queued_for_federation<S: Into<String>>(&mut self, destinations: impl IntoIterator<Item = S>) {
+        self.outbox_queued.extend(destinations.into_iter().map(Into::into));
     }
 
     /// Records a position taken in `stream`, to publish after the commit.
@@ -268,7 +282,7 @@ impl Db {
             Backend::Postgres => (pool.clone(), None),
         };
         let (events, streams) = (Arc::new(EventPositions::default()), Arc::new(Committed::default()));
-        let outbox = Arc::new(tokio::sync::Notify::new());
+        let outbox = Arc::new(outbox::Signal::default());
         Ok(Db { pool, write_pool, backend, events, streams, sqlite_writer, checkpointer, outbox })
     }
 
@@ -307,8 +321,16 @@ impl Db {
     pub async fn begin(&self) -> sqlx::Result<WriteTx> {
         match self.backend {
             Backend::Sqlite => {
+                let started = std::time::Instant::now();
                 let guard = self.sqlite_writer.clone().lock_owned().await;
                 let tx = self.write_pool.begin_with("BEGIN IMMEDIATE").await?;
+                let waited = started.elapsed();
+                if waited > SLOW_WRITER_WAIT {
+                    tracing::debug!(
+                        waited_ms = waited.as_secs_f64() * 1e3,
+                        "a writer waited for the writer lock"
+                    );
+                }
                 Ok(self.write_tx(tx, Some(guard)))
             }
             Backend::Postgres => {
@@ -329,15 +351,16 @@ impl Db {
             held,
             streams: Vec::new(),
             committed: self.streams.clone(),
-            outbox_queued: false,
+            outbox_queued: Default::default(),
             outbox: self.outbox.clone(),
             _writer: writer,
+            began: std::time::Instant::now(),
         }
     }
 
     /// Notified after every commit that queued rows in the federation outbox (the sender waits
     /// on it; see `storage::outbox`).
-    pub fn outbox_signal(&self) -> &tokio::sync::Notify {
+    pub fn outbox_signal(&self) -> &outbox::Signal {
         &self.outbox
     }
 
@@ -370,6 +393,32 @@ pub(crate) async fn test_db(dir: &tempfile::TempDir) -> Db {
     let db = Db::connect(&DatabaseConfig { url, max_connections: 2 }).await.expect("connect");
     db.migrate().await.expect("migrate");
     db
+}
+
+/// Whether `write`, started while another transaction holds the writer, runs before a writer
+/// that queued after it: that it waits in the writer queue (FIFO), not in SQLite's busy handler,
+/// which lets later writers pass. For tests of writes outside a caller's transaction.
+#[cfg(test)]
+pub(crate) async fn writes_in_turn(db: &Db, write: impl Future<Output = sqlx::Result<()>>) -> bool {
+    let holder = db.begin().await.expect("begin");
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let write = async {
+        write.await.expect("the write");
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+    };
+    let later = async {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let tx = db.begin().await.expect("begin");
+        let in_turn = done.load(std::sync::atomic::Ordering::SeqCst);
+        tx.commit().await.expect("commit");
+        in_turn
+    };
+    let release = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        holder.commit().await.expect("commit");
+    };
+    let ((), in_turn, ()) = tokio::join!(write, later, release);
+    in_turn
 }
 
 /// Reads `column` as a typed Matrix ID (user, room…); a stored ID that does not parse is a

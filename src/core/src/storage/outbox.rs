@@ -2,9 +2,40 @@
 //! destination, written in the transaction of the event that caused them (DESIGN §1) and deleted
 //! once the destination accepted them.
 
+use std::{collections::BTreeSet, sync::Mutex};
+
 use sqlx::{Executor, Row};
 
-use super::{Conn, Params};
+use super::Conn;
+
+/// How the federation sender learns of rows queued for a destination: each commit that queued
+/// some adds their destinations and wakes it, so it need not look for destinations with pending
+/// rows after every commit (one query per commit), only at start-up.
+#[derive(Default)]
+pub struct Signal {
+    wake: tokio::sync::Notify,
+    // A std mutex: held only to add or take, never across an await.
+    destinations: Mutex<BTreeSet<String>>,
+}
+
+impl Signal {
+    /// Called after a commit that queued rows for `destinations`.
+    pub(super) fn queued(&self, destinations: BTreeSet<String>) {
+        self.destinations.lock().unwrap_or_else(|p| p.into_inner()).extend(destinations);
+        // One sender waits; a permit is stored while it is busy, so no commit is missed.
+        self.wake.notify_one();
+    }
+
+    /// Waits until a commit queued rows (at once if one did since the last wait).
+    pub async fn notified(&self) {
+        self.wake.notified().await;
+    }
+
+    /// The destinations rows were queued for since the last call.
+    pub fn take(&self) -> BTreeSet<String> {
+        std::mem::take(&mut *self.destinations.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
 
 /// One pending item, in sending order.
 #[derive(Clone, Debug)]
@@ -17,40 +48,30 @@ pub struct Pending {
     pub edu: Option<String>,
 }
 
-/// Queues `event_id` for every destination in `destinations`.
-pub async fn push_pdu(
-    conn: &mut Conn,
-    destinations: &[&str],
-    event_id: &str,
-    now_ms: i64,
-) -> sqlx::Result<()> {
-    push(conn, destinations, (Some(event_id), None), now_ms).await
+/// Queues PDUs: `(destination, event_id)` rows, in order.
+pub async fn push_pdus(conn: &mut Conn, rows: &[(&str, &str)], now_ms: i64) -> sqlx::Result<()> {
+    let rows: Vec<(&str, Option<&str>, Option<&str>)> =
+        rows.iter().map(|(destination, event_id)| (*destination, Some(*event_id), None)).collect();
+    push(conn, &rows, now_ms).await
 }
 
 /// Queues an EDU (its JSON) for every destination in `destinations`.
 pub async fn push_edu(conn: &mut Conn, destinations: &[&str], edu: &str, now_ms: i64) -> sqlx::Result<()> {
-    push(conn, destinations, (None, Some(edu)), now_ms).await
+    let rows: Vec<(&str, Option<&str>, Option<&str>)> =
+        destinations.iter().map(|destination| (*destination, None, Some(edu))).collect();
+    push(conn, &rows, now_ms).await
 }
 
-async fn push(
-    conn: &mut Conn,
-    destinations: &[&str],
-    (event_id, edu): (Option<&str>, Option<&str>),
-    now_ms: i64,
-) -> sqlx::Result<()> {
-    for chunk in destinations.chunks(super::IDS_PER_STATEMENT) {
-        let mut params = Params::new(conn);
-        let values: Vec<String> = chunk
-            .iter()
-            .map(|_| format!("({}, {}, {}, {})", params.one(), params.one(), params.one(), params.one()))
-            .collect();
+/// Inserts `(destination, event_id, edu)` rows, as few statements as the parameter limits allow.
+async fn push(conn: &mut Conn, rows: &[(&str, Option<&str>, Option<&str>)], now_ms: i64) -> sqlx::Result<()> {
+    for chunk in rows.chunks(super::IDS_PER_STATEMENT) {
         let sql = format!(
             "INSERT INTO federation_outbox (destination, event_id, edu, created_ts) VALUES {}",
-            values.join(", ")
+            super::row_values(conn, chunk.len(), 4)
         );
         let mut query = sqlx::query(&sql);
-        for destination in chunk {
-            query = query.bind(*destination).bind(event_id).bind(edu).bind(now_ms);
+        for (destination, event_id, edu) in chunk {
+            query = query.bind(*destination).bind(*event_id).bind(*edu).bind(now_ms);
         }
         query.execute(&mut *conn).await?;
     }
@@ -64,12 +85,24 @@ pub async fn pending<'c>(
     destination: &str,
     limit: i64,
 ) -> sqlx::Result<Vec<Pending>> {
+    pending_after(executor, destination, 0, limit).await
+}
+
+/// [`pending`], but only the items after outbox ID `after` (the sender's rows delivered but
+/// not deleted yet; outbox IDs are positive).
+pub async fn pending_after<'c>(
+    executor: impl Executor<'c, Database = sqlx::Any>,
+    destination: &str,
+    after: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<Pending>> {
     let rows = sqlx::query(
         "SELECT o.outbox_id, e.json, o.edu FROM federation_outbox o \
          LEFT JOIN events e ON e.event_id = o.event_id \
-         WHERE o.destination = $1 ORDER BY o.outbox_id LIMIT $2",
+         WHERE o.destination = $1 AND o.outbox_id > $2 ORDER BY o.outbox_id LIMIT $3",
     )
     .bind(destination)
+    .bind(after)
     .bind(limit)
     .fetch_all(executor)
     .await?;
@@ -98,12 +131,22 @@ pub async fn delete_upto<'c>(
     Ok(())
 }
 
+/// Deletes `destination`'s rows up to `outbox_id` (delivered) in a write transaction of its
+/// own. Through the writer queue like every write: on SQLite a write on a reader's connection
+/// waits in SQLite's busy handler, which sleeps and polls while the queued writers hand the
+/// lock on among themselves, and the sender waited for it (docs/BENCHMARKS.md › Federation).
+pub async fn delete_delivered(db: &super::Db, destination: &str, outbox_id: i64) -> sqlx::Result<()> {
+    let mut tx = db.begin().await?;
+    delete_upto(&mut *tx, destination, outbox_id).await?;
+    tx.commit().await
+}
+
 /// Every destination with something pending.
 pub async fn destinations<'c>(
     executor: impl Executor<'c, Database = sqlx::Any>,
 ) -> sqlx::Result<Vec<String>> {
-    // A loose index scan: one index probe per destination. The sender asks after every commit
-    // that queued rows, and `SELECT DISTINCT` walked every queued row of the backlog.
+    // A loose index scan: one index probe per destination (`SELECT DISTINCT` walks every queued
+    // row of the backlog). The sender asks at start; after that, commits tell it ([`Signal`]).
     let rows = sqlx::query(
         "WITH RECURSIVE d (destination) AS ( \
              SELECT MIN(destination) FROM federation_outbox \
@@ -135,5 +178,20 @@ mod tests {
         let mut listed = destinations(db.pool()).await.expect("destinations");
         listed.sort();
         assert_eq!(listed, ["a.test", "b.test", "c.test"]);
+    }
+
+    /// Regression: the sender deleted delivered rows on a reader's connection, outside the
+    /// writer queue, and waited behind every writer that came after it.
+    #[tokio::test]
+    async fn deleting_delivered_rows_takes_its_turn_among_writers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = crate::storage::test_db(&dir).await;
+        let mut tx = db.begin().await.expect("begin");
+        push_edu(&mut tx, &["a.test"], "{}", 0).await.expect("push");
+        tx.commit().await.expect("commit");
+        let delivered = pending(db.pool(), "a.test", 10).await.expect("pending")[0].outbox_id;
+        let delete = delete_delivered(&db, "a.test", delivered);
+        assert!(crate::storage::writes_in_turn(&db, delete).await);
+        assert!(pending(db.pool(), "a.test", 10).await.expect("pending").is_empty());
     }
 }
