@@ -200,11 +200,25 @@ pub async fn record(
     stream_ordering: i64,
 ) -> Result<()> {
     let notifications = for_pdu(hs, tx, head, pdu).await?;
-    let rows = notifications.rows(pdu, stream_ordering);
-    push_actions::insert_defaults(tx, rows.default.as_slice()).await?;
-    push_actions::insert_many(tx, &rows.exceptions).await?;
-    if let Some(note) = notifications.unread_note(pdu, stream_ordering) {
-        tx.note_unread(note);
+    write(tx, &[(&notifications, pdu, stream_ordering)]).await
+}
+
+/// Writes the rows of each `(notifications, event, stream position)` with multi-row statements
+/// and tells the in-memory unread counts the same outcome: every path that stores notifications
+/// goes through here, so the unread log never misses one.
+pub async fn write(tx: &mut WriteTx, events: &[(&Notifications, &Pdu, i64)]) -> Result<()> {
+    let (mut defaults, mut exceptions) = (Vec::new(), Vec::new());
+    for (notifications, pdu, position) in events {
+        let rows = notifications.rows(pdu, *position);
+        defaults.extend(rows.default);
+        exceptions.extend(rows.exceptions);
+    }
+    push_actions::insert_defaults(tx, &defaults).await?;
+    push_actions::insert_many(tx, &exceptions).await?;
+    for (notifications, pdu, position) in events {
+        if let Some(note) = notifications.unread_note(pdu, *position) {
+            tx.note_unread(note);
+        }
     }
     Ok(())
 }

@@ -14,7 +14,7 @@ use super::{Pdu, append::written, relations};
 use crate::{
     Error, Result,
     push::evaluate::Notifications,
-    storage::{WriteTx, events, push_actions, rooms},
+    storage::{WriteTx, events, rooms},
 };
 
 /// One checked event of a batch.
@@ -77,19 +77,8 @@ pub(super) async fn write(
     }
     let searchable: Vec<(i64, &Pdu)> = entries.iter().zip(&positions).map(|(e, p)| (*p, e.pdu)).collect();
     crate::search::index::record(hs, tx, &searchable).await?;
-    let (mut defaults, mut exceptions) = (Vec::new(), Vec::new());
-    for (e, position) in entries.iter().zip(&positions) {
-        let rows = e.push.rows(e.pdu, *position);
-        defaults.extend(rows.default);
-        exceptions.extend(rows.exceptions);
-    }
-    push_actions::insert_defaults(tx, &defaults).await?;
-    push_actions::insert_many(tx, &exceptions).await?;
-    for (e, position) in entries.iter().zip(&positions) {
-        if let Some(note) = e.push.unread_note(e.pdu, *position) {
-            tx.note_unread(note);
-        }
-    }
+    let notified: Vec<_> = entries.iter().zip(&positions).map(|(e, p)| (e.push, e.pdu, *p)).collect();
+    crate::push::evaluate::write(tx, &notified).await?;
 
     // Each room's extremity moves from its head before the batch to its last event in the batch.
     let mut last: HashMap<OwnedRoomId, (i64, String)> = HashMap::new();
