@@ -17,6 +17,7 @@ use std::{
 
 use lru::LruCache;
 use ruma::{EventId, OwnedEventId, OwnedRoomId, OwnedServerName, OwnedUserId, RoomId, UserId};
+use sqlx::AnyPool;
 
 use super::{Pdu, RoomHead, head::StateMap, visibility::Readable};
 use crate::storage::{
@@ -162,18 +163,21 @@ impl RoomCache {
 
     /// Loads those of `groups` not cached yet, in one query (per few hundred), so that
     /// [`state_group`](Self::state_group) then finds them all.
-    pub async fn load_state_groups(&self, conn: &mut Conn, groups: &[i64]) -> sqlx::Result<()> {
-        let missing: Vec<i64> = {
-            let cached = locked(&self.groups);
-            let mut missing: Vec<i64> = groups.iter().copied().filter(|g| !cached.contains(g)).collect();
-            missing.sort_unstable();
-            missing.dedup();
-            missing
-        };
+    pub async fn load_state_groups(&self, pool: &AnyPool, groups: &[i64]) -> sqlx::Result<()> {
+        // A connection only when something is missing: sqlx pings every connection returned
+        // to the pool, a round trip to its worker thread that a cached sync need not pay.
+        if self.missing_groups(groups).is_empty() {
+            return Ok(());
+        }
+        let mut conn = pool.acquire().await?;
+        // Checked again with the connection in hand: the syncs one commit wakes all miss its new
+        // group at once, and those that waited for a connection find it loaded by the first
+        // (a 500-member room's group is a 20–30 ms query; loading it 500 times stalled them).
+        let missing = self.missing_groups(groups);
         if missing.is_empty() {
             return Ok(());
         }
-        let loaded = state::load_groups(conn, &missing).await?;
+        let loaded = state::load_groups(&mut conn, &missing).await?;
         let mut cached = locked(&self.groups);
         for (group, entries) in loaded {
             cached.put(group, Arc::new(entries));
@@ -181,22 +185,43 @@ impl RoomCache {
         Ok(())
     }
 
+    /// Those of `groups` not cached, sorted and without repeats.
+    fn missing_groups(&self, groups: &[i64]) -> Vec<i64> {
+        let cached = locked(&self.groups);
+        let mut missing: Vec<i64> = groups.iter().copied().filter(|g| !cached.contains(g)).collect();
+        missing.sort_unstable();
+        missing.dedup();
+        missing
+    }
+
     /// Loads those of the events `(interned ID, event ID)` not cached yet, in one query (per
     /// few hundred), so that [`event`](Self::event) then finds them all.
-    pub async fn load_events(&self, conn: &mut Conn, wanted: &[(i64, &str)]) -> crate::Result<()> {
-        let missing: Vec<i64> = {
-            let mut cached = locked(&self.events);
-            wanted
-                .iter()
-                .filter(|(_, id)| EventId::parse(*id).ok().is_none_or(|id| cached.get(&id).is_none()))
-                .map(|(nid, _)| *nid)
-                .collect()
-        };
-        for row in crate::storage::events::get_by_nids(conn, &missing).await? {
+    pub async fn load_events(&self, pool: &AnyPool, wanted: &[(i64, &str)]) -> crate::Result<()> {
+        // As for groups: a connection only when something is missing, and checked again once
+        // it is in hand.
+        if self.missing_events(wanted).is_empty() {
+            return Ok(());
+        }
+        let mut conn = pool.acquire().await?;
+        let missing = self.missing_events(wanted);
+        if missing.is_empty() {
+            return Ok(());
+        }
+        for row in crate::storage::events::get_by_nids(&mut conn, &missing).await? {
             let room_id = RoomId::parse(&row.room_id)
                 .map_err(|e| crate::Error::Internal(anyhow::anyhow!("stored room ID: {e}")))?;
             self.put_event(Arc::new(super::timeline::parse(&row, &room_id)?));
         }
         Ok(())
+    }
+
+    /// The interned IDs of those of `wanted` not cached.
+    fn missing_events(&self, wanted: &[(i64, &str)]) -> Vec<i64> {
+        let mut cached = locked(&self.events);
+        wanted
+            .iter()
+            .filter(|(_, id)| EventId::parse(*id).ok().is_none_or(|id| cached.get(&id).is_none()))
+            .map(|(nid, _)| *nid)
+            .collect()
     }
 }

@@ -49,4 +49,6 @@ pub use pdu::Pdu;
 #[cfg(test)]
 mod big_room_tests;
 #[cfg(test)]
+mod cache_tests;
+#[cfg(test)]
 mod remote_tests;

@@ -234,8 +234,14 @@ async fn collect(
             // Without membership events in the user's rooms, nobody joined or left them.
             let members_moved =
                 activity.member_events_after(since.events, memberships::rooms(&memberships)) != Some(false);
-            let mut conn = pool.acquire().await?;
-            device_lists::changes(&mut conn, request.user, window.0, window.1, members_moved).await?
+            if window.1.1 > window.0.1 || members_moved {
+                let mut conn = pool.acquire().await?;
+                device_lists::changes(&mut conn, request.user, window.0, window.1, members_moved).await?
+            } else {
+                // Neither the device lists nor anyone's membership moved: no connection taken
+                // (sqlx pings every connection returned to the pool).
+                Default::default()
+            }
         }
         None => Default::default(),
     };

@@ -212,9 +212,10 @@ pub(super) async fn collect(
     let mut unread = unread_counts(hs, request, &joined).await?;
     let summarised: Vec<&RoomId> =
         pending.iter().zip(&pages).filter(|(_, page)| page.summary).map(|(p, _)| &*p.room_id).collect();
-    let mut summaries = {
-        let mut conn = pool.acquire().await?;
-        queries::summaries(&mut conn, &summarised, request.user, HEROES).await?
+    let mut summaries = if summarised.is_empty() {
+        HashMap::new()
+    } else {
+        queries::summaries(&mut *pool.acquire().await?, &summarised, request.user, HEROES).await?
     };
 
     // Every event of the response served at once: timelines then state, room after room.

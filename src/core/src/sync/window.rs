@@ -124,11 +124,8 @@ impl Window<'_> {
         }
 
         let cache = self.hs.room_cache();
-        {
-            let groups: Vec<i64> = timelines.iter().filter_map(|t| t.group).collect();
-            let mut conn = self.hs.db().pool().acquire().await?;
-            cache.load_state_groups(&mut conn, &groups).await?;
-        }
+        let groups: Vec<i64> = timelines.iter().filter_map(|t| t.group).collect();
+        cache.load_state_groups(self.hs.db().pool(), &groups).await?;
         let mut states = Vec::with_capacity(pending.len());
         for (room, timeline) in pending.iter().zip(&timelines) {
             states.push(self.state_before(&room.room_id, room.full, timeline).await?);
@@ -138,8 +135,7 @@ impl Window<'_> {
                 .iter()
                 .flat_map(|s| s.entries.iter().map(|e| (e.event_nid, e.event_id.as_str())))
                 .collect();
-            let mut conn = self.hs.db().pool().acquire().await?;
-            cache.load_events(&mut conn, &wanted).await?;
+            cache.load_events(self.hs.db().pool(), &wanted).await?;
         }
 
         let mut pages = Vec::with_capacity(pending.len());
