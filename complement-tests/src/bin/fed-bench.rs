@@ -358,19 +358,23 @@ struct CpuSample {
     machine_busy_s: f64,
 }
 
+/// utime + stime of a `/proc/<pid>/stat` line, in clock ticks: fields 14 and 15, counted after
+/// the command name's closing parenthesis (the name may hold spaces). Every field is kept, the
+/// state letter too: dropping the fields that are not numbers shifted these by one, and this
+/// read stime + cutime (so `own_cpu_s` before 2026-11-29's third session was system time only).
+fn process_ticks(stat: &str) -> f64 {
+    let fields: Vec<&str> =
+        stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+    let tick = |n: usize| fields.get(n).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    tick(11) + tick(12)
+}
+
 /// Clock ticks per second of `/proc` times (`USER_HZ`, 100 on every Linux this runs on).
 const TICKS_PER_S: f64 = 100.0;
 
 impl CpuSample {
     fn now() -> CpuSample {
-        // `/proc/self/stat`: utime and stime are fields 14 and 15, counted after the command
-        // name's closing parenthesis (the name may hold spaces).
-        let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-        let fields: Vec<f64> = stat
-            .rsplit_once(')')
-            .map(|(_, rest)| rest.split_whitespace().filter_map(|f| f.parse().ok()).collect())
-            .unwrap_or_default();
-        let own = fields.get(11).zip(fields.get(12)).map_or(0.0, |(user, system)| user + system);
+        let own = process_ticks(&std::fs::read_to_string("/proc/self/stat").unwrap_or_default());
         // `/proc/stat`'s `cpu` line: user nice system idle iowait irq softirq steal.
         let machine = std::fs::read_to_string("/proc/stat").unwrap_or_default();
         let ticks: Vec<f64> = machine
@@ -416,4 +420,14 @@ fn ms(duration: Duration) -> f64 {
 
 fn secs(duration: Duration) -> f64 {
     (duration.as_secs_f64() * 10.0).round() / 10.0
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn process_ticks_are_user_plus_system_time() {
+        // pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime cutime
+        let stat = "42 (fed bench) S 1 42 42 0 -1 4194560 100 0 0 0 1189 491 7 3 20 0";
+        assert_eq!(super::process_ticks(stat), 1189.0 + 491.0);
+    }
 }
