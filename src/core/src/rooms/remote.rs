@@ -19,7 +19,7 @@ use super::{
 };
 use crate::{
     Error, Homeserver, Result,
-    storage::{Conn, WriteTx, events, rooms},
+    storage::{Conn, WriteTx, events, gaps, rooms},
 };
 
 /// What became of a received event.
@@ -323,13 +323,11 @@ pub async fn rules(
 /// Whether this server has `event_id` with the state after it (so events after it can come in).
 pub async fn has_state_after(hs: &Homeserver, event_id: &ruma::EventId) -> Result<bool> {
     let row = events::get(hs.db().pool(), event_id.as_str()).await?;
-    Ok(row.is_some_and(|row| row.state_group.is_some_and(|group| group > 0)))
-}
-
-/// The depth below which events of `room_id` are history from before this server last came
+    Ok(row.is_some_and(|row| row.state_group.is_some_and(|group| group > 0)/// The depth below which events of `room_id` are history from before this server last came
 /// into the room through another server: the depth of the newest current join of a local user
 /// whose prev events are not in the timeline here (a join through `send_join`, after which the
-/// room's past is known by its state only), 0 when there is none. Events fetched to fill a
+/// room's past is known by its state only) or were backfilled into its gap (`rooms::gap`),
+/// 0 when there is none. Events fetched to fill a
 /// gap (`/get_missing_events`) below it are no news: appended now, they would show up after
 /// the join as if the timeline had gone on while no one here was in the room.
 pub async fn history_floor(hs: &Homeserver, room_id: &ruma::RoomId) -> Result<i64> {
@@ -359,7 +357,11 @@ pub async fn history_floor(hs: &Homeserver, room_id: &ruma::RoomId) -> Result<i6
         joins.iter().flat_map(|pdu| pdu.prev_events.iter().map(|id| id.as_str())).collect();
     let positions = events::positions_of(&mut conn, &prevs).await?;
     let in_timeline = |id: &OwnedEventId| positions.get(id.as_str()).is_some_and(Option::is_some);
-    let entry = joins.into_iter().find(|pdu| !pdu.prev_events.iter().all(in_timeline));
+    // A join whose gap was filled since (`rooms::gap`) still came through another server.
+    let above_gaps = gaps::events_above_gaps(&mut *conn, room_id).await?;
+    let entry = joins.into_iter().find(|pdu| {
+        !pdu.prev_events.iter().all(in_timeline) || above_gaps.iter().any(|id| id == pdu.event_id.as_str())
+    });
     let floor = entry.map_or(0, |pdu| i64::from(pdu.depth));
     Ok(floor)
 }

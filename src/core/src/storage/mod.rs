@@ -18,6 +18,7 @@ pub mod e2ee_keys;
 pub mod events;
 pub mod federation_txns;
 pub mod filters;
+pub mod gaps;
 pub mod history;
 pub mod media;
 pub mod nonces;
@@ -178,6 +179,14 @@ impl WriteTx {
     /// appearing to `/sync` as new.
     pub fn backfill_stream_orderings(&mut self, n: usize) -> Vec<i64> {
         self.held.take_backfill(n)
+    }
+
+    /// Sets the next `n` positions aside, never handed out: a block below the next position
+    /// for history backfilled later into the middle of a room's timeline (`rooms::gap`);
+    /// returns the lowest. Like backfill positions they are never in flight, so `/sync`, which
+    /// will have read past them, never shows what fills them as new.
+    pub fn reserve_stream_orderings(&mut self, n: usize) -> i64 {
+        self.held.reserve(n)
     }
 
     /// Records an event written at one of this transaction's positions, for the commit hook.
