@@ -233,12 +233,14 @@ fn pool_options(backend: Backend, max_connections: u32) -> AnyPoolOptions {
                     // memory, reads through a memory map and a larger page cache keep the
                     // write section off the file system (a profile of sends showed 8 % in
                     // statement journal writes and 8 % in page reads); checkpoints run in
-                    // the background (see `checkpoint`).
+                    // the background (see `checkpoint`); when the WAL starts over, the
+                    // writer truncates its file to 64 MiB (`checkpoint::WAL_RESTART_BYTES`).
                     conn.execute(
                         "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
                          PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
                          PRAGMA temp_store = MEMORY; PRAGMA mmap_size = 1073741824; \
-                         PRAGMA cache_size = -32000; PRAGMA wal_autocheckpoint = 0;",
+                         PRAGMA cache_size = -32000; PRAGMA wal_autocheckpoint = 0; \
+                         PRAGMA journal_size_limit = 67108864;",
                     )
                     .await?;
                 }
