@@ -83,14 +83,24 @@ impl Progress {
     }
 }
 
-async fn passive(pool: &AnyPool) -> sqlx::Result<Progress> {
-    let row = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(pool).await?;
+/// Runs `PRAGMA wal_checkpoint(mode)` on a connection of `pool`.
+async fn wal_checkpoint(pool: &AnyPool, mode: Mode) -> sqlx::Result<Progress> {
+    let sql = match mode {
+        Mode::Passive => "PRAGMA wal_checkpoint(PASSIVE)",
+        Mode::Restart => "PRAGMA wal_checkpoint(RESTART)",
+    };
+    let row = sqlx::query(sql).fetch_one(pool).await?;
     Ok(Progress { log: row.try_get(1)?, checkpointed: row.try_get(2)? })
 }
 
-async fn restart(pool: &AnyPool) -> sqlx::Result<Progress> {
-    let row = sqlx::query("PRAGMA wal_checkpoint(RESTART)").fetch_one(pool).await?;
-    Ok(Progress { log: row.try_get(1)?, checkpointed: row.try_get(2)? })
+/// The checkpoint modes used (SQLite: Checkpoint a database).
+#[derive(Clone, Copy, Debug)]
+enum Mode {
+    /// Copies what it can; never waits for anyone.
+    Passive,
+    /// Waits for readers on old snapshots, then copies everything, and has the next writer
+    /// start the WAL over.
+    Restart,
 }
 
 fn spawn_with(connections: Connections, wal: PathBuf, limits: Limits) -> AbortHandle {
@@ -113,7 +123,7 @@ fn spawn_with(connections: Connections, wal: PathBuf, limits: Limits) -> AbortHa
 /// One round of the checkpointer.
 async fn checkpoint(connections: &Connections, wal: &Path, limits: &Limits) -> sqlx::Result<()> {
     let started = std::time::Instant::now();
-    let progress = passive(&connections.readers).await?;
+    let progress = wal_checkpoint(&connections.readers, Mode::Passive).await?;
     let wal_bytes = std::fs::metadata(wal).map_or(0, |m| m.len());
     tracing::debug!(
         elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
@@ -137,7 +147,7 @@ async fn checkpoint(connections: &Connections, wal: &Path, limits: &Limits) -> s
     let locked = std::time::Instant::now();
     // Past the bound, readers still on old snapshots are waited for as well.
     let progress =
-        if force { restart(&connections.writer).await? } else { passive(&connections.writer).await? };
+        wal_checkpoint(&connections.writer, if force { Mode::Restart } else { Mode::Passive }).await?;
     tracing::debug!(
         lock_wait_ms = (locked - waited).as_secs_f64() * 1e3,
         held_ms = locked.elapsed().as_secs_f64() * 1e3,
@@ -269,7 +279,7 @@ mod bench {
             let mut tick = tokio::time::interval(limits.interval);
             loop {
                 tick.tick().await;
-                let _ = passive(&readers).await;
+                let _ = wal_checkpoint(&readers, Mode::Passive).await;
                 if std::fs::metadata(&wal).map_or(0, |m| m.len()) > limits.restart_above {
                     let _writers_wait = writer_lock.lock().await;
                     let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&writer).await;
