@@ -5,16 +5,18 @@
 //! connection, which copies what it can without blocking writers or readers.
 //!
 //! The WAL file only starts over from its beginning when a writer begins after a checkpoint
-//! copied *every* frame back (and no reader still reads an older snapshot); the connections'
-//! `journal_size_limit` then has that writer cut the file back to [`WAL_RESTART_BYTES`]. Under a
-//! constant write load a passive checkpoint rarely ends with nothing written meanwhile, so once
-//! the WAL passes [`WAL_RESTART_BYTES`] with frames left over, the checkpointer copies those few
-//! in a second `PASSIVE` checkpoint on the writer's connection, under the writer lock, so no
-//! commit slips in — but only when the writer is idle at that moment (it never queues behind
-//! writers, nor makes them queue behind it), unless the WAL has grown past
-//! [`WAL_FORCE_BYTES`] regardless. A `TRUNCATE` checkpoint used to do this, queued for the
-//! writer lock whatever the load: it waited in SQLite's busy handler (which sleeps) for every
-//! reader to finish and truncated the file, holding the writer 104–197 ms (docs/BENCHMARKS.md).
+//! copied *every* frame back and no reader is left on an older snapshot (sqlx keeps a
+//! connection's last statement, and with it its snapshot, until the connection's next query);
+//! the connections' `journal_size_limit` then has that writer cut the file back to
+//! [`WAL_RESTART_BYTES`]. Under constant load that rarely happens by itself, so once the WAL
+//! passes [`WAL_RESTART_BYTES`] the checkpointer runs a `RESTART` checkpoint on the writer's
+//! connection under the writer lock — only at a moment the writer is idle (`try_lock`: it never
+//! queues behind writers), with little left to copy (the passive one did the bulk), waiting at
+//! most 20 ms for readers (a long reader must not hold commits up; the next round tries again)
+//! — unless the WAL has passed [`WAL_FORCE_BYTES`], when it waits for the writer lock and for
+//! every reader: the bound on the WAL. A `TRUNCATE` checkpoint used to do this, queued for the
+//! writer lock whatever the load, waiting up to the 10 s busy timeout for readers and
+//! truncating the file under the lock: 104–197 ms per stall under load (docs/BENCHMARKS.md).
 
 use std::{
     path::{Path, PathBuf},
@@ -31,6 +33,8 @@ pub(super) const WAL_RESTART_BYTES: u64 = 64 * 1024 * 1024;
 /// WAL size past which the checkpointer waits for the writer rather than for a moment when it
 /// is idle: the bound on the WAL under a writer that never rests.
 const WAL_FORCE_BYTES: u64 = 4 * WAL_RESTART_BYTES;
+/// How long a `RESTART` checkpoint below [`WAL_FORCE_BYTES`] waits for readers.
+const BRIEF_BUSY_TIMEOUT: &str = "PRAGMA busy_timeout = 20";
 
 /// The database's connections as the checkpointer uses them: passive checkpoints run on a
 /// reader's connection, so writers never wait for them; the catching-up one on the writer's
@@ -131,11 +135,13 @@ async fn checkpoint(connections: &Connections, wal: &Path, limits: &Limits) -> s
         caught_up = progress.caught_up(),
         "passive WAL checkpoint"
     );
-    if progress.caught_up() || wal_bytes <= limits.restart_above {
+    if wal_bytes <= limits.restart_above {
         return Ok(());
     }
-    // The frames written during the passive copy, with commits held off: then every frame is
-    // back and the next writer starts the WAL over.
+    // Caught up or not, the WAL only starts over once no reader is left on a snapshot from
+    // before the last checkpoint (sqlx keeps a connection's last statement, and its snapshot,
+    // until the connection's next query), which only a `RESTART` checkpoint waits for. With
+    // commits held off it has little left to copy: the passive one did the bulk.
     let waited = std::time::Instant::now();
     let force = wal_bytes > limits.force_above;
     let writers_wait = if force {
@@ -145,14 +151,21 @@ async fn checkpoint(connections: &Connections, wal: &Path, limits: &Limits) -> s
     };
     let Some(_writers_wait) = writers_wait else { return Ok(()) };
     let locked = std::time::Instant::now();
-    // Past the bound, readers still on old snapshots are waited for as well.
-    let progress =
-        wal_checkpoint(&connections.writer, if force { Mode::Restart } else { Mode::Passive }).await?;
+    // Readers on old snapshots are waited for briefly (unless the WAL is past the bound): a
+    // long one, such as an export, must not hold every commit up; the next round tries again.
+    let progress = if force {
+        wal_checkpoint(&connections.writer, Mode::Restart).await
+    } else {
+        sqlx::query(BRIEF_BUSY_TIMEOUT).execute(&connections.writer).await?;
+        let progress = wal_checkpoint(&connections.writer, Mode::Restart).await;
+        sqlx::query(super::BUSY_TIMEOUT).execute(&connections.writer).await?;
+        progress
+    }?;
     tracing::debug!(
         lock_wait_ms = (locked - waited).as_secs_f64() * 1e3,
         held_ms = locked.elapsed().as_secs_f64() * 1e3,
         caught_up = progress.caught_up(),
-        "WAL checkpoint caught up, writers paused"
+        "WAL restarting checkpoint, writers paused"
     );
     Ok(())
 }
@@ -297,12 +310,14 @@ mod bench {
             let mut n = 0i64;
             while Instant::now() < stop {
                 n += 1;
-                sqlx::query("SELECT count(*) FROM bench WHERE k BETWEEN $1 AND $2")
+                let read = sqlx::query("SELECT count(*) FROM bench WHERE k BETWEEN $1 AND $2")
                     .bind(n * 7919 % 1_000_000)
                     .bind(n * 7919 % 1_000_000 + 1000)
                     .fetch_one(db.pool())
-                    .await
-                    .expect("read");
+                    .await;
+                if let Err(error) = read {
+                    println!("a read failed: {error}");
+                }
             }
         };
         let writer = async {
@@ -364,7 +379,7 @@ mod bench {
             println!(
                 "{}: {} writes, writer-lock wait p50 {:.2} ms, p99 {:.2}, p99.9 {:.2}, max {:.1}; \
                  waits over 20 ms: {}, over 50 ms: {}; largest WAL {:.1} MiB",
-                if old { "TRUNCATE under the writer lock" } else { "passive, caught up when idle" },
+                if old { "TRUNCATE under the writer lock" } else { "RESTART when the writer is idle" },
                 waits.len(),
                 at(0.5),
                 at(0.99),
