@@ -1,18 +1,21 @@
 //! FED-12 (SCENARIOS.md › Federation): a user who joined a room late pages `/messages` back past
 //! their join, and their server fetches the history from the room's server (`/backfill`),
-//! checked like any received event, shown as history visibility allows, fetched once.
+//! checked like any received event, shown as history visibility allows, fetched once; the same
+//! for what was said while no user of their server was in the room, between a leave and a
+//! rejoin.
 
 use hearth_complement_tests::{
     Client, Cluster, FakePeer, TestServer,
-    client::enc,
+    client::{enc, eventually},
     federation::enable_federation,
     peer_host::HostedRoom,
-    rooms::{next_batch, timeline},
+    rooms::{bodies, next_batch, timeline},
     scenario,
 };
 use serde_json::{Value, json};
 
 const V3: &str = "/_matrix/client/v3";
+const DEADLINE: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// Joins `room_id` through the server `via`.
 async fn join_via(client: &Client, room_id: &str, via: &str) {
@@ -209,3 +212,76 @@ scenario!(context_around_backfilled_events_shows_their_neighbours_and_the_state_
     assert_eq!(state_of(&around, "m.room.member", bob.me())["membership"], "join", "{around}");
     assert_eq!(state_of(&around, "m.room.name", "")["name"], "Second name", "{around}");
 });
+
+/// Whether `server`'s `/joined_members` of `room_id`, asked by `client`, lists `user` as joined.
+async fn joined_there(client: &Client, room_id: &str, user: &str) -> bool {
+    let path = format!("{V3}/rooms/{}/joined_members", enc(room_id));
+    client.get(&path).await.expect_status(200)["joined"].get(user).is_some()
+}
+
+scenario!(
+    fed_12_history_sent_while_a_server_was_away_is_backfilled_between_the_leave_and_the_rejoin,
+    |backend| {
+        let servers = Cluster::start(backend, 2).await;
+        let (hs1, hs2) = (&servers[0], &servers[1]);
+        let alice = hs1.client().register("alice", "password1234").await;
+        let bob = hs2.client().register("bob", "password1234").await;
+        // `shared` (the default): Alice, joined again, may read what was said while she was away.
+        let room_id = bob.create_room(json!({ "preset": "public_chat" })).await;
+        join_via(&alice, &room_id, &hs2.server_name).await;
+        for i in 1..=3 {
+            bob.send_text(&room_id, &format!("before {i}")).await;
+        }
+        alice.timeline_until(&room_id, |events| bodies(events).contains(&"before 3".to_owned())).await;
+        alice.post(&format!("{V3}/rooms/{}/leave", enc(&room_id)), json!({})).await.expect_status(200);
+        eventually("hs2 to see Alice leave", DEADLINE, || async {
+            (!joined_there(&bob, &room_id, alice.me()).await).then_some(())
+        })
+        .await;
+        // While no user of hs1 is in the room, hs2 sends it nothing.
+        let away: Vec<String> = (1..=5).map(|i| format!("away {i}")).collect();
+        for body in &away {
+            bob.send_text(&room_id, body).await;
+        }
+        join_via(&alice, &room_id, &hs2.server_name).await;
+        bob.send_text(&room_id, "after").await;
+        let (_, since) = alice
+            .sync_until(None, "Bob's message after the rejoin", |sync| {
+                bodies(timeline(sync, &room_id)).contains(&"after".to_owned()).then_some(())
+            })
+            .await;
+
+        let events = page_back(&alice, &room_id, &since).await;
+        let mut expected: Vec<String> = (1..=3).map(|i| format!("before {i}")).collect();
+        expected.extend(away.iter().cloned());
+        expected.push("after".to_owned());
+        assert_eq!(messages_oldest_first(&events), expected, "every message, in order, once");
+        let memberships: Vec<&str> = events
+            .iter()
+            .rev()
+            .filter(|e| e["type"] == "m.room.member" && e["state_key"] == alice.me())
+            .filter_map(|e| e["content"]["membership"].as_str())
+            .collect();
+        assert_eq!(
+            memberships,
+            ["join", "leave", "join"],
+            "the away messages sit between the leave and the rejoin"
+        );
+        let served = backfills_served(hs2).await;
+        assert!(served > 0, "hs1 asked hs2 for the gap");
+
+        // Paging again asks no one; nothing backfilled comes to /sync or /notifications as new.
+        assert_eq!(page_back(&alice, &room_id, &since).await, events);
+        assert_eq!(backfills_served(hs2).await, served, "no second /backfill");
+        let incremental = alice.sync(Some(&since), None, 0).await;
+        assert_eq!(timeline(&incremental, &room_id), &[] as &[Value], "{incremental}");
+        let notifications = alice.get(&format!("{V3}/notifications")).await.expect_status(200).clone();
+        let notified: Vec<Value> = notifications["notifications"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|n| n["event"].clone())
+            .collect();
+        assert!(bodies(&notified).iter().all(|body| !body.starts_with("away")), "{notifications}");
+    }
+);

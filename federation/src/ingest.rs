@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use hearth_core::{
     rooms::{
         Pdu,
-        remote::{self, Received},
+        remote::{self, Received, TxnAnswer},
         remote_state, server_acl,
     },
     storage::rooms,
@@ -44,12 +44,15 @@ type RoomsSeen = HashMap<OwnedRoomId, Option<(RoomVersionRules, Result<(), Strin
 /// the result the transaction's answer reports. A PDU that is not JSON, or of a room this server
 /// does not know (whose version and so event ID it cannot tell), is dropped unanswered.
 /// Consecutive PDUs of one room are stored in one write transaction
-/// ([`remote::receive_batch`]).
+/// ([`remote::receive_batch`]). With `answering` (the transaction's ID, when storing its PDUs
+/// is all there is to it), the write that stores the last of them also records the
+/// transaction's answer; whether one did.
 pub async fn transaction_pdus(
     fed: &Federation,
     origin: &ServerName,
     raws: &[Box<RawValue>],
-) -> Vec<PduResult> {
+    answering: Option<&str>,
+) -> (Vec<PduResult>, bool) {
     let mut rooms_seen = RoomsSeen::new();
     let mut results = Vec::with_capacity(raws.len());
     // Verified PDUs of the room being gathered, not stored yet.
@@ -59,18 +62,20 @@ pub async fn transaction_pdus(
         match checked {
             Ok(pdu) => {
                 if run.first().is_some_and(|first| first.room_id != pdu.room_id) {
-                    results.extend(receive_run(fed, origin, std::mem::take(&mut run)).await);
+                    results.extend(receive_run(fed, origin, std::mem::take(&mut run), None).await.0);
                 }
                 run.push(pdu);
             }
             Err(e) => {
-                results.extend(receive_run(fed, origin, std::mem::take(&mut run)).await);
+                results.extend(receive_run(fed, origin, std::mem::take(&mut run), None).await.0);
                 results.push((event_id, Err(e)));
             }
         }
     }
-    results.extend(receive_run(fed, origin, run).await);
-    results
+    let (last, recorded) =
+        receive_run(fed, origin, run, answering.map(|txn_id| (txn_id, &results[..]))).await;
+    results.extend(last);
+    (results, recorded)
 }
 
 /// Format, room, ACL and signature checks of one PDU: its event ID and the verified event, or
@@ -115,14 +120,35 @@ async fn check(
 
 /// Stores `run`, verified PDUs of one room, in order: in batches, each stopping at a PDU that
 /// names events this server lacks, which then takes the one-event path that fetches them. A
-/// batch that fails as a whole is retried one event at a time.
-async fn receive_run(fed: &Federation, origin: &ServerName, run: Vec<Pdu>) -> Vec<PduResult> {
+/// batch that fails as a whole is retried one event at a time. With `answering` (the
+/// transaction's ID and the results before `run`, the transaction's last PDUs), a batch that
+/// takes in the rest of `run` records the transaction's answer; whether one did.
+async fn receive_run(
+    fed: &Federation,
+    origin: &ServerName,
+    run: Vec<Pdu>,
+    answering: Option<(&str, &[PduResult])>,
+) -> (Vec<PduResult>, bool) {
     let mut results = Vec::with_capacity(run.len());
     let mut rest: &[Pdu] = &run;
+    let mut recorded = false;
     while !rest.is_empty() {
         let batch: Vec<&Pdu> = rest.iter().collect();
-        let received = match remote::receive_batch(fed.hs(), &batch).await {
-            Ok(received) => received,
+        let render = |received: &[Received]| {
+            let complete =
+                received.len() == rest.len() && !received.iter().any(|r| matches!(r, Received::Missing(_)));
+            let this =
+                rest.iter().zip(received).map(|(pdu, r)| (pdu.event_id.clone(), outcome_result(r.clone())));
+            let earlier = answering?.1.iter().chain(&results).cloned();
+            complete.then(|| crate::transactions::answer_json(earlier.chain(this))).flatten()
+        };
+        let answer =
+            answering.map(|(txn_id, _)| TxnAnswer { origin: origin.as_str(), txn_id, render: &render });
+        let received = match remote::receive_batch_answering(fed.hs(), &batch, answer.as_ref()).await {
+            Ok((received, answered)) => {
+                recorded |= answered;
+                received
+            }
             Err(e) => {
                 tracing::warn!(%origin, error = %e, "a batch of received events failed; retrying one by one");
                 for pdu in rest {
@@ -140,7 +166,7 @@ async fn receive_run(fed: &Federation, origin: &ServerName, run: Vec<Pdu>) -> Ve
         }
         rest = &rest[received.len().max(1).min(rest.len())..];
     }
-    results
+    (results, recorded)
 }
 
 /// What the transaction's answer says of an event core took in (or not).

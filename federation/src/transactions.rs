@@ -35,7 +35,11 @@ pub async fn process(fed: &Federation, origin: &ServerName, request: v1::Request
     }
     let started = std::time::Instant::now();
     let mut results = std::collections::BTreeMap::new();
-    for (event_id, result) in ingest::transaction_pdus(fed, origin, &request.pdus).await {
+    // Without EDUs, the write that stores the last PDUs records the answer with them; EDUs are
+    // taken in after the PDUs, each on its own, and the answer after them.
+    let answering = request.edus.is_empty().then_some(txn_id);
+    let (pdu_results, recorded) = ingest::transaction_pdus(fed, origin, &request.pdus, answering).await;
+    for (event_id, result) in pdu_results {
         if let Err(error) = &result {
             tracing::info!(%origin, %event_id, %error, "received PDU not accepted");
         }
@@ -46,16 +50,25 @@ pub async fn process(fed: &Federation, origin: &ServerName, request: v1::Request
             edu::receive(fed, origin, &edu).await;
         }
     }
-    let answer = serde_json::to_string(&ResponseBody::from_results(&results))
-        .map_err(|e| Error::Internal(e.into()))?;
     let ingested = started.elapsed();
-    federation_txns::insert(fed.hs().db(), origin.as_str(), txn_id, &answer, now_ms()).await?;
+    if !recorded {
+        let answer = serde_json::to_string(&ResponseBody::from_results(&results))
+            .map_err(|e| Error::Internal(e.into()))?;
+        federation_txns::insert(fed.hs().db(), origin.as_str(), txn_id, &answer, now_ms()).await?;
+    }
     tracing::debug!(
         %origin, pdus = request.pdus.len(), edus = request.edus.len(),
         ingest_ms = ingested.as_secs_f64() * 1e3, elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
         "federation transaction received"
     );
     Ok(v1::Response::new(results))
+}
+
+/// The stored answer for PDU `results` in order (a later result for the same event wins, as
+/// in the answer sent); `None` if it cannot be rendered.
+pub(crate) fn answer_json(results: impl Iterator<Item = ingest::PduResult>) -> Option<String> {
+    let results: std::collections::BTreeMap<_, _> = results.collect();
+    serde_json::to_string(&ResponseBody::from_results(&results)).ok()
 }
 
 /// The per-PDU results as stored: event ID → error, absent for success.

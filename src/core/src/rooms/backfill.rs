@@ -26,7 +26,7 @@ use super::{
 };
 use crate::{
     Homeserver, Result,
-    storage::{backfill, device_lists, events},
+    storage::{Conn, backfill, device_lists, events, gaps},
 };
 
 /// How many of a room's earliest events are looked at for prev events this server lacks.
@@ -63,7 +63,7 @@ pub async fn fill(hs: &Homeserver, room_id: &RoomId, readable: &Readable, limit:
             return Ok(false);
         }
     };
-    if take_in(hs, room_id, &pdus).await? > 0 {
+    if take_in(hs, room_id, &pdus, Place::Below).await? > 0 {
         return Ok(true);
     }
     // Nothing new from us; a backfill for another reader may have taken the same events in.
@@ -87,36 +87,70 @@ async fn gap(hs: &Homeserver, room_id: &RoomId, readable: &Readable) -> Result<O
     {
         return Ok(None);
     }
+    let mut conn = pool.acquire().await?;
+    let prevs = missing_prevs(&mut conn, room_id, &earliest).await?;
+    if prevs.is_empty() {
+        return Ok(None);
+    }
+    let servers = servers_to_ask(hs, &mut conn, room_id, Some(room.joined_via)).await?;
+    Ok(Some(Gap { earliest: first.event_id.clone(), from: prevs, servers }))
+}
+
+/// Of the prev events of `rows` (events of `room_id`), those not in the timeline here (nor
+/// rejected): the `v` of a `/backfill` for what lies below them.
+pub(super) async fn missing_prevs(
+    conn: &mut Conn,
+    room_id: &RoomId,
+    rows: &[events::StoredEvent],
+) -> Result<Vec<OwnedEventId>> {
     let mut prevs: Vec<OwnedEventId> = Vec::new();
-    for row in &earliest {
+    for row in rows {
         for prev in parse(row, room_id)?.prev_events {
             if !prevs.contains(&prev) {
                 prevs.push(prev);
             }
         }
     }
-    let mut conn = pool.acquire().await?;
     let ids: Vec<&str> = prevs.iter().map(|id| id.as_str()).collect();
-    let settled = backfill::settled_among(&mut conn, &ids).await?;
+    let settled = backfill::settled_among(conn, &ids).await?;
     prevs.retain(|id| !settled.iter().any(|s| s == id.as_str()));
-    if prevs.is_empty() {
-        return Ok(None);
-    }
-    let mut servers: Vec<OwnedServerName> = OwnedServerName::try_from(room.joined_via).into_iter().collect();
-    for user in device_lists::joined_members(&mut conn, room_id).await? {
+    Ok(prevs)
+}
+
+/// Whom to ask for a room's history: `first` (the server it was joined through), then the
+/// servers with members joined.
+pub(super) async fn servers_to_ask(
+    hs: &Homeserver,
+    conn: &mut Conn,
+    room_id: &RoomId,
+    first: Option<String>,
+) -> Result<Vec<OwnedServerName>> {
+    let mut servers: Vec<OwnedServerName> =
+        first.and_then(|server| OwnedServerName::try_from(server).ok()).into_iter().collect();
+    for user in device_lists::joined_members(conn, room_id).await? {
         let server = user.server_name();
         if server != hs.server_name() && !servers.iter().any(|s| s == server) {
             servers.push(server.to_owned());
         }
     }
-    Ok(Some(Gap { earliest: first.event_id.clone(), from: prevs, servers }))
+    Ok(servers)
 }
 
-/// Takes backfilled `pdus` (signatures and hashes checked) of `room_id` into the timeline below
-/// its earliest event, oldest lowest; returns how many joined it. Events of other rooms, events
+/// Where backfilled events go in the timeline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Place {
+    /// Below the room's earliest event, at backfill positions (below 0).
+    Below,
+    /// Into the block of the gap below the event at this stream position, downwards from its
+    /// next free position (`rooms::gap`); the newest events when the block cannot hold them all.
+    Gap(i64),
+}
+
+/// Takes backfilled `pdus` (signatures and hashes checked) of `room_id` into the timeline at
+/// `place`, oldest lowest; returns how many joined it. Events of other rooms, events
 /// already in the timeline and events whose auth events this server lacks are skipped; events
 /// their auth events do not authorise are stored as rejected.
-pub async fn take_in(hs: &Homeserver, room_id: &RoomId, pdus: &[Pdu]) -> Result<usize> {
+pub async fn take_in(hs: &Homeserver, room_id: &RoomId, pdus: &[Pdu], place: Place) -> Result<usize> {
     let mut batch: Vec<&Pdu> = Vec::with_capacity(pdus.len());
     let mut seen = HashSet::new();
     for pdu in pdus {
@@ -133,7 +167,15 @@ pub async fn take_in(hs: &Homeserver, room_id: &RoomId, pdus: &[Pdu]) -> Result<
     let settled = backfill::settled_among(tx, &ids).await?;
     batch.retain(|pdu| !settled.iter().any(|s| s == pdu.event_id.as_str()));
     // The lowest positions for the oldest events.
-    let mut positions = tx.backfill_stream_orderings(batch.len());
+    let mut positions = match place {
+        Place::Below => tx.backfill_stream_orderings(batch.len()),
+        Place::Gap(at) => {
+            let Some(gap) = gaps::open_at(&mut **tx, room_id, at).await? else { return Ok(0) };
+            let fits = batch.len().min(gap.room_left());
+            batch.drain(..batch.len() - fits);
+            super::gap::take_positions(tx, room_id, &gap, fits).await?
+        }
+    };
     let mut below = super::RoomHead { state_group: None, ..head.clone() };
     let mut taken = 0;
     for pdu in batch {

@@ -9,6 +9,7 @@ use ruma::{RoomId, UserId, api::client::filter::RoomEventFilter};
 use super::{
     Pdu, backfill,
     event_filter::{drops_events, matches},
+    gap,
     state_view::{state_at, state_in_group},
     timeline::{StreamToken, parse},
     visibility::Readable,
@@ -91,8 +92,10 @@ pub struct Page {
 }
 
 /// Pages through the part of a room's timeline `user` may read (403 if none). Paging backwards
-/// past the earliest event this server has, when the user may read what came before it, fetches
-/// that history from the room's servers first (spec: Server-Server API › Backfilling).
+/// past the earliest event this server has, or across a gap in the timeline (`rooms::gap`: a
+/// join through another server after no local user was in the room), when the user may read
+/// what is missing there, fetches that history from the room's servers first (spec:
+/// Server-Server API › Backfilling).
 pub async fn messages(
     hs: &Homeserver,
     user: &UserId,
@@ -103,22 +106,54 @@ pub async fn messages(
     let mut page = page(hs, &readable, room_id, query.clone()).await?;
     let wanted = query.limit.clamp(1, MAX_LIMIT);
     let mut rounds = 0;
-    // A page that stopped at its `to` token needs nothing older.
-    while query.backwards && query.to.is_none() && page.end.is_none() {
-        let batch = (wanted - page.events.len()).max(MIN_BACKFILL);
-        if !backfill::fill(hs, room_id, &readable, batch).await? {
-            return Ok(page);
+    if !query.backwards {
+        return Ok(page);
+    }
+    loop {
+        // The page read positions above `below`.
+        let below = page.end.or(query.to).map_or(i64::MIN, |token| token.0);
+        let crossed = gap::crossed(hs, room_id, &readable, page.start, below).await?;
+        let filled = match crossed {
+            Some(gap) if rounds == MAX_BACKFILLS => {
+                // More history may be missing there: the client pages on from the gap.
+                cut_at(&mut page, gap.next_free);
+                false
+            }
+            Some(gap) => match gap::fill(hs, room_id, &gap, wanted.max(MIN_BACKFILL)).await? {
+                gap::Filled::Some => true,
+                gap::Filled::Closed => continue,
+                gap::Filled::Failed => false,
+            },
+            // A page that stopped at its `to` token needs nothing older.
+            None if query.to.is_some() || page.end.is_some() => false,
+            None if rounds == MAX_BACKFILLS => {
+                // More history may be there: the client pages on from the oldest event returned.
+                let oldest = page.positions.last().map_or(page.start.0, |p| p - 1);
+                page.end = Some(StreamToken(oldest));
+                false
+            }
+            None => {
+                let batch = (wanted - page.events.len()).max(MIN_BACKFILL);
+                backfill::fill(hs, room_id, &readable, batch).await?
+            }
+        };
+        if !filled {
+            break;
         }
         readable = self::readable(hs, user, room_id).await?;
         page = self::page(hs, &readable, room_id, query.clone()).await?;
         rounds += 1;
-        if rounds == MAX_BACKFILLS && page.end.is_none() {
-            // More history may be there: the client pages on from the oldest event returned.
-            let oldest = page.positions.last().map_or(page.start.0, |p| p - 1);
-            page.end = Some(StreamToken(oldest));
-        }
     }
     Ok(page)
+}
+
+/// Ends `page` at the gap whose unfilled part starts at `position`: its events below are left
+/// for the next page, which starts there.
+fn cut_at(page: &mut Page, position: i64) {
+    let keep = page.positions.iter().take_while(|p| **p > position).count();
+    page.events.truncate(keep);
+    page.positions.truncate(keep);
+    page.end = Some(StreamToken(position));
 }
 
 /// Pages through the `readable` part of a room's timeline (for callers that already know what

@@ -13,6 +13,7 @@ pub mod create;
 pub mod directory;
 pub mod event_filter;
 pub mod fork;
+pub mod gap;
 pub mod head;
 pub mod history;
 pub mod membership;

@@ -19,7 +19,8 @@ use super::{
 };
 use crate::{
     Error, Homeserver, Result,
-    storage::{Conn, WriteTx, events, rooms},
+    storage::{Conn, WriteTx, events, federation_txns, gaps, rooms},
+    time::now_ms,
 };
 
 /// What became of a received event.
@@ -53,7 +54,31 @@ pub async fn receive(hs: &Homeserver, pdu: &Pdu) -> Result<Received> {
 /// missing events (the ones after it are not looked at: fetch what it lacks, then hand them in
 /// again). An error rolls back the whole batch.
 pub async fn receive_batch(hs: &Homeserver, pdus: &[&Pdu]) -> Result<Vec<Received>> {
-    let Some(first) = pdus.first() else { return Ok(Vec::new()) };
+    Ok(receive_batch_answering(hs, pdus, None).await?.0)
+}
+
+/// The answer to an inbound federation transaction (spec: Server-Server API › Transactions),
+/// for the batch of its PDUs that completes it to record in its own write transaction: a crash
+/// after the batch's commit then cannot leave the transaction unanswered, to be processed again
+/// when the sending server retries it.
+pub struct TxnAnswer<'a> {
+    /// The sending server.
+    pub origin: &'a str,
+    /// The transaction's ID.
+    pub txn_id: &'a str,
+    /// The answer's JSON given the batch's results; `None` when the batch does not complete
+    /// the transaction (events after it are left, or missing events are to be fetched).
+    pub render: &'a (dyn Fn(&[Received]) -> Option<String> + Sync),
+}
+
+/// [`receive_batch`], recording `answer` in the batch's write transaction when the batch
+/// completes it; whether it did.
+pub async fn receive_batch_answering(
+    hs: &Homeserver,
+    pdus: &[&Pdu],
+    answer: Option<&TxnAnswer<'_>>,
+) -> Result<(Vec<Received>, bool)> {
+    let Some(first) = pdus.first() else { return Ok((Vec::new(), false)) };
     if pdus.iter().any(|pdu| pdu.room_id != first.room_id) {
         return Err(Error::Internal(anyhow::anyhow!("a batch of received events spans rooms")));
     }
@@ -71,8 +96,12 @@ pub async fn receive_batch(hs: &Homeserver, pdus: &[&Pdu]) -> Result<Vec<Receive
         }
     }
     held.write(hs, tx, head).await?;
+    let rendered = answer.and_then(|answer| Some((answer, (answer.render)(&results)?)));
+    if let Some((answer, json)) = &rendered {
+        federation_txns::record(&mut **tx, answer.origin, answer.txn_id, json, now_ms()).await?;
+    }
     writer.commit().await?;
-    Ok(results)
+    Ok((results, rendered.is_some()))
 }
 
 /// Appends `pdu` like a received event, then queues it for the other servers in the room: an
@@ -329,7 +358,8 @@ pub async fn has_state_after(hs: &Homeserver, event_id: &ruma::EventId) -> Resul
 /// The depth below which events of `room_id` are history from before this server last came
 /// into the room through another server: the depth of the newest current join of a local user
 /// whose prev events are not in the timeline here (a join through `send_join`, after which the
-/// room's past is known by its state only), 0 when there is none. Events fetched to fill a
+/// room's past is known by its state only) or were backfilled into its gap (`rooms::gap`),
+/// 0 when there is none. Events fetched to fill a
 /// gap (`/get_missing_events`) below it are no news: appended now, they would show up after
 /// the join as if the timeline had gone on while no one here was in the room.
 pub async fn history_floor(hs: &Homeserver, room_id: &ruma::RoomId) -> Result<i64> {
@@ -359,7 +389,11 @@ pub async fn history_floor(hs: &Homeserver, room_id: &ruma::RoomId) -> Result<i6
         joins.iter().flat_map(|pdu| pdu.prev_events.iter().map(|id| id.as_str())).collect();
     let positions = events::positions_of(&mut conn, &prevs).await?;
     let in_timeline = |id: &OwnedEventId| positions.get(id.as_str()).is_some_and(Option::is_some);
-    let entry = joins.into_iter().find(|pdu| !pdu.prev_events.iter().all(in_timeline));
+    // A join whose gap was filled since (`rooms::gap`) still came through another server.
+    let above_gaps = gaps::events_above_gaps(&mut *conn, room_id).await?;
+    let entry = joins.into_iter().find(|pdu| {
+        !pdu.prev_events.iter().all(in_timeline) || above_gaps.iter().any(|id| id == pdu.event_id.as_str())
+    });
     let floor = entry.map_or(0, |pdu| i64::from(pdu.depth));
     Ok(floor)
 }

@@ -17,7 +17,7 @@ use ruma::{
 use super::{
     Pdu, RoomHead,
     append::persist,
-    auth, build, fork,
+    auth, build, fork, gap,
     head::{StateMap, rules_for},
 };
 use crate::{
@@ -116,7 +116,16 @@ pub async fn persist_join(
     // Members of other servers joined before anything this server counts (push counts only
     // look at local members' runs of `join`, which the join event below starts).
     fork::update_current_state(hs, &mut tx, &old, &head, (0, 0)).await?;
-    persist(hs, &mut tx, &mut head, join).await?;
+    // A room known here: what its servers wrote while no local user was in it is missing below
+    // the join, and gets room in the timeline for when a local user pages back to it.
+    let block = match known {
+        Some(_) => gap::reserve(&mut tx, join).await?,
+        None => None,
+    };
+    let position = persist(hs, &mut tx, &mut head, join).await?;
+    if let Some(block) = block {
+        gap::record(&mut tx, join, position, block).await?;
+    }
     tx.commit().await?;
     hs.room_cache().set_head(head);
     Ok(())

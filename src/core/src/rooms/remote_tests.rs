@@ -13,7 +13,7 @@ use super::{
 };
 use crate::{
     Config, Homeserver,
-    storage::{events, outbox, rooms, users},
+    storage::{events, federation_txns, outbox, rooms, users},
 };
 
 struct Server {
@@ -259,4 +259,38 @@ async fn a_batch_is_taken_in_order_in_one_transaction_up_to_the_first_gap() {
     let results = remote::receive_batch(&a.hs, &rest).await.expect("batch");
     assert_eq!(results, [Received::Accepted, Received::Accepted, Received::Known]);
     assert_eq!(a.timeline(&room_id).await, ["one", "two", "three", "four"]);
+}
+
+#[tokio::test]
+async fn the_batch_that_completes_a_federation_transaction_records_its_answer_with_its_events() {
+    let (a, b, _alice, bob, room_id) = joined().await;
+    for (txn, body) in [("1", "one"), ("2", "two"), ("3", "three")] {
+        b.say(&bob, &room_id, txn, body).await;
+    }
+    let mut pdus = Vec::new();
+    for json in b.drain(&a).await {
+        pdus.push(a.parse(json).await);
+    }
+    let render = |results: &[Received]| {
+        let complete = !results.iter().any(|r| matches!(r, Received::Missing(_)));
+        complete.then(|| format!("{{\"results\":{}}}", results.len()))
+    };
+    let answer = remote::TxnAnswer { origin: "b.test", txn_id: "t1", render: &render };
+    let recorded = || async { federation_txns::get(a.hs.db().pool(), "b.test", "t1").await.expect("get") };
+
+    // "two" is held back: the batch stops at "three", whose prev event is missing.
+    let gap: Vec<&Pdu> = vec![&pdus[0], &pdus[2]];
+    let (results, answered) =
+        remote::receive_batch_answering(&a.hs, &gap, Some(&answer)).await.expect("batch");
+    assert!(matches!(results.as_slice(), [Received::Accepted, Received::Missing(_)]), "{results:?}");
+    assert!(!answered);
+    assert_eq!(recorded().await, None, "the transaction is not complete yet");
+
+    let rest: Vec<&Pdu> = vec![&pdus[1], &pdus[2]];
+    let (results, answered) =
+        remote::receive_batch_answering(&a.hs, &rest, Some(&answer)).await.expect("batch");
+    assert_eq!(results, [Received::Accepted, Received::Accepted]);
+    assert!(answered);
+    assert_eq!(recorded().await.as_deref(), Some("{\"results\":2}"));
+    assert_eq!(a.timeline(&room_id).await, ["one", "two", "three"]);
 }

@@ -30,6 +30,19 @@ pub async fn insert(
     now_ms: i64,
 ) -> sqlx::Result<()> {
     let mut tx = db.begin().await?;
+    record(&mut *tx, origin, txn_id, response, now_ms).await?;
+    tx.commit().await
+}
+
+/// Records the answer to `(origin, txn_id)` (the first one wins) in the caller's write
+/// transaction: the one that stores the transaction's last PDUs, so the answer commits with them.
+pub async fn record<'c>(
+    executor: impl Executor<'c, Database = sqlx::Any>,
+    origin: &str,
+    txn_id: &str,
+    response: &str,
+    now_ms: i64,
+) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO federation_txns (origin, txn_id, response, created_ts) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (origin, txn_id) DO NOTHING",
@@ -38,9 +51,9 @@ pub async fn insert(
     .bind(txn_id)
     .bind(response)
     .bind(now_ms)
-    .execute(&mut *tx)
+    .execute(executor)
     .await?;
-    tx.commit().await
+    Ok(())
 }
 
 #[cfg(test)]

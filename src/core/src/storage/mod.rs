@@ -18,6 +18,7 @@ pub mod e2ee_keys;
 pub mod events;
 pub mod federation_txns;
 pub mod filters;
+pub mod gaps;
 pub mod history;
 pub mod media;
 pub mod nonces;
@@ -66,6 +67,9 @@ use crate::config::DatabaseConfig;
 /// fan-out delivery p99 from 247 to 199 ms and send p99 from 67 to 44 ms (docs/BENCHMARKS.md).
 const SQLITE_MAX_CONNECTIONS: u32 = 4;
 
+/// How long a SQLite connection waits for a lock another holds (the checkpointer shortens it
+/// for a moment, `checkpoint`).
+const BUSY_TIMEOUT: &str = "PRAGMA busy_timeout = 10000";
 /// A wait for SQLite's writer lock, or a write transaction, longer than this is logged (debug),
 /// to find stalls.
 const SLOW_WRITER_WAIT: Duration = Duration::from_millis(50);
@@ -180,6 +184,14 @@ impl WriteTx {
         self.held.take_backfill(n)
     }
 
+    /// Sets the next `n` positions aside, never handed out: a block below the next position
+    /// for history backfilled later into the middle of a room's timeline (`rooms::gap`);
+    /// returns the lowest. Like backfill positions they are never in flight, so `/sync`, which
+    /// will have read past them, never shows what fills them as new.
+    pub fn reserve_stream_orderings(&mut self, n: usize) -> i64 {
+        self.held.reserve(n)
+    }
+
     /// Records an event written at one of this transaction's positions, for the commit hook.
     pub fn record(&mut self, written: Written) {
         self.held.record(written);
@@ -224,12 +236,15 @@ fn pool_options(backend: Backend, max_connections: u32) -> AnyPoolOptions {
                     // memory, reads through a memory map and a larger page cache keep the
                     // write section off the file system (a profile of sends showed 8 % in
                     // statement journal writes and 8 % in page reads); checkpoints run in
-                    // the background (see `checkpoint`).
+                    // the background (see `checkpoint`); when the WAL starts over, the
+                    // writer truncates its file to 64 MiB (`checkpoint::WAL_RESTART_BYTES`).
+                    conn.execute(BUSY_TIMEOUT).await?;
                     conn.execute(
                         "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                         PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
+                         PRAGMA foreign_keys = ON; \
                          PRAGMA temp_store = MEMORY; PRAGMA mmap_size = 1073741824; \
-                         PRAGMA cache_size = -32000; PRAGMA wal_autocheckpoint = 0;",
+                         PRAGMA cache_size = -32000; PRAGMA wal_autocheckpoint = 0; \
+                         PRAGMA journal_size_limit = 67108864;",
                     )
                     .await?;
                 }

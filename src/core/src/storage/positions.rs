@@ -90,6 +90,15 @@ impl EventPositions {
         (1..=n).map(|i| last - i).collect()
     }
 
+    /// Skips the next `n` positions without taking them; returns the lowest. Nothing is in
+    /// flight there, so `upto` may pass them at once.
+    fn reserve(&self, n: usize) -> i64 {
+        let mut state = self.lock();
+        let first = state.last + 1;
+        state.last = state.last.saturating_add(i64::try_from(n).unwrap_or(i64::MAX));
+        first
+    }
+
     /// What was committed since this process started, in memory.
     pub fn activity(&self) -> &Activity {
         &self.activity
@@ -176,6 +185,11 @@ impl Held {
         self.tracker.take_backfill(n)
     }
 
+    /// Sets `n` positions aside (see [`EventPositions::reserve`]); returns the lowest.
+    pub(super) fn reserve(&self, n: usize) -> i64 {
+        self.tracker.reserve(n)
+    }
+
     /// Takes `n` positions.
     pub(super) fn take(&mut self, n: usize) -> Vec<i64> {
         let positions = self.tracker.take(n);
@@ -237,6 +251,19 @@ mod tests {
         assert_eq!(tracker.take_backfill(2), [-4, -5]);
         assert_eq!(tracker.take_backfill(1), [-6]);
         assert_eq!(tracker.upto(), 10, "backfill positions are never in flight");
+    }
+
+    #[test]
+    fn reserved_positions_are_skipped_and_never_in_flight() {
+        let tracker = Arc::new(EventPositions::default());
+        tracker.start_after(10);
+        let mut held = Held::new(tracker.clone());
+        assert_eq!(held.reserve(5), 11);
+        assert_eq!(held.take(1), [16], "the next position is above the block");
+        assert_eq!(tracker.upto(), 10);
+        held.mark_committed();
+        drop(held);
+        assert_eq!(tracker.upto(), 16);
     }
 
     #[test]
