@@ -67,9 +67,6 @@ use crate::config::DatabaseConfig;
 /// fan-out delivery p99 from 247 to 199 ms and send p99 from 67 to 44 ms (docs/BENCHMARKS.md).
 const SQLITE_MAX_CONNECTIONS: u32 = 4;
 
-/// How long a SQLite connection waits for a lock another holds (the checkpointer shortens it
-/// for a moment, `checkpoint`).
-const BUSY_TIMEOUT: &str = "PRAGMA busy_timeout = 10000";
 /// A wait for SQLite's writer lock, or a write transaction, longer than this is logged (debug),
 /// to find stalls.
 const SLOW_WRITER_WAIT: Duration = Duration::from_millis(50);
@@ -236,15 +233,12 @@ fn pool_options(backend: Backend, max_connections: u32) -> AnyPoolOptions {
                     // memory, reads through a memory map and a larger page cache keep the
                     // write section off the file system (a profile of sends showed 8 % in
                     // statement journal writes and 8 % in page reads); checkpoints run in
-                    // the background (see `checkpoint`); when the WAL starts over, the
-                    // writer truncates its file to 64 MiB (`checkpoint::WAL_RESTART_BYTES`).
-                    conn.execute(BUSY_TIMEOUT).await?;
+                    // the background (see `checkpoint`).
                     conn.execute(
                         "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                         PRAGMA foreign_keys = ON; \
+                         PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
                          PRAGMA temp_store = MEMORY; PRAGMA mmap_size = 1073741824; \
-                         PRAGMA cache_size = -32000; PRAGMA wal_autocheckpoint = 0; \
-                         PRAGMA journal_size_limit = 67108864;",
+                         PRAGMA cache_size = -32000; PRAGMA wal_autocheckpoint = 0;",
                     )
                     .await?;
                 }
