@@ -2,6 +2,8 @@
 //! federation routers under one set of middleware, and runs the client listener and (when
 //! enabled) the federation TLS listener until shutdown. The only place that knows every crate.
 
+pub mod http1;
+
 use std::net::SocketAddr;
 
 use anyhow::Context;
@@ -99,8 +101,9 @@ impl Server {
         let stopped = |mut signal: watch::Receiver<bool>| async move {
             let _ = signal.wait_for(|stop| *stop).await;
         };
-        let service = app(fed.clone()).into_make_service_with_connect_info::<SocketAddr>();
-        let client = axum::serve(listener, service).with_graceful_shutdown(stopped(signal.clone()));
+        // Our own HTTP/1.1 server: a waiting long-poll holds no buffer (see `http1`).
+        let client =
+            http1::serve(listener, app(fed.clone()), stopped(signal.clone()), http1::Options::default());
         tracing::info!(server_name = %hs.server_name(), address = %client_addr, "serving the client API");
         let federation = &hs.config().federation;
         let (federation_addr, task) = if federation.enabled {
@@ -120,11 +123,11 @@ impl Server {
                     sender.await;
                     Ok(())
                 };
-                tokio::try_join!(client.into_future(), serving.into_future(), sending).map(|_| ())
+                tokio::try_join!(client, serving.into_future(), sending).map(|_| ())
             });
             (Some(address), task)
         } else {
-            (None, tokio::spawn(client.into_future()))
+            (None, tokio::spawn(client))
         };
         Ok(Server { fed, client_addr, federation_addr, shutdown, task })
     }

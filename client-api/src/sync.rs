@@ -43,7 +43,7 @@ pub async fn sync_events(hs: Homeserver, req: Ruma<v3::Request>) -> Result<Json<
     if let (true, Some(since)) = (record_delivery, body.since.as_deref()) {
         // This request acknowledges the response that ended at `since`.
         let acknowledged = hs.sync_deliveries().acknowledged(user, device.clone(), since);
-        delivery::record(&hs, user, &acknowledged).await?;
+        Box::pin(delivery::record(&hs, user, &acknowledged)).await?;
     }
     let response = sync::sync(&hs, &request).await?;
     if record_delivery && let Some(next_batch) = response["next_batch"].as_str() {
