@@ -9,12 +9,10 @@ use std::net::SocketAddr;
 use anyhow::Context;
 use axum::{
     Extension, Router,
-    extract::Request,
     http::{HeaderName, Method, StatusCode, header},
-    middleware::{self, Next},
     response::{IntoResponse, Response},
 };
-use hearth_client_api::{error, observe};
+use hearth_client_api::{error::ApiError, observe};
 pub use hearth_core::{Config, Homeserver};
 pub use hearth_federation::Federation;
 use hearth_federation::listener::TlsListener;
@@ -50,17 +48,16 @@ pub fn federation_app(fed: Federation) -> Router {
 /// flight (10 000 waiting long-polls) then holds fewer and smaller allocations.
 fn with_middleware(routes: Router<Homeserver>, hs: Homeserver, fed: Option<Federation>) -> Router {
     let routes = routes
-        .route_layer(middleware::from_fn(observe::tag_route))
-        .fallback(error::unrecognized)
-        .method_not_allowed_fallback(error::method_not_allowed)
+        .route_layer(observe::TagRoute)
+        .fallback(|method: Method| answer(method, ApiError::unrecognized()))
+        .method_not_allowed_fallback(|method: Method| answer(method, ApiError::method_not_allowed()))
         .with_state(hs.clone());
     let service = ServiceBuilder::new()
-        .layer(middleware::from_fn_with_state(hs, observe::observe))
+        .layer(observe::Observe(hs))
         .layer(CatchPanicLayer::custom(|_| {
-            error::ApiError(hearth_core::Error::Internal(anyhow::anyhow!("handler panicked"))).into_response()
+            ApiError(hearth_core::Error::Internal(anyhow::anyhow!("handler panicked"))).into_response()
         }))
         .layer(cors())
-        .layer(middleware::from_fn(answer_options))
         .option_layer(fed.map(Extension))
         .service(routes);
     Router::new().fallback_service(service)
@@ -78,14 +75,11 @@ fn cors() -> CorsLayer {
         ])
 }
 
-/// Answers every `OPTIONS` request itself (the CORS layer adds the headers), also those that are
-/// not browser preflights.
-async fn answer_options(request: Request, next: Next) -> Response {
-    if request.method() == Method::OPTIONS {
-        StatusCode::NO_CONTENT.into_response()
-    } else {
-        next.run(request).await
-    }
+/// The answer for a path no route serves with this method: `error`, except for `OPTIONS`, which
+/// is answered for every path (the CORS layer adds the headers), also when it is not a browser
+/// preflight.
+async fn answer(method: Method, error: ApiError) -> Response {
+    if method == Method::OPTIONS { StatusCode::NO_CONTENT.into_response() } else { error.into_response() }
 }
 
 /// A running homeserver.
