@@ -50,28 +50,30 @@ pub(super) async fn serve(
                 Err(_) => return,
             }
         }
-        let head =
-            match tokio::time::timeout(options.header_timeout, read_head(&stream, &mut pending, &options))
-                .await
-            {
-                Ok(Ok(Some(Parsed::Complete(head)))) => head,
-                Ok(Ok(Some(Parsed::Invalid(status)))) => return refuse(&mut stream, status).await,
-                // Closed between requests or mid-head, failed, or too slow to send its head.
-                Ok(Ok(Some(Parsed::Partial) | None)) | Ok(Err(_)) | Err(_) => return,
-            };
+        // Every step is boxed: the connection task is as large as its largest state for as
+        // long as the connection lives, and most of the time it only waits.
+        let reading =
+            tokio::time::timeout(options.header_timeout, read_head(&stream, &mut pending, &options));
+        let head = match Box::pin(reading).await {
+            Ok(Ok(Some(Parsed::Complete(head)))) => head,
+            Ok(Ok(Some(Parsed::Invalid(status)))) => return Box::pin(refuse(&mut stream, status)).await,
+            // Closed between requests or mid-head, failed, or too slow to send its head.
+            Ok(Ok(Some(Parsed::Partial) | None)) | Ok(Err(_)) | Err(_) => return,
+        };
         if head.upgrade {
             // hyper reads the head again from the bytes already received.
-            return upgrade::serve(stream, std::mem::take(&mut pending), peer, app, shutdown).await;
+            return Box::pin(upgrade::serve(stream, std::mem::take(&mut pending), peer, app, shutdown)).await;
         }
         pending.drain(..head.len);
         if pending.is_empty() {
             pending = Vec::new();
         }
-        let Ok(keep_alive) = exchange(&mut stream, &mut pending, head, peer, &app, &shutdown).await else {
+        let exchanging = exchange(&mut stream, &mut pending, head, peer, &app, &shutdown);
+        let Ok(keep_alive) = Box::pin(exchanging).await else {
             return;
         };
         if !keep_alive {
-            let _ = stream.shutdown().await;
+            let _ = Box::pin(stream.shutdown()).await;
             return;
         }
     }
@@ -127,7 +129,7 @@ async fn exchange(
     let bodiless = request.method() == Method::HEAD;
     let (body, mut feeder) = body::channel(kind);
     if expect_continue && feeder.feeding() && pending.is_empty() {
-        stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await?;
+        Box::pin(stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")).await?;
     }
     let mut request: Request<Body> = request.map(|()| body);
     request.extensions_mut().insert(ConnectInfo(peer));
@@ -156,7 +158,7 @@ async fn exchange(
         && feeder.finished()
         && !*shutdown.borrow()
         && !head::has_token(response.headers(), "close");
-    write_response(stream, response, bodiless, keep_alive, version).await
+    Box::pin(write_response(stream, response, bodiless, keep_alive, version)).await
 }
 
 /// Whether the client closed its side (peeking, so a pipelined request stays unread).
