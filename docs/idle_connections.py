@@ -34,7 +34,16 @@ async def main():
         async with sem:
             await one(i, conns)
     await asyncio.gather(*(guarded(i) for i in range(n)))
+    # Let every request reach its waiting state: sample until the RSS stops growing (a loaded
+    # machine may still be answering requests after a fixed pause), at most 30 s.
     await asyncio.sleep(3)
+    after = rss_kb()
+    for _ in range(30):
+        await asyncio.sleep(1)
+        now = rss_kb()
+        if abs(now - after) * 1000 < after:
+            break
+        after = now
     after = rss_kb()
     print(f"mode={mode} n={n} rss_before={before}KB rss_after={after}KB per_conn={(after-before)*1024/n:.0f}B")
     for r, w in conns:

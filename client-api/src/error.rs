@@ -44,13 +44,3 @@ impl IntoResponse for ApiError {
         hearth_core::http_api::error_response(self.0).map(Body::from).into_response()
     }
 }
-
-/// Fallback for paths no route matches.
-pub async fn unrecognized() -> ApiError {
-    ApiError::unrecognized()
-}
-
-/// Fallback for known paths called with the wrong method.
-pub async fn method_not_allowed() -> ApiError {
-    ApiError::method_not_allowed()
-}

@@ -162,6 +162,19 @@ where
     type Rejection = ApiError;
 
     async fn from_request(request: Request, hs: &Homeserver) -> Result<Self> {
+        // Boxed: axum's handler future is as large as its largest state for as long as the
+        // handler runs (a `/sync` long-poll waits for minutes), and extracting is the largest.
+        Box::pin(Self::extract(request, hs)).await
+    }
+}
+
+impl<T> Ruma<T>
+where
+    T: IncomingRequest + Send,
+    T::Authentication: Authenticate,
+{
+    /// Reads the body (an empty JSON body means `{}`), then [`parse`](Self::parse)s.
+    async fn extract(request: Request, hs: &Homeserver) -> Result<Self> {
         let (parts, body) = request.into_parts();
         let mut bytes = json::read_body(hs, body).await?;
         // Clients (matrix-nio among them) POST with no body at all to endpoints whose body fields
@@ -176,13 +189,7 @@ where
         }
         Self::parse(hs, parts, bytes).await
     }
-}
 
-impl<T> Ruma<T>
-where
-    T: IncomingRequest + Send,
-    T::Authentication: Authenticate,
-{
     /// Authenticates, rate-limits and parses a request whose body is `bytes`.
     async fn parse(hs: &Homeserver, mut parts: Parts, bytes: Bytes) -> Result<Self> {
         let Path(path_args): Path<Vec<String>> = Path::from_request_parts(&mut parts, hs)
@@ -225,7 +232,8 @@ where
 
     async fn from_request(request: Request, hs: &Homeserver) -> Result<Self> {
         let (parts, body) = request.into_parts();
-        Ok(RumaStreamed { request: Ruma::parse(hs, parts, Bytes::new()).await?, body })
+        // Boxed, as in `Ruma::from_request`.
+        Ok(RumaStreamed { request: Box::pin(Ruma::parse(hs, parts, Bytes::new())).await?, body })
     }
 }
 

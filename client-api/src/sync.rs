@@ -3,11 +3,15 @@
 use axum::Json;
 use hearth_core::{
     Error, Homeserver,
+    accounts::User,
     config::DeliveryReceipts,
     delivery, filters,
     sync::{self, SyncRequest, SyncToken},
 };
-use ruma::api::client::{filter::FilterDefinition, sync::sync_events::v3};
+use ruma::{
+    UserId,
+    api::client::{filter::FilterDefinition, sync::sync_events::v3},
+};
 use serde_json::Value;
 
 use crate::{error::Result, ruma_wrapper::Ruma};
@@ -16,38 +20,59 @@ use crate::{error::Result, ruma_wrapper::Ruma};
 /// <https://spec.matrix.org/latest/client-server-api/#get_matrixclientv3sync>
 ///
 /// Answered as raw JSON: ruma's response type leaves out empty sections that clients look for.
-pub async fn sync_events(hs: Homeserver, req: Ruma<v3::Request>) -> Result<Json<Value>> {
-    let body = req.body;
-    let filter = match body.filter {
-        None => FilterDefinition::default(),
-        Some(v3::Filter::FilterDefinition(filter)) => filter,
-        // ruma falls back to an ID when the JSON does not parse as a filter.
-        Some(v3::Filter::FilterId(id)) if id.trim_start().starts_with('{') => {
-            return Err(Error::bad_json("The filter is not a valid filter definition").into());
-        }
+///
+/// A plain function: the request (its filter alone is ~1.7 KB) is boxed before the future is
+/// made, because an async function keeps its arguments, and copies of what it moves, for as
+/// long as it lives, and this one lives as long as a long-poll waits.
+pub fn sync_events(
+    hs: Homeserver,
+    req: Ruma<v3::Request>,
+) -> impl Future<Output = Result<Json<Value>>> + Send + 'static {
+    answer(hs, req.auth, Box::new(req.body))
+}
+
+async fn answer(hs: Homeserver, auth: User, mut body: Box<v3::Request>) -> Result<Json<Value>> {
+    let (user, device) = (&auth.user_id, &auth.device_id);
+    let request = {
         // Boxed, like every step of a sync but the wait (see `sync::sync`).
-        Some(v3::Filter::FilterId(id)) => Box::pin(filters::get(&hs, &req.auth.user_id, &id)).await?,
-        Some(_) => return Err(Error::invalid_param("Unsupported filter").into()),
-    };
-    let (user, device) = (&req.auth.user_id, &req.auth.device_id);
-    let request = SyncRequest {
-        user,
-        device,
-        since: body.since.as_deref().map(SyncToken::parse).transpose()?,
-        filter,
-        full_state: body.full_state,
-        set_presence: Some(body.set_presence),
-        timeout: body.timeout.unwrap_or_default(),
+        let filter = Box::pin(requested_filter(&hs, user, body.filter.take())).await?;
+        Box::new(SyncRequest {
+            user,
+            device,
+            since: body.since.as_deref().map(SyncToken::parse).transpose()?,
+            filter,
+            full_state: body.full_state,
+            set_presence: Some(body.set_presence.clone()),
+            timeout: body.timeout.unwrap_or_default(),
+        })
     };
     let record_delivery = hs.config().delivery.receipts == DeliveryReceipts::All;
     if let (true, Some(since)) = (record_delivery, body.since.as_deref()) {
         // This request acknowledges the response that ended at `since`.
         let acknowledged = hs.sync_deliveries().acknowledged(user, device.clone(), since);
-        delivery::record(&hs, user, &acknowledged).await?;
+        Box::pin(delivery::record(&hs, user, &acknowledged)).await?;
     }
     let response = sync::sync(&hs, &request).await?;
     if record_delivery && let Some(next_batch) = response["next_batch"].as_str() {
         hs.sync_deliveries().sent(user, device.clone(), next_batch, delivery::carried(user, &response));
     }
     Ok(Json(response))
+}
+
+/// The filter a sync asks for: given inline, by ID, or none.
+async fn requested_filter(
+    hs: &Homeserver,
+    user: &UserId,
+    filter: Option<v3::Filter>,
+) -> Result<FilterDefinition> {
+    Ok(match filter {
+        None => FilterDefinition::default(),
+        Some(v3::Filter::FilterDefinition(filter)) => filter,
+        // ruma falls back to an ID when the JSON does not parse as a filter.
+        Some(v3::Filter::FilterId(id)) if id.trim_start().starts_with('{') => {
+            return Err(Error::bad_json("The filter is not a valid filter definition").into());
+        }
+        Some(v3::Filter::FilterId(id)) => filters::get(hs, user, &id).await?,
+        Some(_) => return Err(Error::invalid_param("Unsupported filter").into()),
+    })
 }
