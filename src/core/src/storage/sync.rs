@@ -80,22 +80,6 @@ pub async fn rooms_changed<'c>(
     rows.iter().map(|row| super::id_column(row, "room_id")).collect()
 }
 
-/// The state events of `room_id` in the stream window `(from, before)`, oldest first.
-pub async fn state_events_between<'c>(
-    executor: impl Executor<'c, Database = sqlx::Any>,
-    room_id: &RoomId,
-    from: i64,
-    before: i64,
-) -> sqlx::Result<Vec<StoredEvent>> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM events WHERE room_id = $1 AND stream_ordering > $2 AND stream_ordering < $3 \
-         AND state_key IS NOT NULL AND outlier = 0 AND rejected = 0 AND soft_failed = 0 \
-         ORDER BY stream_ordering"
-    );
-    let rows = sqlx::query(&sql).bind(room_id.as_str()).bind(from).bind(before).fetch_all(executor).await?;
-    rows.into_iter().map(from_row).collect()
-}
-
 /// A changed piece of account data: `(room_id or "", type, content)`.
 pub type AccountDataChange = (String, String, String);
 

@@ -236,7 +236,7 @@ impl Window<'_> {
                 .map(|e| e.event_id)
                 .collect();
             let mut seen = HashSet::new();
-            let gap = queries::state_events_between(pool, room_id, lower, timeline.start + 1).await?;
+            let gap = storage::history::state_events_between(pool, room_id, lower, timeline.start).await?;
             for row in gap.iter().rev().filter(|row| current.contains(&row.event_id)) {
                 let pdu = parse(row, room_id)?;
                 let key = (pdu.kind.to_string(), pdu.state_key.clone().unwrap_or_default());
