@@ -54,9 +54,7 @@ fn with_middleware(routes: Router<Homeserver>, hs: Homeserver, fed: Option<Feder
         .with_state(hs.clone());
     let service = ServiceBuilder::new()
         .layer(observe::Observe(hs))
-        .layer(CatchPanicLayer::custom(|_| {
-            ApiError(hearth_core::Error::Internal(anyhow::anyhow!("handler panicked"))).into_response()
-        }))
+        .layer(CatchPanicLayer::custom(|_| ApiError::panicked().into_response()))
         .layer(cors())
         .option_layer(fed.map(Extension))
         .service(routes);

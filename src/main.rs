@@ -17,6 +17,7 @@ use tracing_subscriber::EnvFilter;
 
 // glibc's malloc keeps freed large blocks (argon2's 19 MiB per password hash) in per-thread
 // arenas, so the process grows with every burst of logins; mimalloc returns them to the system.
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

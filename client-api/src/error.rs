@@ -37,6 +37,11 @@ impl ApiError {
     pub fn method_not_allowed() -> Self {
         Self::new(StatusCode::METHOD_NOT_ALLOWED, ErrorKind::Unrecognized, "Method not allowed")
     }
+
+    /// 500: a handler panicked.
+    pub fn panicked() -> Self {
+        ApiError(Error::Internal(anyhow::anyhow!("handler panicked")))
+    }
 }
 
 impl IntoResponse for ApiError {

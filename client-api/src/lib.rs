@@ -9,6 +9,7 @@ pub mod alias;
 pub mod backup;
 pub mod context;
 pub mod convert;
+pub mod defer;
 pub mod device;
 pub mod directory;
 pub mod discovery;
@@ -78,7 +79,7 @@ pub fn router(hs: &Homeserver) -> Router<Homeserver> {
         .ruma(profile::set_avatar)
         .ruma(filter::create)
         .ruma(filter::get)
-        .ruma_raw(sync::sync_events)
+        .ruma_deferrable(sync::sync_events)
         .ruma(push::get_all)
         .ruma(push::get_global)
         .ruma(push::get)

@@ -27,6 +27,7 @@ use ruma::api::{
 };
 
 use crate::{
+    defer::Deferrable,
     error::{ApiError, Result},
     json,
 };
@@ -305,6 +306,16 @@ pub trait RouterExt {
         Fut: Future<Output = Result<R>> + Send,
         R: IntoResponse;
 
+    /// Like [`RouterExt::ruma_raw`], for a long-poll that may hand its wait to the connection
+    /// (see [`defer`](crate::defer)).
+    fn ruma_deferrable<Req, F, Fut, R>(self, handler: F) -> Self
+    where
+        Req: IncomingRequest + Send + 'static,
+        Req::Authentication: Authenticate,
+        F: Fn(Homeserver, Deferrable<Ruma<Req>>) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Result<R>> + Send,
+        R: IntoResponse;
+
     /// Like [`RouterExt::ruma_raw`], for uploads: the handler takes a [`RumaStreamed`] request.
     fn ruma_streamed<Req, F, Fut, R>(self, handler: F) -> Self
     where
@@ -350,6 +361,17 @@ impl RouterExt for Router<Homeserver> {
         R: IntoResponse,
     {
         route_endpoint::<Req, Ruma<Req>, F, Fut, R>(self, handler)
+    }
+
+    fn ruma_deferrable<Req, F, Fut, R>(self, handler: F) -> Self
+    where
+        Req: IncomingRequest + Send + 'static,
+        Req::Authentication: Authenticate,
+        F: Fn(Homeserver, Deferrable<Ruma<Req>>) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Result<R>> + Send,
+        R: IntoResponse,
+    {
+        route_endpoint::<Req, Deferrable<Ruma<Req>>, F, Fut, R>(self, handler)
     }
 
     fn ruma_streamed<Req, F, Fut, R>(self, handler: F) -> Self

@@ -105,3 +105,29 @@ scenario!(presence_goes_offline_once_the_user_is_no_longer_seen, |backend| {
     assert_eq!(alice_now.len(), 1, "{events:?}");
     assert_eq!(alice_now[0]["content"]["presence"], "offline");
 });
+
+scenario!(sending_is_activity_and_syncing_is_not, |backend| {
+    let hs = TestServer::start(backend).await;
+    let alice = hs.client().register("alice", "passw0rd!").await;
+    let me = alice.me().to_owned();
+    let room = alice.create_room(json!({})).await;
+
+    alice
+        .put(&status(&me), json!({ "presence": "unavailable", "status_msg": "away" }))
+        .await
+        .expect_status(200);
+    // A client syncing as `unavailable` says nothing new.
+    alice.get(&format!("{V3}/sync?timeout=0&set_presence=unavailable")).await.expect_status(200);
+    assert_eq!(alice.get(&status(&me)).await.expect_status(200)["presence"], "unavailable");
+
+    // Sending a message is an action: an idle user is back online, status kept.
+    alice.send_text(&room, "back").await;
+    let back = alice.get(&status(&me)).await.expect_status(200).clone();
+    assert_eq!((back["presence"].clone(), back["status_msg"].clone()), (json!("online"), json!("away")));
+    assert_eq!(back["currently_active"], true);
+
+    // An offline user stays offline when sending.
+    alice.put(&status(&me), json!({ "presence": "offline" })).await.expect_status(200);
+    alice.send_text(&room, "hidden").await;
+    assert_eq!(alice.get(&status(&me)).await.expect_status(200)["presence"], "offline");
+});

@@ -7,12 +7,19 @@ use axum::{
     Router,
     body::Body,
     extract::ConnectInfo,
-    http::{Method, Request, StatusCode, Version, header, response::Parts},
+    http::{
+        HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Version, header, response::Parts,
+    },
     response::Response,
 };
+use hearth_client_api::defer::{CanDefer, Deferred};
 use http_body::Body as _;
 use http_body_util::BodyExt;
-use tokio::{io::AsyncWriteExt, net::TcpStream, sync::watch};
+use tokio::{
+    io::AsyncWriteExt,
+    net::TcpStream,
+    sync::{mpsc, watch},
+};
 use tower::ServiceExt;
 
 use super::{
@@ -24,37 +31,30 @@ use super::{
 /// The first read of a request head; the buffer doubles while the head is longer.
 const FIRST_READ: usize = 1024;
 
-/// Serves `stream` until the client closes it, a request asks to close, or shutdown begins.
+/// Serves `stream` until the client closes it, a request asks to close, or shutdown begins;
+/// `_open` is dropped when it returns (the server waits for every connection's at shutdown).
 pub(super) async fn serve(
     mut stream: TcpStream,
     peer: SocketAddr,
     app: Router,
     mut shutdown: watch::Receiver<bool>,
     options: Options,
+    _open: mpsc::Sender<()>,
 ) {
     // Bytes received but not yet used: part of a head, or requests pipelined behind this one.
     // Empty (and unallocated) while a client waits for its answer or between requests.
     let mut pending = Vec::new();
     loop {
-        // Idle until the next request's first bytes arrive (readiness can be stale: only a
-        // read tells), without a buffer and without the head's timeout.
-        while pending.is_empty() {
-            tokio::select! {
-                ready = stream.readable() => if ready.is_err() { return },
-                () = super::stopping(&mut shutdown) => return,
-            }
-            match read_first(&stream, &mut pending) {
-                Ok(0) => return,
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(_) => return,
-            }
-        }
         // Every step is boxed: the connection task is as large as its largest state for as
-        // long as the connection lives, and most of the time it only waits.
-        let reading =
-            tokio::time::timeout(options.header_timeout, read_head(&stream, &mut pending, &options));
-        let head = match Box::pin(reading).await {
+        // long as the connection lives, and most of the time it waits for an answer.
+        if pending.is_empty() && !Box::pin(next_request(&stream, &mut pending, &mut shutdown)).await {
+            return;
+        }
+        let reading = Box::pin(tokio::time::timeout(
+            options.header_timeout,
+            read_head(&stream, &mut pending, &options),
+        ));
+        let head = match reading.await {
             Ok(Ok(Some(Parsed::Complete(head)))) => head,
             Ok(Ok(Some(Parsed::Invalid(status)))) => return Box::pin(refuse(&mut stream, status)).await,
             // Closed between requests or mid-head, failed, or too slow to send its head.
@@ -77,6 +77,29 @@ pub(super) async fn serve(
             return;
         }
     }
+}
+
+/// Idles until the next request's first bytes arrive (readiness can be stale: only a read
+/// tells), without a buffer and without the head's timeout; `false` when the client closes or
+/// shutdown begins.
+async fn next_request(
+    stream: &TcpStream,
+    pending: &mut Vec<u8>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> bool {
+    while pending.is_empty() {
+        tokio::select! {
+            ready = stream.readable() => if ready.is_err() { return false },
+            () = super::stopping(shutdown) => return false,
+        }
+        match read_first(stream, pending) {
+            Ok(0) => return false,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(_) => return false,
+        }
+    }
+    true
 }
 
 /// Reads what has arrived (up to [`FIRST_READ`] bytes) into `pending`, allocating only for
@@ -119,46 +142,94 @@ async fn read_head(
 async fn exchange(
     stream: &mut TcpStream,
     pending: &mut Vec<u8>,
-    head: Head,
+    head: Box<Head>,
     peer: SocketAddr,
     app: &Router,
     shutdown: &watch::Receiver<bool>,
 ) -> io::Result<bool> {
-    let Head { request, body: kind, keep_alive, expect_continue, .. } = head;
+    // Taken out of its box by a call: a box destructured in place is freed only when this
+    // function returns, and this one lasts as long as the request.
+    let Head { request, body: kind, keep_alive, expect_continue, .. } = unbox(head);
     let version = request.version();
     let bodiless = request.method() == Method::HEAD;
     let (body, mut feeder) = body::channel(kind);
     if expect_continue && feeder.feeding() && pending.is_empty() {
         Box::pin(stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")).await?;
     }
-    let mut request: Request<Body> = request.map(|()| body);
-    request.extensions_mut().insert(ConnectInfo(peer));
-    let response = {
-        let mut call = pin!(app.clone().oneshot(request));
-        // Whether to watch for the client hanging up (hyper drops the handler then, too).
-        let mut watch = true;
-        loop {
-            tokio::select! {
-                biased;
-                response = &mut call => break response,
-                () = feeder.feed(stream, pending), if feeder.feeding() => {}
-                closed = hung_up(stream), if watch && feeder.finished() && pending.is_empty() => {
-                    if closed {
-                        return Err(io::ErrorKind::ConnectionAborted.into());
-                    }
-                    // The next request is arriving: it waits in the socket until this one is done.
-                    watch = false;
-                }
+    // Whether to watch for the client hanging up (hyper drops the handler then, too).
+    let mut watch = true;
+    let calling = {
+        let mut request: Request<Body> = request.map(|()| body);
+        request.extensions_mut().insert(ConnectInfo(peer));
+        request.extensions_mut().insert(CanDefer);
+        Box::pin(answer(app.clone().oneshot(request), &mut feeder, stream, pending, &mut watch))
+    };
+    let Ok(mut response) = calling.await?;
+    if let Some(later) = Deferred::take(&mut response) {
+        // The handler goes on waiting; the router's and the middleware's futures are gone. The
+        // answer gets the headers the middleware put on the placeholder (CORS), kept meanwhile
+        // as a list, which is smaller than a header map.
+        let added: Vec<_> = middleware_headers(response.into_parts().0.headers).collect();
+        response = Box::pin(answer(later, &mut feeder, stream, pending, &mut watch)).await?;
+        for (name, value) in added {
+            if !response.headers().contains_key(&name) {
+                response.headers_mut().append(name, value);
             }
         }
-    };
-    let Ok(response) = response;
+    }
     feeder.skip_received(pending);
     let keep_alive = keep_alive
         && feeder.finished()
         && !*shutdown.borrow()
         && !head::has_token(response.headers(), "close");
     Box::pin(write_response(stream, response, bodiless, keep_alive, version)).await
+}
+
+/// The headers of a placeholder response but those describing its (empty) body.
+fn middleware_headers(headers: HeaderMap) -> impl Iterator<Item = (HeaderName, HeaderValue)> {
+    let mut name: Option<HeaderName> = None;
+    headers.into_iter().filter_map(move |(next, value)| {
+        // `None` repeats the previous name.
+        if next.is_some() {
+            name = next;
+        }
+        let name = name.clone()?;
+        let body = name == header::CONTENT_LENGTH
+            || name == header::TRANSFER_ENCODING
+            || name == header::CONTENT_TYPE;
+        (!body).then_some((name, value))
+    })
+}
+
+/// The value in `boxed`, its box freed.
+#[expect(clippy::boxed_local, reason = "taking the box is the point: it is freed on return")]
+fn unbox<T>(boxed: Box<T>) -> T {
+    *boxed
+}
+
+/// Awaits `answer` while feeding it the request body and watching for the client hanging up
+/// (`watch` turns false once the next request arrives, which waits in the socket).
+async fn answer<T>(
+    answer: impl Future<Output = T>,
+    feeder: &mut body::Feeder,
+    stream: &TcpStream,
+    pending: &mut Vec<u8>,
+    watch: &mut bool,
+) -> io::Result<T> {
+    let mut answer = pin!(answer);
+    loop {
+        tokio::select! {
+            biased;
+            answered = &mut answer => return Ok(answered),
+            () = feeder.feed(stream, pending), if feeder.feeding() => {}
+            closed = hung_up(stream), if *watch && feeder.finished() && pending.is_empty() => {
+                if closed {
+                    return Err(io::ErrorKind::ConnectionAborted.into());
+                }
+                *watch = false;
+            }
+        }
+    }
 }
 
 /// Whether the client closed its side (peeking, so a pipelined request stays unread).

@@ -32,13 +32,12 @@ pub(super) struct Head {
     pub upgrade: bool,
 }
 
-/// The outcome of parsing the bytes received so far.
+/// The outcome of parsing the bytes received so far. The head is boxed: the connection's future
+/// would otherwise keep a slot of its size for as long as the connection lives.
 #[derive(Debug)]
-// Returned once per request and consumed at once: boxing would only add an allocation.
-#[allow(clippy::large_enum_variant)]
 pub(super) enum Parsed {
     Partial,
-    Complete(Head),
+    Complete(Box<Head>),
     Invalid(StatusCode),
 }
 
@@ -56,7 +55,7 @@ pub(super) fn parse(buf: &[u8], max_len: usize) -> Parsed {
     match owned(&raw) {
         Some((request, framing)) => {
             let (body, keep_alive, expect_continue, upgrade) = framing;
-            Parsed::Complete(Head { request, len, body, keep_alive, expect_continue, upgrade })
+            Parsed::Complete(Box::new(Head { request, len, body, keep_alive, expect_continue, upgrade }))
         }
         None => Parsed::Invalid(StatusCode::BAD_REQUEST),
     }

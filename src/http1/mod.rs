@@ -62,12 +62,8 @@ pub async fn serve(
         };
         // Answers are written whole; waiting for an ACK before the next write only adds delay.
         let _ = stream.set_nodelay(true);
-        let connection = connection::serve(stream, peer, app.clone(), stopping.clone(), options);
-        let open = open.clone();
-        tokio::spawn(async move {
-            connection.await;
-            drop(open);
-        });
+        // Spawned as it is: wrapped in another future, the task would hold it twice.
+        tokio::spawn(connection::serve(stream, peer, app.clone(), stopping.clone(), options, open.clone()));
     }
     drop(listener);
     stop.send_replace(true);

@@ -18,6 +18,8 @@ use tokio::{
     task::JoinHandle,
 };
 
+use hearth_client_api::defer::{self, CanDefer};
+
 use super::Options;
 
 /// How long any step may take before the test fails (a deadline, not a measurement).
@@ -43,15 +45,19 @@ impl Drop for Guard {
 }
 
 fn app(probe: Probe) -> Router {
-    let gate = probe.clone();
+    let (gate, waiter) = (probe.clone(), probe.clone());
     Router::new()
         .route("/hello", get(|| async { "hello" }))
         .route("/echo", post(|body: Bytes| async move { body }))
+        .route("/wait", get(move || wait_forever(probe.clone())))
+        .route("/wait-later", get(move |request: Request| later(request, wait_forever(waiter.clone()))))
         .route(
-            "/wait",
-            get(move || async move {
-                let _guard = Guard(probe);
-                std::future::pending::<()>().await;
+            "/later",
+            get(|request: Request| {
+                later(request, async {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    "answered later"
+                })
             }),
         )
         .route(
@@ -83,6 +89,27 @@ fn app(probe: Probe) -> Router {
         )
         .route("/nothing", get(|| async { StatusCode::NO_CONTENT }))
         .route("/upgrade", get(upgrade_to_echo))
+        // As Hearth's middleware adds CORS headers.
+        .layer(axum::middleware::map_response(|mut response: axum::response::Response| async {
+            response.headers_mut().insert("x-layer", axum::http::HeaderValue::from_static("added"));
+            response
+        }))
+}
+
+/// Never answers; marks the probe when dropped.
+async fn wait_forever(probe: Probe) {
+    let _guard = Guard(probe);
+    std::future::pending::<()>().await;
+}
+
+/// `answer`, deferred to the connection where the request allows it (as `/sync` is).
+async fn later(
+    request: Request,
+    answer: impl Future<Output: IntoResponse> + Send + 'static,
+) -> axum::response::Response {
+    let can_defer = request.extensions().get::<CanDefer>().is_some();
+    assert!(can_defer, "the listener marks every request");
+    defer::or_later(can_defer, answer).await
 }
 
 /// Switches to a protocol that echoes what it reads.
@@ -279,15 +306,41 @@ async fn malformed_and_oversized_heads_are_refused() {
     }
 }
 
-#[tokio::test]
-async fn a_client_hanging_up_mid_request_drops_the_handler() {
+/// Sends `GET path`, hangs up, and waits until the handler behind it is dropped.
+async fn hang_up_and_see_it_dropped(path: &str) {
     let server = start(Options::default()).await;
     let mut stream = connect(&server).await;
-    stream.write_all(b"GET /wait HTTP/1.1\r\n\r\n").await.expect("write");
+    stream.write_all(format!("GET {path} HTTP/1.1\r\n\r\n").as_bytes()).await.expect("write");
     stream.shutdown().await.expect("half-close");
     let mut dropped = server.probe.dropped.subscribe();
     let waited = tokio::time::timeout(DEADLINE, dropped.wait_for(|dropped| *dropped)).await;
-    assert!(waited.is_ok(), "the handler was not dropped before the deadline");
+    assert!(waited.is_ok(), "{path}: the handler was not dropped before the deadline");
+}
+
+#[tokio::test]
+async fn a_client_hanging_up_mid_request_drops_the_handler() {
+    hang_up_and_see_it_dropped("/wait").await;
+}
+
+#[tokio::test]
+async fn a_client_hanging_up_while_its_deferred_answer_waits_drops_the_wait() {
+    hang_up_and_see_it_dropped("/wait-later").await;
+}
+
+#[tokio::test]
+async fn a_deferred_answer_is_sent_whole_with_the_middleware_headers() {
+    let server = start(Options::default()).await;
+    let mut stream = connect(&server).await;
+    let mut buf = Vec::new();
+    for _ in 0..2 {
+        stream.write_all(b"GET /later HTTP/1.1\r\nHost: x\r\n\r\n").await.expect("write");
+        let answer = read_answer(&mut stream, &mut buf, true).await;
+        assert_eq!(answer.status, 200);
+        assert_eq!(answer.body, b"answered later");
+        // The placeholder's empty length must not replace the answer's.
+        assert_eq!(answer.header("content-length"), Some("14"));
+        assert_eq!(answer.header("x-layer"), Some("added"));
+    }
 }
 
 #[tokio::test]
@@ -393,4 +446,18 @@ async fn shutdown_closes_idle_connections_and_lets_requests_in_flight_finish() {
     assert!(answer.contains("connection: close") && answer.ends_with("opened"), "{answer}");
     let served = tokio::time::timeout(DEADLINE, server.task).await.expect("stopped before the deadline");
     served.expect("joined").expect("served");
+}
+
+/// A connection task lives as long as its connection and mostly waits for the next request:
+/// every step's state is boxed, so the task holds little more than the socket.
+#[tokio::test]
+async fn a_connection_task_is_small() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    let (_stop, stopping) = watch::channel(false);
+    let (open, _closed) = tokio::sync::mpsc::channel(1);
+    let serving = super::connection::serve(stream, addr, Router::new(), stopping, Options::default(), open);
+    let size = std::mem::size_of_val(&serving);
+    assert!(size <= 512, "a connection future of {size} bytes");
 }

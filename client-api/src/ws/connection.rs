@@ -23,9 +23,10 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use hearth_core::{
     Homeserver,
     accounts::{User, sessions},
+    filters::SyncFilter,
     sync::{self, SyncRequest, SyncToken},
 };
-use ruma::{api::client::filter::FilterDefinition, presence::PresenceState};
+use ruma::presence::PresenceState;
 use serde_json::{Value, json};
 use tokio::time::{Instant, timeout};
 
@@ -53,8 +54,8 @@ pub(super) struct Session {
     /// The access token, checked again at every ping: a logout ends the socket.
     pub token: String,
     pub since: Option<SyncToken>,
-    /// Boxed: a filter definition is a kilobyte inline, mostly empty.
-    pub filter: Box<FilterDefinition>,
+    /// As JSON (a parsed filter is a kilobyte, mostly empty), parsed by each sync.
+    pub filter: SyncFilter,
     pub format: Format,
 }
 
@@ -156,7 +157,7 @@ impl Connection {
     fn next_sync(&self) -> SyncFuture {
         let hs = self.session.hs.clone();
         let (user, device) = (self.session.user.user_id.clone(), self.session.user.device_id.clone());
-        let (since, filter) = (self.session.since, FilterDefinition::clone(&self.session.filter));
+        let (since, filter) = (self.session.since, self.session.filter.clone());
         Box::pin(async move {
             let request = SyncRequest {
                 user: &user,

@@ -16,7 +16,11 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use hearth_core::{Error, Homeserver, filters, sync::SyncToken};
+use hearth_core::{
+    Error, Homeserver,
+    filters::{self, SyncFilter},
+    sync::SyncToken,
+};
 use ruma::{api::client::filter::FilterDefinition, api::error::ErrorKind};
 use serde::Deserialize;
 
@@ -75,15 +79,16 @@ async fn upgrade(hs: Homeserver, request: Request) -> Result<Response> {
         .map_err(|rejection| Error::invalid_param(rejection.body_text()))?;
     let since = params.since.as_deref().map(SyncToken::parse).transpose()?;
     let filter = match params.filter.as_deref() {
-        None => FilterDefinition::default(),
-        Some(inline) if inline.trim_start().starts_with('{') => serde_json::from_str(inline)
-            .map_err(|_| Error::bad_json("The filter is not a valid filter definition"))?,
-        Some(id) => filters::get(&hs, &user.user_id, id).await?,
+        None => SyncFilter::default(),
+        Some(inline) if inline.trim_start().starts_with('{') => SyncFilter::inline(
+            &serde_json::from_str::<FilterDefinition>(inline)
+                .map_err(|_| Error::bad_json("The filter is not a valid filter definition"))?,
+        )?,
+        Some(id) => filters::stored(&hs, &user.user_id, id).await?,
     };
     let upgrade = WebSocketUpgrade::from_request_parts(&mut parts, &hs).await.map_err(|rejection| {
         ApiError::new(StatusCode::BAD_REQUEST, ErrorKind::Unrecognized, rejection.body_text())
     })?;
-    let filter = Box::new(filter);
     let session = connection::Session { hs, user, token, since, filter, format: params.format };
     Ok(upgrade
         // Idle sockets must be cheap: tungstenite reserves its read buffer up front (and grows it

@@ -2,7 +2,7 @@
 //! A stored filter never changes, so every `/sync` naming one is answered from a small cache.
 
 use rand::{Rng, distributions::Alphanumeric};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use lru::LruCache;
 use ruma::{OwnedUserId, UserId, api::client::filter::FilterDefinition};
@@ -19,33 +19,57 @@ pub async fn create(hs: &Homeserver, user_id: &UserId, filter: &FilterDefinition
 
 /// Loads a filter, or 404.
 pub async fn get(hs: &Homeserver, user_id: &UserId, filter_id: &str) -> Result<FilterDefinition> {
+    stored(hs, user_id, filter_id).await?.parse()
+}
+
+/// A stored filter as a sync uses it, or 404.
+pub async fn stored(hs: &Homeserver, user_id: &UserId, filter_id: &str) -> Result<SyncFilter> {
     let key = (user_id.to_owned(), filter_id.to_owned());
-    if let Some(filter) = locked(hs.filter_cache()).get(&key) {
-        return Ok(filter.clone());
+    if let Some(json) = locked(hs.filter_cache()).get(&key) {
+        return Ok(SyncFilter(Some(json.clone())));
     }
-    let json = filters::get(hs.db().pool(), user_id, filter_id)
+    let json: Arc<str> = filters::get(hs.db().pool(), user_id, filter_id)
         .await?
-        .ok_or_else(|| Error::not_found("No such filter"))?;
-    let filter: FilterDefinition = serde_json::from_str(&json)
-        .map_err(|e| Error::Internal(anyhow::Error::new(e).context("stored filter")))?;
-    locked(hs.filter_cache()).put(key, filter.clone());
+        .ok_or_else(|| Error::not_found("No such filter"))?
+        .into();
+    let filter = SyncFilter(Some(json.clone()));
+    filter.parse()?;
+    locked(hs.filter_cache()).put(key, json);
     Ok(filter)
 }
 
-/// Recently used filters by `(owner, filter ID)`.
-pub type FilterCache = Mutex<LruCache<(OwnedUserId, String), FilterDefinition>>;
+/// A sync's filter, kept as its JSON and parsed where the sync reads it: a waiting long-poll
+/// then holds a shared reference to ~100 bytes rather than the ~1 KB of a parsed filter.
+#[derive(Clone, Debug, Default)]
+pub struct SyncFilter(Option<Arc<str>>);
+
+impl SyncFilter {
+    /// A filter given in the request.
+    pub fn inline(filter: &FilterDefinition) -> Result<Self> {
+        let json = serde_json::to_string(filter).map_err(|e| Error::Internal(e.into()))?;
+        Ok(SyncFilter(Some(json.into())))
+    }
+
+    /// The filter (the empty filter when none was given).
+    pub fn parse(&self) -> Result<FilterDefinition> {
+        let Some(json) = &self.0 else { return Ok(FilterDefinition::default()) };
+        serde_json::from_str(json)
+            .map_err(|e| Error::Internal(anyhow::Error::new(e).context("stored filter")))
+    }
+}
+
+/// Recently used filters' JSON by `(owner, filter ID)`.
+pub type FilterCache = Mutex<LruCache<(OwnedUserId, String), Arc<str>>>;
 
 /// An empty filter cache.
 pub fn new_cache() -> FilterCache {
     Mutex::new(LruCache::new(CACHED.try_into().expect("non-zero")))
 }
 
-/// How many filters the cache keeps.
-const CACHED: usize = 4_096;
+/// How many filters the cache keeps (a few hundred bytes each).
+const CACHED: usize = 16_384;
 
-fn locked(
-    cache: &FilterCache,
-) -> std::sync::MutexGuard<'_, LruCache<(OwnedUserId, String), FilterDefinition>> {
+fn locked(cache: &FilterCache) -> std::sync::MutexGuard<'_, LruCache<(OwnedUserId, String), Arc<str>>> {
     // Held for one map operation, never across an await.
     cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -67,22 +67,19 @@ pub async fn set(
 }
 
 /// Records what a `/sync` with `set_presence` says of its user. Writes (and wakes the users who
-/// see it) only when the state changes or an `online` user's last activity is older than the
-/// `currently_active` window, so a client syncing in a loop does not flood the stream.
+/// see it) only when the state changes: syncing is not activity (spec: `last_active_ago` is
+/// "the time since this user last took some action"; see [`active`]), so a client syncing in a
+/// loop, or thousands of long-polls answered together, does not flood the stream. The time the
+/// user was last seen syncing is kept (for the offline sweep), at most once a minute.
 pub async fn touch(hs: &Homeserver, user: &UserId, state: &PresenceState) -> Result<()> {
     let state = match state {
         PresenceState::Online | PresenceState::Unavailable | PresenceState::Offline => state.as_str(),
         other => return Err(Error::invalid_param(format!("Unknown presence state {other}"))),
     };
     let now = now_ms();
-    let stored =
-        hs.presence_cache().get(user, || async { Ok(presence::get(hs.db().pool(), user).await?) }).await?;
-    let stale = |row: &presence::PresenceRow| {
-        state == PresenceState::Online.as_str()
-            && now.saturating_sub(row.last_active_ts) > millis(CURRENTLY_ACTIVE_WITHIN)
-    };
+    let stored = stored(hs, user).await?;
     match &stored {
-        Some(row) if row.state == state && !stale(row) => {
+        Some(row) if row.state == state => {
             let offline_after = Duration::from_secs(hs.config().presence.offline_after_secs);
             let seen_every = SEEN_EVERY.min(offline_after / 4);
             if state != PresenceState::Offline.as_str()
@@ -98,6 +95,25 @@ pub async fn touch(hs: &Homeserver, user: &UserId, state: &PresenceState) -> Res
         None if state == PresenceState::Offline.as_str() => Ok(()),
         _ => write(hs, user, state, stored.as_ref().and_then(|row| row.status_msg.as_deref()), now).await,
     }
+}
+
+/// Records that `user` took an action (sent an event): an `online` user's last activity becomes
+/// now (written when older than the `currently_active` window), an `unavailable` one is `online`
+/// again. An `offline` user, or one who never set a presence, stays as they are.
+pub async fn active(hs: &Homeserver, user: &UserId) -> Result<()> {
+    let now = now_ms();
+    let Some(row) = stored(hs, user).await? else { return Ok(()) };
+    let online = PresenceState::Online.as_str();
+    let recent = now.saturating_sub(row.last_active_ts) <= millis(CURRENTLY_ACTIVE_WITHIN);
+    if row.state == PresenceState::Offline.as_str() || (row.state == online && recent) {
+        return Ok(());
+    }
+    write(hs, user, online, row.status_msg.as_deref(), now).await
+}
+
+/// The presence `user` last stored, from the cache.
+async fn stored(hs: &Homeserver, user: &UserId) -> Result<Option<presence::PresenceRow>> {
+    hs.presence_cache().get(user, || async { Ok(presence::get(hs.db().pool(), user).await?) }).await
 }
 
 /// Stores a change (the user was active at `now`, and is seen then) and wakes who sees it.

@@ -1,4 +1,4 @@
-//! A short-lived cache of access tokens already verified, so that most requests skip the token
+//! A cache of access tokens already verified, so that most requests skip the token
 //! query. Any local change to a user's devices clears it; entries also expire after [`TTL`], which
 //! bounds how long another process may honour a token revoked elsewhere.
 
@@ -13,7 +13,7 @@ use lru::LruCache;
 use super::User;
 
 /// How long a verified token is trusted without asking the database again.
-pub const TTL: Duration = Duration::from_secs(10);
+pub const TTL: Duration = Duration::from_secs(60);
 
 const CAPACITY: NonZeroUsize = NonZeroUsize::new(65_536).expect("non-zero");
 

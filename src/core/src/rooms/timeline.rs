@@ -47,6 +47,8 @@ pub async fn send_with_txn(
     // Transaction IDs are unique per device and endpoint (spec: Transaction identifiers): the
     // scope is the endpoint with its path parameters, as `PUT /redact/{eventId}` or
     // `PUT /send/{eventType}` in this room.
+    // Sending is activity (spec: Presence, `last_active_ago`).
+    crate::presence::active(hs, sender).await?;
     let scope = match (&event.redacts, event.kind == ruma::events::TimelineEventType::RoomRedaction) {
         (Some(target), true) => format!("redact {room_id} {target}"),
         _ => format!("send {room_id} {}", event.kind),

@@ -26,6 +26,7 @@ pub use self::{lazy::LazyMembers, token::SyncToken};
 use crate::{
     Homeserver, Result,
     e2ee::{device_lists, keys},
+    filters::SyncFilter,
     presence,
     rooms::event_filter::glob,
     storage::sync as queries,
@@ -45,7 +46,7 @@ pub struct SyncRequest<'a> {
     /// Where the previous sync stopped; `None` for an initial sync.
     pub since: Option<SyncToken>,
     /// What to include.
-    pub filter: FilterDefinition,
+    pub filter: SyncFilter,
     /// Whether joined rooms carry their full state.
     pub full_state: bool,
     /// The presence the sync sets, if any (`None` leaves it alone).
@@ -66,7 +67,7 @@ pub async fn sync(hs: &Homeserver, request: &SyncRequest<'_>) -> Result<Value> {
     let mut listener = hs.notifier().listen(request.user);
     let deadline = tokio::time::Instant::now() + request.timeout.min(MAX_TIMEOUT);
     let mut since = request.since;
-    let known = known_members(hs, request);
+    let known = known_members(hs, request, &request.filter.parse()?);
     loop {
         let now = SyncToken::current(hs);
         let unchanged = since == Some(now) && !request.full_state;
@@ -87,8 +88,12 @@ pub async fn sync(hs: &Homeserver, request: &SyncRequest<'_>) -> Result<Value> {
 
 /// The member events the device already has, when its filter lazy-loads members without
 /// redundant ones (see [`LazyMembers`]); none otherwise.
-fn known_members(hs: &Homeserver, request: &SyncRequest<'_>) -> Option<Arc<HashSet<String>>> {
-    let redundant = match request.filter.room.state.lazy_load_options {
+fn known_members(
+    hs: &Homeserver,
+    request: &SyncRequest<'_>,
+    filter: &FilterDefinition,
+) -> Option<Arc<HashSet<String>>> {
+    let redundant = match filter.room.state.lazy_load_options {
         LazyLoadOptions::Enabled { include_redundant_members } => include_redundant_members,
         LazyLoadOptions::Disabled => true,
     };
@@ -195,6 +200,7 @@ async fn collect(
 ) -> Result<(Response, SyncToken)> {
     let pool = hs.db().pool();
     let from = since.unwrap_or_default();
+    let filter = request.filter.parse()?;
     // A stream whose position did not move since the last sync has nothing to read.
     let account_data = if from.account_data == now.account_data {
         Vec::new()
@@ -208,14 +214,15 @@ async fn collect(
     let memberships = hs.sync_memberships().at(hs, request.user, now.events).await?;
     let none = HashSet::new();
     let known = known.as_deref().unwrap_or(&none);
-    let rooms = rooms::collect(hs, request, (since, now), &memberships, known, &ignored, per_room).await?;
+    let rooms =
+        rooms::collect(hs, (request, &filter.room), (since, now), &memberships, known, &ignored, per_room)
+            .await?;
     let account_data = global
         .into_iter()
-        .filter(|(_, kind, _)| allows(&request.filter.account_data, kind, None))
+        .filter(|(_, kind, _)| allows(&filter.account_data, kind, None))
         .map(|(_, kind, content)| account_data_event(&kind, &content))
         .collect();
-    let presence = if request.filter.presence.limit == Some(ruma::UInt::MIN) || from.presence == now.presence
-    {
+    let presence = if filter.presence.limit == Some(ruma::UInt::MIN) || from.presence == now.presence {
         Vec::new()
     } else {
         presence::changed(hs, request.user, from.presence, now.presence)
@@ -223,7 +230,7 @@ async fn collect(
             .into_iter()
             .filter(|event| {
                 let sender = event["sender"].as_str().unwrap_or_default();
-                allows(&request.filter.presence, "m.presence", Some(sender))
+                allows(&filter.presence, "m.presence", Some(sender))
             })
             .collect()
     };
@@ -323,7 +330,7 @@ mod tests {
             user: user_id!("@alice:x"),
             device: device_id!("D"),
             since: None,
-            filter: FilterDefinition::default(),
+            filter: SyncFilter::default(),
             full_state: false,
             set_presence: Some(PresenceState::Online),
             timeout: Duration::from_secs(30),

@@ -9,7 +9,10 @@
 
 use std::collections::{HashMap, HashSet};
 
-use ruma::{OwnedRoomId, OwnedUserId, RoomId, UserId, api::client::filter::LazyLoadOptions};
+use ruma::{
+    OwnedRoomId, OwnedUserId, RoomId, UserId,
+    api::client::filter::{LazyLoadOptions, RoomEventFilter, RoomFilter},
+};
 use serde_json::{Map, Value, json};
 
 use super::{
@@ -70,10 +73,10 @@ impl Rooms {
     }
 }
 
-/// The rooms section for `request` over `(since, now]`.
+/// The rooms section for `request` (whose room filter is `room_filter`) over `(since, now]`.
 pub(super) async fn collect(
     hs: &Homeserver,
-    request: &SyncRequest<'_>,
+    (request, room_filter): (&SyncRequest<'_>, &RoomFilter),
     (since, now): (Option<SyncToken>, SyncToken),
     memberships: &[(String, MembershipRow)],
     known_members: &HashSet<String>,
@@ -81,7 +84,6 @@ pub(super) async fn collect(
     account_data: Vec<AccountDataChange>,
 ) -> Result<Rooms> {
     let pool = hs.db().pool();
-    let room_filter = &request.filter.room;
     let mut timeline_filter = room_filter.timeline.clone();
     // Lazy-loaded members are chosen here, not by the history reader.
     timeline_filter.lazy_load_options = LazyLoadOptions::Disabled;
@@ -147,7 +149,7 @@ pub(super) async fn collect(
         .filter(|(membership, row)| membership == "join" && room_wanted(room_filter, &row.room_id))
         .map(|(_, row)| row.room_id.clone())
         .collect();
-    let mut ephemeral = ephemeral(hs, request, since, now, &joined).await?;
+    let mut ephemeral = ephemeral(hs, request.user, &room_filter.ephemeral, (since, now), &joined).await?;
 
     let mut rooms = Rooms::default();
     let mut pending = Vec::new();
@@ -268,7 +270,7 @@ pub(super) async fn collect(
             Some(_) => &mut rooms.leave,
             None => {
                 let counts = unread.remove(pending.room_id.as_str()).unwrap_or_default();
-                set_unread_counts(request, &counts, &mut room);
+                set_unread_counts(room_filter.timeline.unread_thread_notifications, &counts, &mut room);
                 &mut rooms.join
             }
         };
@@ -281,12 +283,11 @@ pub(super) async fn collect(
 /// window, without `room_id`.
 async fn ephemeral(
     hs: &Homeserver,
-    request: &SyncRequest<'_>,
-    since: Option<SyncToken>,
-    now: SyncToken,
+    user: &UserId,
+    filter: &RoomEventFilter,
+    (since, now): (Option<SyncToken>, SyncToken),
     joined: &[OwnedRoomId],
 ) -> Result<HashMap<OwnedRoomId, Vec<Value>>> {
-    let filter = &request.filter.room.ephemeral;
     let mut events: HashMap<OwnedRoomId, Vec<Value>> = HashMap::new();
     if super::allows_room_data(filter, "m.typing") {
         for room_id in joined {
@@ -304,14 +305,12 @@ async fn ephemeral(
     // Delivery receipts move the stream for every message; most syncs have none to see.
     let moved_for_user = |s: SyncToken| {
         let rooms = joined.iter().map(|room| &**room);
-        s.receipts < now.receipts
-            && hs.receipt_activity().any_after(s.receipts, request.user, rooms) != Some(false)
+        s.receipts < now.receipts && hs.receipt_activity().any_after(s.receipts, user, rooms) != Some(false)
     };
     if super::allows_room_data(filter, "m.receipt") && since.is_none_or(moved_for_user) {
         let mut conn = hs.db().pool().acquire().await?;
         let from = since.map_or(0, |s| s.receipts);
-        for (room_id, content) in
-            receipts::changed_since(&mut conn, request.user, joined, from, now.receipts).await?
+        for (room_id, content) in receipts::changed_since(&mut conn, user, joined, from, now.receipts).await?
         {
             events.entry(room_id).or_default().push(json!({ "type": "m.receipt", "content": content }));
         }
@@ -334,8 +333,8 @@ async fn unread_counts(
 
 /// Sets a joined room's `unread_notifications` (and, when the filter asks for them,
 /// `unread_thread_notifications`) from its unread `counts`.
-fn set_unread_counts(request: &SyncRequest<'_>, counts: &UnreadCounts, room: &mut Value) {
-    if request.filter.room.timeline.unread_thread_notifications {
+fn set_unread_counts(threads: bool, counts: &UnreadCounts, room: &mut Value) {
+    if threads {
         room["unread_notifications"] = json!({ "notification_count": counts.notification_count, "highlight_count": counts.highlight_count });
         let per_thread: Map<String, Value> = counts
             .per_thread
