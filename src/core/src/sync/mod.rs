@@ -67,7 +67,7 @@ pub async fn sync(hs: &Homeserver, request: &SyncRequest<'_>) -> Result<Value> {
     let mut listener = hs.notifier().listen(request.user);
     let deadline = tokio::time::Instant::now() + request.timeout.min(MAX_TIMEOUT);
     let mut since = request.since;
-    let known = known_members(hs, request, &request.filter.parse()?);
+    let known = known_members(hs, request, &*request.filter.parse(hs)?);
     loop {
         let now = SyncToken::current(hs);
         let unchanged = since == Some(now) && !request.full_state;
@@ -200,7 +200,7 @@ async fn collect(
 ) -> Result<(Response, SyncToken)> {
     let pool = hs.db().pool();
     let from = since.unwrap_or_default();
-    let filter = request.filter.parse()?;
+    let filter = request.filter.parse(hs)?;
     // A stream whose position did not move since the last sync has nothing to read.
     let account_data = if from.account_data == now.account_data {
         Vec::new()
