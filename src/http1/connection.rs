@@ -171,10 +171,9 @@ async fn exchange(
         // as a list, which is smaller than a header map.
         let added: Vec<_> = middleware_headers(response.into_parts().0.headers).collect();
         response = Box::pin(answer(later, &mut feeder, stream, pending, &mut watch)).await?;
-        for (name, value) in added {
-            if !response.headers().contains_key(&name) {
-                response.headers_mut().append(name, value);
-            }
+        let own: Vec<HeaderName> = response.headers().keys().cloned().collect();
+        for (name, value) in added.into_iter().filter(|(name, _)| !own.contains(name)) {
+            response.headers_mut().append(name, value);
         }
     }
     feeder.skip_received(pending);

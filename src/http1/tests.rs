@@ -92,6 +92,7 @@ fn app(probe: Probe) -> Router {
         // As Hearth's middleware adds CORS headers.
         .layer(axum::middleware::map_response(|mut response: axum::response::Response| async {
             response.headers_mut().insert("x-layer", axum::http::HeaderValue::from_static("added"));
+            response.headers_mut().append("x-layer", axum::http::HeaderValue::from_static("twice"));
             response
         }))
 }
@@ -339,7 +340,9 @@ async fn a_deferred_answer_is_sent_whole_with_the_middleware_headers() {
         assert_eq!(answer.body, b"answered later");
         // The placeholder's empty length must not replace the answer's.
         assert_eq!(answer.header("content-length"), Some("14"));
-        assert_eq!(answer.header("x-layer"), Some("added"));
+        let layered: Vec<&str> =
+            answer.headers.iter().filter(|(name, _)| name == "x-layer").map(|(_, v)| v.as_str()).collect();
+        assert_eq!(layered, ["added", "twice"], "every value the middleware added");
     }
 }
 
