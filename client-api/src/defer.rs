@@ -58,12 +58,19 @@ impl<E: FromRequest<Homeserver>> FromRequest<Homeserver> for Deferrable<E> {
 }
 
 /// Runs `answer` until it first has to wait; then, when `can_defer`, answers with a placeholder
-/// carrying the rest of it, else waits for it.
-pub async fn or_later<F>(can_defer: bool, answer: F) -> Response
+/// carrying the rest of it, else waits for it. A plain function: `answer` is boxed at once, so
+/// the returned future holds a pointer to it rather than a copy.
+pub fn or_later<F>(can_defer: bool, answer: F) -> impl Future<Output = Response> + Send
 where
     F: Future<Output: IntoResponse> + Send + 'static,
 {
-    let mut answer = Box::pin(answer);
+    placeholder_or_answer(can_defer, Box::pin(answer))
+}
+
+async fn placeholder_or_answer<F>(can_defer: bool, mut answer: Pin<Box<F>>) -> Response
+where
+    F: Future<Output: IntoResponse> + Send + 'static,
+{
     if !can_defer {
         return answer.await.into_response();
     }

@@ -31,8 +31,8 @@ pub fn sync_events(
     hs: Homeserver,
     Deferrable(req, can_defer): Deferrable<Ruma<v3::Request>>,
 ) -> impl Future<Output = Result<Response>> + Send + 'static {
-    let answer = answer(hs, req.auth, Box::new(req.body));
-    async move { Ok(defer::or_later(can_defer, answer).await) }
+    let answer = defer::or_later(can_defer, answer(hs, req.auth, Box::new(req.body)));
+    async move { Ok(answer.await) }
 }
 
 async fn answer(hs: Homeserver, auth: User, mut body: Box<v3::Request>) -> Result<Json<Value>> {
