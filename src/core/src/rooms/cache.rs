@@ -151,9 +151,14 @@ impl RoomCache {
         locked(&self.events).put(pdu.event_id.clone(), pdu);
     }
 
+    /// The entries of a state group, if cached.
+    pub fn cached_group(&self, group: i64) -> Option<Arc<Vec<StateEntry>>> {
+        locked(&self.groups).get(&group).cloned()
+    }
+
     /// The entries of a state group, loaded once: groups never change after they are written.
     pub async fn state_group(&self, conn: &mut Conn, group: i64) -> sqlx::Result<Arc<Vec<StateEntry>>> {
-        if let Some(entries) = locked(&self.groups).get(&group).cloned() {
+        if let Some(entries) = self.cached_group(group) {
             return Ok(entries);
         }
         let entries = Arc::new(state::load_group(conn, group).await?);
@@ -185,6 +190,31 @@ impl RoomCache {
         Ok(())
     }
 
+    /// Caches, without a query, those of the `(room, group)` pairs that name their room's head
+    /// group, from the head's state map: a room's newest group is the one every sync a message
+    /// wakes asks for at once, and the first of them would otherwise load it while the others
+    /// wait for the pool.
+    pub fn groups_from_heads(&self, wanted: &[(&RoomId, i64)]) {
+        let missing = self.missing_groups(&wanted.iter().map(|(_, group)| *group).collect::<Vec<_>>());
+        for (room_id, group) in wanted.iter().filter(|(_, group)| missing.binary_search(group).is_ok()) {
+            let state = locked(&self.heads)
+                .get(*room_id)
+                .filter(|head| head.state_group == Some(*group))
+                .map(|head| head.state.clone());
+            let Some(state) = state else { continue };
+            let entries = state
+                .iter()
+                .map(|((kind, state_key), (event_nid, event_id))| StateEntry {
+                    kind: kind.clone(),
+                    state_key: state_key.clone(),
+                    event_nid: *event_nid,
+                    event_id: event_id.clone(),
+                })
+                .collect();
+            locked(&self.groups).put(*group, Arc::new(entries));
+        }
+    }
+
     /// Those of `groups` not cached, sorted and without repeats.
     fn missing_groups(&self, groups: &[i64]) -> Vec<i64> {
         let cached = locked(&self.groups);
@@ -213,6 +243,21 @@ impl RoomCache {
             self.put_event(Arc::new(super::timeline::parse(&row, &room_id)?));
         }
         Ok(())
+    }
+
+    /// A stored event row of `room_id`, parsed once: from the event cache, else parsed and
+    /// cached (a message a woken sync serves is then parsed once, not once per member).
+    pub fn parsed(
+        &self,
+        row: &crate::storage::events::StoredEvent,
+        room_id: &RoomId,
+    ) -> crate::Result<Arc<Pdu>> {
+        if let Some(pdu) = <&EventId>::try_from(row.event_id.as_str()).ok().and_then(|id| self.event(id)) {
+            return Ok(pdu);
+        }
+        let pdu = Arc::new(super::timeline::parse(row, room_id)?);
+        self.put_event(pdu.clone());
+        Ok(pdu)
     }
 
     /// The interned IDs of those of `wanted` not cached.

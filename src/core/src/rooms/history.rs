@@ -2,7 +2,7 @@
 //! a room): single events, `/messages` pages and `/context` around an event. Every event served
 //! passes the user's [`Readable`] ranges; filters are applied while paging.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 use ruma::{RoomId, UserId, api::client::filter::RoomEventFilter};
 
@@ -56,7 +56,7 @@ pub async fn event(hs: &Homeserver, user: &UserId, room_id: &RoomId, event_id: &
     if !readable.contains(found.position) {
         return Err(not_found());
     }
-    Ok(found.pdu)
+    Ok(Arc::unwrap_or_clone(found.pdu))
 }
 
 /// A `/messages` request.
@@ -77,8 +77,8 @@ pub struct MessagesQuery<'a> {
 /// A page of `/messages`.
 #[derive(Clone, Debug)]
 pub struct Page {
-    /// Events in the order asked for.
-    pub events: Vec<Pdu>,
+    /// Events in the order asked for (shared with the event cache).
+    pub events: Vec<Arc<Pdu>>,
     /// Their stream positions.
     pub positions: Vec<i64>,
     /// With lazy-loading: the member events of the events' senders.
@@ -249,7 +249,7 @@ pub async fn context(
     // backfilled history has none: `state_view::state_at` works it out).
     let last = around.last_position.unwrap_or(found.position);
     let lazy = !filter.lazy_load_options.is_disabled();
-    let all = around.before.iter().chain(std::iter::once(&found.pdu)).chain(&around.after);
+    let all = around.before.iter().chain(std::iter::once(&*found.pdu)).chain(&around.after);
     let senders: Vec<&UserId> = all.map(|pdu| &*pdu.sender).collect();
     let mut state = state_at(hs, room_id, last, |kind, key| {
         !lazy || kind != "m.room.member" || senders.iter().any(|s| s.as_str() == key)
@@ -257,7 +257,7 @@ pub async fn context(
     .await?;
     state.retain(|pdu| matches(filter, pdu));
     Ok(Context {
-        event: found.pdu,
+        event: Arc::unwrap_or_clone(found.pdu),
         before: around.before,
         after: around.after,
         start: around.start,
@@ -300,14 +300,14 @@ pub async fn around(
         last_position: after.events.last().map(|f| f.position),
         start: StreamToken(before.next),
         end: StreamToken(after.next),
-        before: before.events.into_iter().map(|f| f.pdu).collect(),
-        after: after.events.into_iter().map(|f| f.pdu).collect(),
+        before: before.events.into_iter().map(|f| Arc::unwrap_or_clone(f.pdu)).collect(),
+        after: after.events.into_iter().map(|f| Arc::unwrap_or_clone(f.pdu)).collect(),
     })
 }
 
 /// An event with its place in the stream.
 struct Found {
-    pdu: Pdu,
+    pdu: Arc<Pdu>,
     position: i64,
     state_group: Option<i64>,
     /// The redaction that took effect on it, when it was read.
@@ -319,7 +319,7 @@ async fn find(hs: &Homeserver, room_id: &RoomId, event_id: &str) -> Result<Optio
     match events::get(hs.db().pool(), event_id).await? {
         Some(row) if row.room_id == room_id.as_str() => match row.stream_ordering {
             Some(position) => {
-                let pdu = parse(&row, room_id)?;
+                let pdu = Arc::new(parse(&row, room_id)?);
                 Ok(Some(Found { pdu, position, state_group: row.state_group, redacted_by: row.redacted_by }))
             }
             None => Ok(None),
@@ -434,7 +434,7 @@ impl Scan<'_> {
                 let Some(position) = row.stream_ordering else { continue };
                 cursor = if backwards { position - 1 } else { position };
                 scanned += 1;
-                let pdu = parse(row, self.room_id)?;
+                let pdu = self.hs.room_cache().parsed(row, self.room_id)?;
                 if matches(self.filter, &pdu) {
                     let redacted_by = row.redacted_by.clone();
                     events.push(Found { pdu, position, state_group: row.state_group, redacted_by });

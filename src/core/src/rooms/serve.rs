@@ -18,7 +18,7 @@ use serde_json::{Map, Value, json};
 use super::{Pdu, head::rules_for, relations::relates_to, timeline};
 use crate::{
     Error, Homeserver, Result,
-    storage::{redactions, relations, rooms},
+    storage::{relations, rooms},
 };
 
 const AGGREGATED: [&str; 3] = ["m.thread", "m.replace", "m.reference"];
@@ -94,24 +94,19 @@ impl Server<'_> {
             pdus.iter().filter(|p| !p.is_state()).map(|p| p.event_id.as_str()).collect();
         let mut children: HashMap<String, HashMap<String, i64>> = HashMap::new();
         let look_up_children = !matches!(known, Redactions::KnownUnrelated(_));
-        let mut redacted = match known {
-            Redactions::LookUp => None,
-            Redactions::Known(known) | Redactions::KnownUnrelated(known) => Some(Cow::Borrowed(known)),
-        };
-        if look_up_children || redacted.is_none() {
-            let mut conn = self.hs.db().pool().acquire().await?;
-            if look_up_children {
-                for (parent, rel_type, count) in
-                    relations::counts(&mut conn, &message_ids, aggregated).await?
-                {
-                    children.entry(parent).or_default().insert(rel_type, count);
-                }
+        let pool = self.hs.db().pool();
+        let redacted = match known {
+            Redactions::LookUp => {
+                Cow::Owned(self.hs.db().events().redactions().redacted_by(pool, &ids).await?)
             }
-            if redacted.is_none() {
-                redacted = Some(Cow::Owned(redactions::redacted_by(&mut conn, &ids).await?));
+            Redactions::Known(known) | Redactions::KnownUnrelated(known) => Cow::Borrowed(known),
+        };
+        if look_up_children {
+            let mut conn = pool.acquire().await?;
+            for (parent, rel_type, count) in relations::counts(&mut conn, &message_ids, aggregated).await? {
+                children.entry(parent).or_default().insert(rel_type, count);
             }
         }
-        let redacted = redacted.unwrap_or_default();
 
         let mut served = Vec::with_capacity(pdus.len());
         for pdu in pdus {

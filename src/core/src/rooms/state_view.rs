@@ -156,8 +156,13 @@ pub(crate) async fn entries_in_group(
     group: i64,
     wanted: impl Fn(&str, &str) -> bool,
 ) -> Result<Vec<StateEntry>> {
-    let mut conn = hs.db().pool().acquire().await?;
-    let entries = hs.room_cache().state_group(&mut conn, group).await?;
+    let cache = hs.room_cache();
+    // A connection only on a miss (see `RoomCache::load_state_groups`): every woken sync that
+    // lazy-loads members asks for its room's group, and would otherwise queue for the pool.
+    let entries = match cache.cached_group(group) {
+        Some(entries) => entries,
+        None => cache.state_group(&mut *hs.db().pool().acquire().await?, group).await?,
+    };
     Ok(entries.iter().filter(|e| wanted(&e.kind, &e.state_key)).cloned().collect())
 }
 

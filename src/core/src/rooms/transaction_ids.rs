@@ -2,7 +2,7 @@
 //! served with `unsigned.transaction_id` only to the device that sent it, so that device can
 //! match it to its local echo.
 
-use std::collections::HashMap;
+use std::{borrow::Borrow, collections::HashMap};
 
 use ruma::{DeviceId, UserId};
 use serde_json::Value;
@@ -30,10 +30,11 @@ pub async fn client_events_for_device_with(
     hs: &Homeserver,
     user_id: &UserId,
     device_id: &DeviceId,
-    pdus: &[Pdu],
+    pdus: &[impl Borrow<Pdu>],
     redactions: Redactions<'_>,
 ) -> Result<Vec<Value>> {
-    let mut served = serve::client_events_with(hs, user_id, pdus, redactions).await?;
+    let pdus: Vec<&Pdu> = pdus.iter().map(Borrow::borrow).collect();
+    let mut served = serve::client_events_of(hs, user_id, &pdus, redactions).await?;
     let own: Vec<&str> = pdus.iter().filter(|p| p.sender == user_id).map(|p| p.event_id.as_str()).collect();
     if own.is_empty() {
         return Ok(served);

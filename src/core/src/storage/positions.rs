@@ -21,6 +21,7 @@ use super::{
     activity::Activity,
     events::StoredEvent,
     recent::RecentEvents,
+    redactions::RedactionCache,
     unread_log::{UnreadLog, UnreadNote},
 };
 
@@ -55,6 +56,8 @@ pub struct EventPositions {
     recent: RecentEvents,
     /// How each room's recent events notified its members.
     unread: UnreadLog,
+    /// Which events are redacted.
+    redactions: RedactionCache,
     /// The lowest backfill position handed out (0 before any).
     lowest: AtomicI64,
 }
@@ -112,6 +115,11 @@ impl EventPositions {
     /// How each room's recent events notified its members, in memory.
     pub fn unread(&self) -> &UnreadLog {
         &self.unread
+    }
+
+    /// Which events are redacted, as far as remembered.
+    pub fn redactions(&self) -> &RedactionCache {
+        &self.redactions
     }
 
     /// Sets the function told about every commit (the notifier's).
@@ -214,6 +222,11 @@ impl Held {
 
 impl Drop for Held {
     fn drop(&mut self) {
+        // After the commit (or the rollback: whether a failed commit took effect is not known);
+        // backfilled redactions hold no positions in flight but change rows too.
+        if self.written.iter().any(|w| w.event.is_none()) {
+            self.tracker.redactions.forget();
+        }
         if self.positions.is_empty() {
             return;
         }

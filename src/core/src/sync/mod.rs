@@ -209,7 +209,7 @@ async fn collect(
     };
     let (global, per_room): (Vec<_>, Vec<_>) =
         account_data.into_iter().partition(|(room, _, _)| room.is_empty());
-    let ignored = ignored_users(&global, hs, request.user, since.is_some()).await?;
+    let ignored = ignored_users(&global, hs, request.user).await?;
 
     let memberships = hs.sync_memberships().at(hs, request.user, now.events).await?;
     let none = HashSet::new();
@@ -264,19 +264,18 @@ async fn collect(
     Ok((response, now))
 }
 
-/// The users `user` ignores (`m.ignored_user_list`): from this sync's changes if it changed
-/// (an initial sync's changes hold all account data), else, incrementally, as stored.
+/// The users `user` ignores (`m.ignored_user_list`): from this sync's changes if it changed,
+/// else as stored. An initial sync without one reads it through the cache too, so the user's
+/// next syncs (woken all at once by a message) find it kept.
 async fn ignored_users(
     changed: &[queries::AccountDataChange],
     hs: &Homeserver,
     user: &UserId,
-    incremental: bool,
 ) -> Result<Vec<ruma::OwnedUserId>> {
     use crate::account_data::{IGNORED_USERS, ignored_in};
     Ok(match changed.iter().find(|(_, kind, _)| kind == IGNORED_USERS) {
         Some((_, _, content)) => ignored_in(content),
-        None if incremental => crate::account_data::ignored_users(hs, user).await?.to_vec(),
-        None => Vec::new(),
+        None => crate::account_data::ignored_users(hs, user).await?.to_vec(),
     })
 }
 

@@ -160,7 +160,8 @@ pub(super) async fn collect(
         }
         let position = row.event.stream_ordering.unwrap_or(0);
         let new_since_token = since.is_none_or(|s| position > s.events);
-        let member_event = parse(&row.event, &room_id)?;
+        // Parsed only where used: a joined room (nearly every room of a woken sync) needs none.
+        let member_event = || parse(&row.event, &room_id);
         match membership.as_str() {
             "join" => {
                 let newly_joined = since.is_some()
@@ -178,6 +179,7 @@ pub(super) async fn collect(
                 pending.push(Pending { room_id, left: None, upto: now.events, full, readable, extra });
             }
             "invite" | "knock" if new_since_token => {
+                let member_event = member_event()?;
                 if membership == "invite" && ignored.contains(&member_event.sender) {
                     continue;
                 }
@@ -195,7 +197,7 @@ pub(super) async fn collect(
                 }
                 let account_data = room_account_data.remove(room_id.as_str()).unwrap_or_default();
                 let extra = vec![("account_data", events(account_data))];
-                let left = Some(member_event);
+                let left = Some(member_event()?);
                 pending.push(Pending {
                     room_id,
                     left,
@@ -222,7 +224,7 @@ pub(super) async fn collect(
 
     // Every event of the response served at once: timelines then state, room after room.
     let pdus: Vec<&Pdu> =
-        pages.iter().flat_map(|page| page.events.iter().chain(page.state.iter().map(|pdu| &**pdu))).collect();
+        pages.iter().flat_map(|page| page.events.iter().chain(&page.state).map(|pdu| &**pdu)).collect();
     // Timeline rows carried their redactions; only the state events (from the event cache) are
     // looked up.
     let mut redacted: HashMap<String, String> = pages
@@ -232,8 +234,7 @@ pub(super) async fn collect(
     let state_ids: Vec<&str> =
         pages.iter().flat_map(|page| page.state.iter().map(|pdu| pdu.event_id.as_str())).collect();
     if !state_ids.is_empty() {
-        let mut conn = pool.acquire().await?;
-        redacted.extend(storage::redactions::redacted_by(&mut conn, &state_ids).await?);
+        redacted.extend(hs.db().events().redactions().redacted_by(pool, &state_ids).await?);
     }
     let known = if pages.iter().any(|page| page.related) {
         Redactions::Known(&redacted)

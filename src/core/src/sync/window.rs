@@ -55,7 +55,7 @@ pub(super) struct Pending {
 
 /// A room's timeline and the state before it, not served yet.
 pub(super) struct RoomPage {
-    pub(super) events: Vec<Pdu>,
+    pub(super) events: Vec<Arc<Pdu>>,
     /// Of `events`, the redacted ones, as read with them.
     pub(super) redactions: HashMap<String, String>,
     pub(super) limited: bool,
@@ -70,7 +70,7 @@ pub(super) struct RoomPage {
 
 /// The timeline of one room, before the state before it is read.
 pub(super) struct Timeline {
-    pub(super) events: Vec<Pdu>,
+    pub(super) events: Vec<Arc<Pdu>>,
     pub(super) redactions: HashMap<String, String>,
     pub(super) limited: bool,
     pub(super) start: i64,
@@ -124,7 +124,13 @@ impl Window<'_> {
         }
 
         let cache = self.hs.room_cache();
-        let groups: Vec<i64> = timelines.iter().filter_map(|t| t.group).collect();
+        let groups: Vec<(&RoomId, i64)> = pending
+            .iter()
+            .zip(&timelines)
+            .filter_map(|(room, timeline)| Some((&*room.room_id, timeline.group?)))
+            .collect();
+        cache.groups_from_heads(&groups);
+        let groups: Vec<i64> = groups.into_iter().map(|(_, group)| group).collect();
         cache.load_state_groups(self.hs.db().pool(), &groups).await?;
         let mut states = Vec::with_capacity(pending.len());
         for (room, timeline) in pending.iter().zip(&timelines) {
