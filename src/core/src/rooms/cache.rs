@@ -215,6 +215,36 @@ impl RoomCache {
         }
     }
 
+    /// The member entries of `users` in state group `group` of `room_id`, when that is the
+    /// room's head group: looked up in the head's state map instead of scanning the group
+    /// (every woken sync that lazy-loads members asks for its timeline's senders). Users
+    /// without a member event are left out.
+    pub fn head_members<'a>(
+        &self,
+        room_id: &RoomId,
+        group: i64,
+        users: impl IntoIterator<Item = &'a str>,
+    ) -> Option<Vec<StateEntry>> {
+        let state = locked(&self.heads)
+            .get(room_id)
+            .filter(|head| head.state_group == Some(group))
+            .map(|head| head.state.clone())?;
+        let kind = "m.room.member".to_owned();
+        let entries = users
+            .into_iter()
+            .filter_map(|user| {
+                let (event_nid, event_id) = state.get(&(kind.clone(), user.to_owned()))?;
+                Some(StateEntry {
+                    kind: kind.clone(),
+                    state_key: user.to_owned(),
+                    event_nid: *event_nid,
+                    event_id: event_id.clone(),
+                })
+            })
+            .collect();
+        Some(entries)
+    }
+
     /// Those of `groups` not cached, sorted and without repeats.
     fn missing_groups(&self, groups: &[i64]) -> Vec<i64> {
         let cached = locked(&self.groups);

@@ -114,6 +114,18 @@ async fn a_rooms_head_group_is_cached_from_its_state_map_as_stored() {
     let cached = cache.state_group(&mut conn, group).await.expect("cached group");
     assert!(stored.len() >= 5, "a new room's state: {stored:?}");
     assert_eq!(sorted(&cached), stored);
+
+    // Member look-ups in the head's map find what a scan of the stored group finds.
+    let users = [alice.as_str(), "@nobody:x"];
+    let scanned: Vec<StateEntry> = cached
+        .iter()
+        .filter(|e| e.kind == "m.room.member" && users.contains(&e.state_key.as_str()))
+        .cloned()
+        .collect();
+    let looked_up = cache.head_members(&room_id, group, users).expect("the head's group");
+    assert_eq!(sorted(&looked_up), sorted(&scanned));
+    assert_eq!(looked_up.len(), 1);
+    assert!(cache.head_members(&room_id, group - 1, users).is_none(), "not the head's group");
 }
 
 #[tokio::test]

@@ -257,10 +257,15 @@ impl Window<'_> {
             let have: HashSet<String> = state.events.iter().map(|pdu| pdu.event_id.to_string()).collect();
             let in_timeline: HashSet<String> =
                 timeline.events.iter().map(|pdu| pdu.event_id.to_string()).collect();
-            let members = entries_in_group(self.hs, group, |kind, key| {
-                kind == "m.room.member" && senders.contains(key)
-            })
-            .await?;
+            let members = match self.hs.room_cache().head_members(room_id, group, senders.iter().copied()) {
+                Some(members) => members,
+                None => {
+                    entries_in_group(self.hs, group, |kind, key| {
+                        kind == "m.room.member" && senders.contains(key)
+                    })
+                    .await?
+                }
+            };
             state.entries = members
                 .into_iter()
                 .filter(|e| !have.contains(&e.event_id) && !in_timeline.contains(&e.event_id))
