@@ -73,6 +73,16 @@ impl Default for RoomCache {
     }
 }
 
+/// A state map's entry as a state group holds it.
+fn state_entry((kind, state_key): &(String, String), (event_nid, event_id): &(i64, String)) -> StateEntry {
+    StateEntry {
+        kind: kind.clone(),
+        state_key: state_key.clone(),
+        event_nid: *event_nid,
+        event_id: event_id.clone(),
+    }
+}
+
 fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
@@ -197,20 +207,8 @@ impl RoomCache {
     pub fn groups_from_heads(&self, wanted: &[(&RoomId, i64)]) {
         let missing = self.missing_groups(&wanted.iter().map(|(_, group)| *group).collect::<Vec<_>>());
         for (room_id, group) in wanted.iter().filter(|(_, group)| missing.binary_search(group).is_ok()) {
-            let state = locked(&self.heads)
-                .get(*room_id)
-                .filter(|head| head.state_group == Some(*group))
-                .map(|head| head.state.clone());
-            let Some(state) = state else { continue };
-            let entries = state
-                .iter()
-                .map(|((kind, state_key), (event_nid, event_id))| StateEntry {
-                    kind: kind.clone(),
-                    state_key: state_key.clone(),
-                    event_nid: *event_nid,
-                    event_id: event_id.clone(),
-                })
-                .collect();
+            let Some(state) = self.head_state(room_id, *group) else { continue };
+            let entries = state.iter().map(|(key, value)| state_entry(key, value)).collect();
             locked(&self.groups).put(*group, Arc::new(entries));
         }
     }
@@ -225,24 +223,23 @@ impl RoomCache {
         group: i64,
         users: impl IntoIterator<Item = &'a str>,
     ) -> Option<Vec<StateEntry>> {
-        let state = locked(&self.heads)
-            .get(room_id)
-            .filter(|head| head.state_group == Some(group))
-            .map(|head| head.state.clone())?;
-        let kind = "m.room.member".to_owned();
+        let state = self.head_state(room_id, group)?;
         let entries = users
             .into_iter()
             .filter_map(|user| {
-                let (event_nid, event_id) = state.get(&(kind.clone(), user.to_owned()))?;
-                Some(StateEntry {
-                    kind: kind.clone(),
-                    state_key: user.to_owned(),
-                    event_nid: *event_nid,
-                    event_id: event_id.clone(),
-                })
+                let key = ("m.room.member".to_owned(), user.to_owned());
+                state.get(&key).map(|value| state_entry(&key, value))
             })
             .collect();
         Some(entries)
+    }
+
+    /// The state map of `room_id`'s cached head, if its group is `group`.
+    fn head_state(&self, room_id: &RoomId, group: i64) -> Option<Arc<StateMap>> {
+        locked(&self.heads)
+            .get(room_id)
+            .filter(|head| head.state_group == Some(group))
+            .map(|head| head.state.clone())
     }
 
     /// Those of `groups` not cached, sorted and without repeats.

@@ -67,12 +67,14 @@ pub async fn sync(hs: &Homeserver, request: &SyncRequest<'_>) -> Result<Value> {
     let mut listener = hs.notifier().listen(request.user);
     let deadline = tokio::time::Instant::now() + request.timeout.min(MAX_TIMEOUT);
     let mut since = request.since;
-    let known = known_members(hs, request, &*request.filter.parse(hs)?);
+    // Parsed once for every pass of the loop below.
+    let filter = request.filter.parse(hs)?;
+    let known = known_members(hs, request, &filter);
     loop {
         let now = SyncToken::current(hs);
         let unchanged = since == Some(now) && !request.full_state;
         if !unchanged {
-            let (response, now) = Box::pin(collect(hs, request, since, now, &known)).await?;
+            let (response, now) = Box::pin(collect(hs, (request, &filter), since, now, &known)).await?;
             if since.is_none() || request.full_state || !response.is_empty() {
                 return Ok(respond(hs, request, &known, response, now));
             }
@@ -193,14 +195,13 @@ fn events(events: Vec<Value>) -> Value {
 /// stream delivered only part of its window).
 async fn collect(
     hs: &Homeserver,
-    request: &SyncRequest<'_>,
+    (request, filter): (&SyncRequest<'_>, &FilterDefinition),
     since: Option<SyncToken>,
     mut now: SyncToken,
     known: &Option<Arc<HashSet<String>>>,
 ) -> Result<(Response, SyncToken)> {
     let pool = hs.db().pool();
     let from = since.unwrap_or_default();
-    let filter = request.filter.parse(hs)?;
     // A stream whose position did not move since the last sync has nothing to read.
     let account_data = if from.account_data == now.account_data {
         Vec::new()
